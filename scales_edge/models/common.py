@@ -1,0 +1,76 @@
+"""Building blocks shared by the CNN super-resolution models of the zoo."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from ..nn import BinarySpec
+
+SUPPORTED_SCALES = (2, 3, 4)
+
+
+def check_scale(scale: int) -> int:
+    if scale not in SUPPORTED_SCALES:
+        raise ConfigError(f"scale must be one of {SUPPORTED_SCALES}, got {scale!r}")
+    return int(scale)
+
+
+def binary_spec(binary: str, lsf: bool, spatial: bool, channel: bool, skip: bool) -> BinarySpec:
+    try:
+        return BinarySpec(binary, lsf=lsf, spatial=spatial, channel=channel, skip=skip)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def conv3x3(cin: int, cout: int) -> nn.Conv2d:
+    """A full-precision 3×3 convolution (head, tail)."""
+    return nn.Conv2d(cin, cout, 3, 1, 1)
+
+
+class Upsample(nn.Sequential):
+    """Full-precision sub-pixel upsampler: (conv → pixel shuffle ×2) per factor of 2, or one ×3."""
+
+    def __init__(self, scale: int, num_feat: int, out_feat: int | None = None) -> None:
+        out_feat = num_feat if out_feat is None else out_feat
+        layers: list[nn.Module] = []
+        if scale == 3:
+            layers += [nn.Conv2d(num_feat, 9 * out_feat, 3, 1, 1), nn.PixelShuffle(3)]
+        elif scale in (2, 4):
+            for i in range(scale // 2):
+                layers += [nn.Conv2d(num_feat if i == 0 else out_feat, 4 * out_feat, 3, 1, 1), nn.PixelShuffle(2)]
+        else:
+            raise ConfigError(f"scale must be one of {SUPPORTED_SCALES}, got {scale!r}")
+        super().__init__(*layers)
+
+
+class MeanShift(nn.Module):
+    """``(x - mean) * range`` on the way in (``sign=-1``) or ``x / range + mean`` on the way out."""
+
+    def __init__(self, img_range: float, rgb_mean: tuple[float, float, float], num_ch: int) -> None:
+        super().__init__()
+        self.img_range = float(img_range)
+        mean = torch.tensor(rgb_mean if num_ch == 3 else (0.0,) * num_ch, dtype=torch.float32)
+        self.register_buffer("mean", mean.view(1, -1, 1, 1), persistent=False)
+
+    def normalize(self, x: Tensor) -> Tensor:
+        return (x - self.mean) * self.img_range
+
+    def denormalize(self, x: Tensor) -> Tensor:
+        return x / self.img_range + self.mean
+
+
+class ResidualBlock(nn.Module):
+    """conv → ReLU → conv, plus the identity (``res_scale`` on the residual): SRResNet/EDSR blocks."""
+
+    def __init__(self, spec: BinarySpec, num_feat: int, res_scale: float = 1.0) -> None:
+        super().__init__()
+        self.conv1 = spec.conv(num_feat, num_feat)
+        self.conv2 = spec.conv(num_feat, num_feat)
+        self.relu = nn.ReLU(inplace=False)
+        self.res_scale = res_scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv2(self.relu(self.conv1(x)))
+        return x + out * self.res_scale if self.res_scale != 1.0 else x + out

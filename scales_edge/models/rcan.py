@@ -1,0 +1,104 @@
+"""RCAN (residual channel attention network, BasicSR layout) with a binarizable body.
+
+Mean shift → ``conv_first`` (FP) → ``num_group`` residual groups (each ``num_block`` RCABs: conv →
+ReLU → conv → channel attention, plus identity; then a conv and the group's identity) →
+``conv_after_body`` + long skip → FP upsampler → ``conv_last`` → mean shift back. The 3×3 convs of the
+body are binarized per ``binary``; the channel-attention squeeze/excite 1×1 convs act on pooled
+1×1 maps, cost nothing, and stay FP. Parameter names follow BasicSR.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ..nn import BinarySpec
+from .common import MeanShift, Upsample, binary_spec, check_scale
+from .edsr import DIV2K_RGB_MEAN
+from .registry import register
+
+
+class ChannelAttention(nn.Module):
+    def __init__(self, num_feat: int, squeeze_factor: int) -> None:
+        super().__init__()
+        hidden = max(1, num_feat // squeeze_factor)
+        self.attention = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(num_feat, hidden, 1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, num_feat, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.attention(x)
+
+
+class RCAB(nn.Module):
+    def __init__(self, spec: BinarySpec, num_feat: int, squeeze_factor: int, res_scale: float) -> None:
+        super().__init__()
+        self.rcab = nn.Sequential(
+            spec.conv(num_feat, num_feat),
+            nn.ReLU(),
+            spec.conv(num_feat, num_feat),
+            ChannelAttention(num_feat, squeeze_factor),
+        )
+        self.res_scale = res_scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.rcab(x) * self.res_scale + x
+
+
+class ResidualGroup(nn.Module):
+    def __init__(
+        self, spec: BinarySpec, num_feat: int, num_block: int, squeeze_factor: int, res_scale: float
+    ) -> None:
+        super().__init__()
+        self.residual_group = nn.Sequential(
+            *[RCAB(spec, num_feat, squeeze_factor, res_scale) for _ in range(num_block)]
+        )
+        self.conv = spec.conv(num_feat, num_feat)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(self.residual_group(x)) + x
+
+
+@register(
+    "rcan",
+    family="cnn",
+    description="RCAN, 10 groups x 20 blocks, 64 channels",
+    binaries=("scales", "e2fif", "fp"),
+)
+class RCAN(nn.Module):
+    def __init__(
+        self,
+        num_in_ch: int = 3,
+        num_out_ch: int = 3,
+        num_feat: int = 64,
+        num_group: int = 10,
+        num_block: int = 20,
+        squeeze_factor: int = 16,
+        res_scale: float = 1.0,
+        scale: int = 4,
+        img_range: float = 255.0,
+        binary: str = "scales",
+        lsf: bool = True,
+        spatial: bool = True,
+        channel: bool = True,
+        skip: bool = True,
+    ) -> None:
+        super().__init__()
+        self.scale = check_scale(scale)
+        spec = binary_spec(binary, lsf, spatial, channel, skip)
+        self.shift = MeanShift(img_range, DIV2K_RGB_MEAN, num_in_ch)
+        self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
+        self.body = nn.Sequential(
+            *[ResidualGroup(spec, num_feat, num_block, squeeze_factor, res_scale) for _ in range(num_group)]
+        )
+        self.conv_after_body = spec.conv(num_feat, num_feat)
+        self.upsample = Upsample(self.scale, num_feat)
+        self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.conv_first(self.shift.normalize(x))
+        res = self.conv_after_body(self.body(x)) + x
+        return self.shift.denormalize(self.conv_last(self.upsample(res)))

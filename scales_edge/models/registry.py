@@ -1,0 +1,96 @@
+"""The architecture registry: ``build_model(arch, **config)`` builds any model of the zoo by name.
+
+An entry knows its builder, its family (``cnn`` or ``transformer``), its default configuration and
+the binarizations it supports. The full configuration a model was built with (defaults filled in)
+is kept on the model as ``model.config``, so a checkpoint can rebuild it with no flags.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from torch import nn
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ArchEntry:
+    name: str
+    builder: Callable[..., nn.Module]
+    family: str  # "cnn" or "transformer"
+    description: str
+    binaries: tuple[str, ...]
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, ArchEntry] = {}
+
+
+def register(
+    name: str,
+    *,
+    family: str,
+    description: str,
+    binaries: tuple[str, ...],
+    defaults: dict[str, Any] | None = None,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register ``builder`` under ``name``; ``defaults`` override the builder's own defaults."""
+
+    def deco(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        key = name.lower()
+        if key in _REGISTRY:
+            raise ValueError(f"architecture {name!r} is registered twice")
+        _REGISTRY[key] = ArchEntry(key, builder, family, description, binaries, dict(defaults or {}))
+        return builder
+
+    return deco
+
+
+def list_archs() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_arch(arch: str) -> ArchEntry:
+    try:
+        return _REGISTRY[arch.lower()]
+    except KeyError:
+        raise ConfigError(f"unknown architecture {arch!r}; known: {', '.join(list_archs())}") from None
+
+
+def full_config(arch: str, **config: Any) -> dict[str, Any]:
+    """The complete build configuration: builder defaults, then the entry's, then ``config``."""
+    entry = get_arch(arch)
+    params = inspect.signature(entry.builder).parameters
+    unknown = sorted(k for k in config if k not in params)
+    if unknown:
+        raise ConfigError(
+            f"{entry.name} does not take {', '.join(unknown)}; it takes {', '.join(params)}"
+        )
+    resolved = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    resolved.update(entry.defaults)
+    resolved.update(config)
+    missing = [k for k in params if k not in resolved]
+    if missing:
+        raise ConfigError(f"{entry.name} needs {', '.join(missing)}")
+    binary = resolved.get("binary")
+    if binary is not None and binary not in entry.binaries:
+        raise ConfigError(
+            f"{entry.name} supports binary={', '.join(entry.binaries)}, not {binary!r}"
+        )
+    return {"arch": entry.name, **resolved}
+
+
+def build_model(arch: str, **config: Any) -> nn.Module:
+    """Build a model of the zoo; ``model.config`` holds the full configuration (with ``arch``)."""
+    cfg = full_config(arch, **config)
+    entry = get_arch(arch)
+    kwargs = {k: v for k, v in cfg.items() if k != "arch"}
+    try:
+        model = entry.builder(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot build {entry.name} with {kwargs}: {exc}") from exc
+    model.config = cfg  # type: ignore[assignment]
+    return model
