@@ -22,7 +22,6 @@ checkpoint can never run code.
 from __future__ import annotations
 
 import os
-import pickle
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,15 +73,28 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
         raise CheckpointError(f"{path}: the file is empty")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError) as exc:
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if isinstance(exc, pickle.UnpicklingError) and "weights_only" in str(exc):
-            reason = "it holds objects other than tensors and plain containers (refused for safety)"
-        elif isinstance(exc, (zipfile.BadZipFile, EOFError)) or "zip" in text.lower() or "central directory" in text:
-            reason = f"it is truncated or corrupt ({text})"
-        else:
-            reason = f"it is not a PyTorch checkpoint ({text})"
-        raise CheckpointError(f"{path}: cannot read the checkpoint: {reason}") from None
+    except Exception as exc:  # torch raises many types for bad files (KeyError, OSError, ...)
+        raise CheckpointError(f"{path}: cannot read the checkpoint: {_why_unreadable(path, exc)}") from None
+
+
+def _why_unreadable(path: Path, exc: Exception) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if "Unsupported global" in str(exc) or "Unsupported class" in str(exc):
+        return "it holds objects other than tensors and plain containers (refused for safety; " + text + ")"
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head.startswith(b"PK"):  # torch.save's zip container
+        try:
+            with zipfile.ZipFile(path) as zf:
+                bad = zf.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError):
+            return "it is truncated or corrupt (the zip container cannot be read)"
+        if bad is not None:
+            return f"it is corrupt (member {bad} fails its checksum)"
+        return f"it is a zip file but not a PyTorch checkpoint ({text})"
+    if head[:1] == b"\x80":  # a legacy pickle-based torch.save
+        return f"it is truncated or corrupt ({type(exc).__name__}: {text})"
+    return "it is not a PyTorch checkpoint"
 
 
 def _extract_state(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:

@@ -40,7 +40,7 @@ def main(
 
 def fail(message: str) -> None:
     """Print one line saying what is wrong and exit with code 2."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
 
 
@@ -190,6 +190,79 @@ def evaluate_cmd(
     Console().print(table)
     if json_out:
         json_out.write_text(json.dumps({"checkpoint": str(ckpt), "images": len(paths), **res}, indent=2))
+
+
+def _load_ckpt(ckpt: Path, arch: Optional[str], set_: list[str]):
+    from .checkpoints import load_checkpoint
+
+    return _run(load_checkpoint, ckpt, arch, **_parse_kv(set_))
+
+
+@app.command("export")
+def export_cmd(
+    ckpt: Path = typer.Argument(..., help="Checkpoint (.pth): ours, BasicSR, or a state dict (then give --arch)."),
+    output: Path = typer.Argument(..., help="ONNX file to write."),
+    arch: Optional[str] = typer.Option(None, help="Architecture, for checkpoints that do not name it."),
+    set_: list[str] = typer.Option([], "--set", help="Build options for such checkpoints, key=value (e.g. scale=4)."),
+    simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Run onnxsim on the exported graph."),
+    opset: int = typer.Option(17, help="ONNX opset of the standard ops."),
+) -> None:
+    """Export a checkpoint to ONNX with binary layers as scales_edge custom ops (bit-packed weights).
+
+    Example: scales-edge export runs/x4/model.pth model.onnx
+    """
+    from .export import export_onnx
+
+    model = _load_ckpt(ckpt, arch, set_)
+    proto = _run(export_onnx, model, output, simplify=simplify, opset=opset)
+    n_ops = sum(1 for n in proto.graph.node if n.domain == "scales_edge")
+    size = output.stat().st_size
+    typer.echo(f"wrote {output} ({size / 1e6:.2f} MB, {n_ops} binary ops, {len(proto.graph.node)} nodes)")
+
+
+@app.command("validate")
+def validate_cmd(
+    model: Path = typer.Argument(..., help="Exported ONNX model."),
+    ckpt: Path = typer.Option(..., "--ckpt", help="The checkpoint it was exported from."),
+    arch: Optional[str] = typer.Option(None, help="Architecture, for checkpoints that do not name it."),
+    set_: list[str] = typer.Option([], "--set", help="Build options for such checkpoints, key=value."),
+    size: list[str] = typer.Option([], "--size", help="Input size HxW (repeatable); default 17x23, 64x64, 180x320."),
+    threads: Optional[int] = typer.Option(None, help="ORT intra-op threads."),
+    threshold: float = typer.Option(60.0, help="Minimum PSNR (dB) between ORT and PyTorch outputs."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
+) -> None:
+    """Check that ONNX Runtime with our ops computes what PyTorch computes (exit 1 if not).
+
+    Example: scales-edge validate model.onnx --ckpt runs/x4/model.pth --json parity.json
+    """
+    from .runtime.validate import DEFAULT_SIZES, check_parity, make_inputs
+
+    sizes = []
+    for item in size:
+        try:
+            h, w = (int(v) for v in item.lower().split("x"))
+        except ValueError:
+            fail(f"--size takes HxW, e.g. 64x64; got {item!r}")
+        sizes.append((h, w))
+    torch_model = _load_ckpt(ckpt, arch, set_)
+    inputs = make_inputs(sizes or DEFAULT_SIZES, channels=int(torch_model.config.get("num_in_ch", 3)))
+    report = _run(check_parity, model, torch_model, inputs, threads=threads, threshold_db=threshold)
+    table = Table("input", "max |err|", "mean |err|", "PSNR (dB)", "sign flips")
+    for c in report.cases:
+        table.add_row(
+            f"{c.name}", f"{c.max_abs:.2e}", f"{c.mean_abs:.2e}", f"{c.psnr:.2f}", f"{c.sign_flips}/{c.signs}"
+        )
+    Console().print(table)
+    verdict = "PASS" if report.passed else "FAIL"
+    typer.echo(
+        f"{verdict}: min PSNR {report.min_psnr:.2f} dB (threshold {threshold} dB), max |err| {report.max_abs:.2e}, "
+        f"sign flips {report.flip_share:.2e}"
+    )
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps({"model": str(model), "checkpoint": str(ckpt), **report.to_dict()}, indent=2))
+    if not report.passed:
+        raise typer.Exit(1)
 
 
 def run() -> None:  # pragma: no cover - console entry point helper

@@ -83,12 +83,20 @@ class BinaryConv2dBase(nn.Module):
         super().__init__()
         if min(in_channels, out_channels, kernel_size, stride, dilation) < 1:
             raise ValueError("channels, kernel_size, stride and dilation must be positive")
+        same = dilation * (kernel_size - 1) // 2
+        if kernel_size % 2 != 1 or (padding is not None and padding != same):
+            # The re-scaling branches and the skip work at the input's resolution (/stride), so the
+            # binary conv must keep it: an odd kernel with "same" padding.
+            raise ValueError(
+                f"binary convs need an odd kernel and 'same' padding ({same} for kernel {kernel_size}, "
+                f"dilation {dilation}); got kernel {kernel_size}, padding {padding}"
+            )
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel_size
         self.stride = stride
         self.dilation = dilation
-        self.padding = dilation * (kernel_size - 1) // 2 if padding is None else padding
+        self.padding = same
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         _init_latent(self.weight, self.bias)

@@ -1,0 +1,54 @@
+"""Where the C++ op library is, and sessions that load it."""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from pathlib import Path
+
+from ..errors import ScalesEdgeError
+
+LIBRARY_NAME = {"darwin": "libscales_edge_ops.dylib", "win32": "scales_edge_ops.dll"}.get(
+    sys.platform, "libscales_edge_ops.so"
+)
+ENV_VAR = "SCALES_EDGE_OPS_LIB"
+
+
+class LibraryNotFound(ScalesEdgeError):
+    """The op library was not built or installed."""
+
+
+def _candidates() -> list[Path]:
+    import scales_edge
+
+    dirs = [Path(p) for p in getattr(scales_edge, "__path__", [])]
+    # Editable installs keep CMake's install tree in site-packages, beside the redirect shim.
+    for key in ("platlib", "purelib"):
+        dirs.append(Path(sysconfig.get_paths()[key]) / "scales_edge")
+    return [d / LIBRARY_NAME for d in dirs]
+
+
+def find_library(required: bool = True) -> str | None:
+    """Path of ``libscales_edge_ops``: ``$SCALES_EDGE_OPS_LIB``, else the installed package."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        if not Path(env).is_file():
+            raise LibraryNotFound(f"{ENV_VAR}={env}: no such file")
+        return str(Path(env).resolve())
+    for cand in _candidates():
+        if cand.is_file():
+            return str(cand.resolve())
+    if required:
+        raise LibraryNotFound(
+            f"the scales-edge op library ({LIBRARY_NAME}) is not installed; reinstall with `pip install .` "
+            f"(it needs the ONNX Runtime headers, see README) or point {ENV_VAR} at a built copy"
+        )
+    return None
+
+
+def get_library_path() -> str:
+    """Path to pass to ``SessionOptions.register_custom_ops_library``."""
+    path = find_library(required=True)
+    assert path is not None
+    return path

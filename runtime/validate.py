@@ -1,0 +1,198 @@
+"""Numerical parity between a PyTorch model and its exported ONNX model run in ONNX Runtime.
+
+For each input (random tensors and crops of real photos, several sizes, odd ones included) both
+models run and we report the max and mean absolute error, the PSNR between the two outputs (clipped to
+[0, 1], as images, peak 1), and the share of binarized activations whose sign differs between the
+two runs (each binary op's input ``X`` is exposed as an extra ONNX output and compared with the
+PyTorch layer's input, both thresholded by the layer's ``beta``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from ..nn import BinaryConv2dBase, binary_layers
+from .session import DOMAIN, load_model, make_session
+
+DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((17, 23), (64, 64), (180, 320))
+PARITY_PSNR_DB = 60.0
+
+
+@dataclass
+class CaseResult:
+    name: str
+    shape: tuple[int, ...]
+    max_abs: float
+    mean_abs: float
+    psnr: float
+    sign_flips: int
+    signs: int
+
+
+@dataclass
+class ParityReport:
+    cases: list[CaseResult] = field(default_factory=list)
+    threshold_db: float = PARITY_PSNR_DB
+
+    @property
+    def min_psnr(self) -> float:
+        return min(c.psnr for c in self.cases)
+
+    @property
+    def max_abs(self) -> float:
+        return max(c.max_abs for c in self.cases)
+
+    @property
+    def mean_abs(self) -> float:
+        return float(np.mean([c.mean_abs for c in self.cases]))
+
+    @property
+    def flip_share(self) -> float:
+        total = sum(c.signs for c in self.cases)
+        return sum(c.sign_flips for c in self.cases) / total if total else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.cases) and self.min_psnr >= self.threshold_db
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "threshold_db": self.threshold_db,
+            "min_psnr_db": _finite(self.min_psnr),
+            "max_abs_error": self.max_abs,
+            "mean_abs_error": self.mean_abs,
+            "sign_flip_share": self.flip_share,
+            "cases": [{**asdict(c), "psnr": _finite(c.psnr)} for c in self.cases],
+        }
+
+
+def _finite(v: float) -> float | str:
+    return v if math.isfinite(v) else "inf"
+
+
+def image_psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR (peak 1) between two outputs clipped to [0, 1]."""
+    mse = float(np.mean((np.clip(a, 0, 1).astype(np.float64) - np.clip(b, 0, 1).astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def make_inputs(
+    sizes: Sequence[tuple[int, int]] = DEFAULT_SIZES,
+    channels: int = 3,
+    photos: bool = True,
+    seed: int = 0,
+) -> list[tuple[str, np.ndarray]]:
+    """Random ``[0, 1]`` tensors and (when photos ship with scikit-image/matplotlib) photo crops."""
+    rng = np.random.default_rng(seed)
+    inputs = []
+    images = []
+    if photos and channels == 3:
+        from ..data import imread, sample_photos
+
+        try:
+            images = [(name, imread(p)) for name, p in sorted(sample_photos().items())]
+        except Exception:
+            images = []
+    for i, (h, w) in enumerate(sizes):
+        inputs.append((f"random {h}x{w}", rng.random((1, channels, h, w), dtype=np.float32)))
+        if images:
+            name, img = images[i % len(images)]
+            if img.shape[0] >= h and img.shape[1] >= w:
+                y = (img.shape[0] - h) // 2
+                x = (img.shape[1] - w) // 2
+                crop = img[y : y + h, x : x + w].astype(np.float32) / 255.0
+                inputs.append((f"{name} {h}x{w}", np.ascontiguousarray(crop.transpose(2, 0, 1)[None])))
+    return inputs
+
+
+def _with_binary_inputs_as_outputs(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, list[tuple[str, str, np.ndarray]]]:
+    """A copy of the model that also outputs each binary op's X; returns (model, [(layer, X name, beta)])."""
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    inits = {t.name: t for t in model.graph.initializer}
+    exposed = []
+    outputs = {o.name for o in model.graph.output}
+    for node in model.graph.node:
+        if node.domain != DOMAIN or node.input[1] not in inits:
+            continue
+        beta = numpy_helper.to_array(inits[node.input[1]])
+        exposed.append((node.name, node.input[0], beta))
+        if node.input[0] not in outputs:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(node.input[0], onnx.TensorProto.FLOAT, None))
+            outputs.add(node.input[0])
+    return model, exposed
+
+
+def _signs(x: np.ndarray, beta: np.ndarray, channel_axis: int) -> np.ndarray:
+    shape = [1] * x.ndim
+    shape[channel_axis] = -1
+    return (x - beta.reshape(shape)) >= 0
+
+
+def check_parity(
+    onnx_model: "str | onnx.ModelProto",
+    torch_model: nn.Module,
+    inputs: Sequence[tuple[str, np.ndarray]] | None = None,
+    *,
+    threads: int | None = None,
+    check_signs: bool = True,
+    threshold_db: float = PARITY_PSNR_DB,
+) -> ParityReport:
+    """Run both models on ``inputs`` (default: :func:`make_inputs`) and compare them."""
+    proto = load_model(onnx_model)
+    torch_model = torch_model.eval()
+    if inputs is None:
+        channels = int(proto.graph.input[0].type.tensor_type.shape.dim[1].dim_value or 3)
+        inputs = make_inputs(channels=channels)
+    exposed: list[tuple[str, str, np.ndarray]] = []
+    if check_signs:
+        proto, exposed = _with_binary_inputs_as_outputs(proto)
+    session = make_session(proto, threads=threads)
+    input_name = session.get_inputs()[0].name
+    out_names = [o.name for o in session.get_outputs()]
+    layers = dict(binary_layers(torch_model))
+    captured: dict[str, np.ndarray] = {}
+    hooks = []
+    if check_signs:
+        for name, _, _ in exposed:
+            if name in layers:
+                hooks.append(
+                    layers[name].register_forward_pre_hook(
+                        lambda _m, args, name=name: captured.__setitem__(name, args[0].detach().numpy().copy())
+                    )
+                )
+    report = ParityReport(threshold_db=threshold_db)
+    try:
+        for case, x in inputs:
+            captured.clear()
+            with torch.no_grad():
+                ref = torch_model(torch.from_numpy(x)).numpy()
+            results = dict(zip(out_names, session.run(out_names, {input_name: x})))
+            out = results[out_names[0]]
+            if out.shape != ref.shape:
+                raise ValueError(f"{case}: ORT output shape {out.shape} != PyTorch {ref.shape}")
+            flips = total = 0
+            for name, xname, beta in exposed:
+                if name not in captured:
+                    continue
+                xt, xo = captured[name], results[xname]
+                axis = 1 if isinstance(layers[name], BinaryConv2dBase) else -1
+                flips += int(np.count_nonzero(_signs(xt, beta, axis) != _signs(xo, beta, axis)))
+                total += xt.size
+            diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
+            report.cases.append(
+                CaseResult(case, tuple(x.shape), float(diff.max()), float(diff.mean()), image_psnr(out, ref), flips, total)
+            )
+    finally:
+        for h in hooks:
+            h.remove()
+    return report

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Set up (or refresh) the project's virtualenv on a fresh machine: torch (CPU wheel first, so no
+# CUDA build gets pulled in), the ONNX Runtime headers, then scales-edge itself with its C++ op
+# library. Idempotent: reinstalls the project only when a tracked file changed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+VENV=${SCALES_EDGE_VENV:-.venv}
+PY=${PYTHON:-python3}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating virtualenv $VENV"
+  "$PY" -m venv "$VENV"
+fi
+# shellcheck disable=SC1091
+. "$VENV/bin/activate"
+python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+
+if ! python -c "import torch" 2>/dev/null; then
+  echo "[setup] installing torch (CPU)"
+  pip install -q "torch==${SCALES_EDGE_TORCH:-2.13.0}" 2>&1 | grep -v '^WARNING: Location' || true
+fi
+
+if ! command -v g++ >/dev/null || ! command -v dpkg >/dev/null; then
+  echo "[setup] installing the C++ toolchain (apt)"
+  apt-get update -qq && apt-get install -y -qq g++ dpkg >/dev/null
+fi
+
+if [ -z "${ONNXRUNTIME_INCLUDE_DIR:-}" ] && [ ! -f /usr/include/onnxruntime/onnxruntime_cxx_api.h ]; then
+  bash scripts/fetch-ort-headers.sh >/dev/null
+fi
+
+stamp="$VENV/.scales-edge-installed"
+state=$( (git ls-files -s 2>/dev/null; git diff 2>/dev/null; python -c 'import sys; print(sys.version)') | sha1sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$state" ] || ! python -c "import scales_edge" 2>/dev/null; then
+  echo "[setup] installing scales-edge (builds the C++ op library)"
+  pip install -q ".[test]" 2>&1 | grep -v '^WARNING: Location' || true
+  python -c "import scales_edge; print('[setup] op library:', scales_edge.get_library_path())"
+  echo "$state" > "$stamp"
+fi
