@@ -1,0 +1,154 @@
+"""Export to the scales_edge domain: packing, graph structure, metadata, the numpy reference."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+
+from scales_edge.export import DOMAIN, export_onnx, pack_conv_weight, pack_linear_weight, pack_signs
+from scales_edge.models import build_model
+from scales_edge.nn import binary_layers
+
+torch.set_num_threads(1)
+
+
+def _bits_by_hand(signs: np.ndarray) -> np.ndarray:
+    """Independent packing: word w = sum over j of (s[64w+j] < 0) << j, built with Python ints."""
+    flat = signs.reshape(-1, signs.shape[-1])
+    k = flat.shape[1]
+    words = (k + 63) // 64
+    out = np.zeros((flat.shape[0], words), dtype=np.uint64)
+    for r in range(flat.shape[0]):
+        for w in range(words):
+            v = 0
+            for j in range(64):
+                idx = 64 * w + j
+                if idx < k and flat[r, idx] < 0:
+                    v |= 1 << j
+            out[r, w] = np.uint64(v)
+    return out.reshape(signs.shape[:-1] + (words,))
+
+
+@pytest.mark.parametrize("k", [1, 5, 63, 64, 65, 130, 300])
+def test_pack_signs_matches_bit_definition(k):
+    rng = np.random.default_rng(k)
+    signs = np.where(rng.random((3, 4, k)) < 0.5, -1.0, 1.0)
+    np.testing.assert_array_equal(pack_signs(signs), _bits_by_hand(signs))
+
+
+def test_pack_signs_zero_is_positive_and_padding_bits_zero():
+    packed = pack_signs(np.array([0.0, -0.0, -1.0, 2.0, -3.0]))
+    assert packed.dtype == np.uint64 and packed.shape == (1,)
+    assert int(packed[0]) == 0b10100  # only elements 2 and 4 are negative; bits 5..63 are 0
+
+
+def test_pack_conv_weight_layout():
+    rng = np.random.default_rng(0)
+    w = np.where(rng.random((5, 70, 3, 3)) < 0.5, -1.0, 1.0)
+    packed = pack_conv_weight(w)
+    assert packed.shape == (5, 3, 3, 2)
+    # Word layout [m, i, j, word]: bit c%64 of word c//64 is the sign of w[m, c, i, j].
+    for m, c, i, j in [(0, 0, 0, 0), (4, 69, 2, 1), (2, 64, 1, 2), (3, 63, 0, 2)]:
+        bit = (int(packed[m, i, j, c // 64]) >> (c % 64)) & 1
+        assert bit == (1 if w[m, c, i, j] < 0 else 0)
+    assert pack_linear_weight(w[:, :, 0, 0]).shape == (5, 2)
+    with pytest.raises(ValueError):
+        pack_conv_weight(w[:, :, 0, 0])
+
+
+def _tiny(arch, binary="scales", scale=2, **kw):
+    cfgs = {
+        "srresnet": dict(num_feat=40, num_block=2),
+        "edsr": dict(num_feat=40, num_block=2),
+        "rdn": dict(num_feat=16, num_block=2, num_layer=2, growth=8),
+        "rcan": dict(num_feat=48, num_group=1, num_block=2, squeeze_factor=8),
+    }
+    torch.manual_seed(0)
+    return build_model(arch, binary=binary, scale=scale, **{**cfgs[arch], **kw}).eval()
+
+
+def test_export_structure_and_metadata(tmp_path):
+    model = _tiny("srresnet", scale=4)
+    path = tmp_path / "m.onnx"
+    proto = export_onnx(model, path)
+    onnx.checker.check_model(onnx.load(path))
+    ours = [n for n in proto.graph.node if n.domain == DOMAIN]
+    layers = dict(binary_layers(model))
+    assert [n.name for n in ours] == list(layers)  # one op per binary layer, named after it
+    assert {(i.domain, i.version) for i in proto.opset_import} >= {(DOMAIN, 1)}
+    inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    for node in ours:
+        assert node.op_type == "BinaryConv2d"
+        layer = layers[node.name]
+        params = layer.core_params()
+        packed = inits[node.input[2]]
+        assert packed.dtype == np.uint64 and packed.shape == (40, 3, 3, 1)
+        np.testing.assert_array_equal(packed, _bits_by_hand(params.weight_sign.permute(0, 2, 3, 1).numpy()))
+        np.testing.assert_allclose(inits[node.input[1]], layer.beta.detach().numpy())
+        expected_scale = (layer.alpha * layer.weight.abs().mean(dim=(1, 2, 3))).detach().numpy()
+        np.testing.assert_allclose(inits[node.input[3]], expected_scale, rtol=1e-6)
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        assert attrs == {"kernel_shape": [3, 3], "strides": [1, 1], "pads": [1, 1, 1, 1], "dilations": [1, 1], "group": 1}
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["scales_edge.arch"] == "srresnet" and meta["scales_edge.scale"] == "4"
+    assert meta["scales_edge.channels"] == "40" and meta["scales_edge.binary"] == "scales"
+    assert meta["scales_edge.op_domain_version"] == "1" and meta["scales_edge.input_range"] == "0,1"
+    assert meta["scales_edge.color"] == "RGB" and meta["scales_edge.version"]
+    assert json.loads(meta["scales_edge.config"]) == model.config
+    assert not any(k.startswith("onnxsim.") for k in meta)
+    # Dynamic batch, height and width.
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 3, "height", "width"]
+
+
+def test_fp_model_exports_without_custom_ops(tmp_path):
+    proto = export_onnx(_tiny("edsr", binary="fp"), tmp_path / "fp.onnx")
+    assert not [n for n in proto.graph.node if n.domain == DOMAIN]
+
+
+def test_shape_inference_sees_through_custom_ops(tmp_path):
+    proto = export_onnx(_tiny("rdn", scale=3), tmp_path / "m.onnx", simplify=False)
+    inferred = onnx.shape_inference.infer_shapes(proto)
+    known = {v.name: v for v in inferred.graph.value_info}
+    for node in (n for n in proto.graph.node if n.domain == DOMAIN):
+        vi = known[node.output[0]]
+        assert vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        assert vi.type.tensor_type.shape.dim[1].dim_value > 0  # output channels declared
+
+
+@pytest.mark.parametrize("arch", ["srresnet", "edsr", "rdn", "rcan"])
+@pytest.mark.parametrize("binary", ["scales", "e2fif"])
+def test_reference_evaluator_runs_exported_model(tmp_path, arch, binary):
+    """The numpy reference (no C++) runs the exported graph and reproduces PyTorch."""
+    from onnx.reference import ReferenceEvaluator
+
+    from scales_edge.runtime.reference import custom_ops
+
+    model = _tiny(arch, binary=binary)
+    proto = export_onnx(model, tmp_path / "m.onnx")
+    x = np.random.default_rng(1).random((1, 3, 9, 11), dtype=np.float32)
+    out = ReferenceEvaluator(proto, new_ops=custom_ops()).run(None, {"input": x})[0]
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    mse = float(np.mean((np.clip(out, 0, 1) - np.clip(ref, 0, 1)) ** 2))
+    assert mse == 0 or 10 * np.log10(1 / mse) >= 60
+
+
+def test_export_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from scales_edge import save_checkpoint
+    from scales_edge.cli import app
+
+    ckpt = save_checkpoint(_tiny("srresnet"), tmp_path / "m.pth")
+    out = tmp_path / "m.onnx"
+    res = CliRunner().invoke(app, ["export", str(ckpt), str(out), "--no-simplify"])
+    assert res.exit_code == 0, res.output
+    assert out.is_file() and "4 binary ops" in res.output
+    bad = CliRunner().invoke(app, ["export", str(tmp_path / "missing.pth"), str(out)])
+    assert bad.exit_code == 2 and "no such checkpoint" in bad.output
