@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import warnings
 from pathlib import Path
@@ -177,23 +178,28 @@ def _finish_binary_nodes(model: onnx.ModelProto, layer_names: list[str]) -> None
                 node.input[pos] = new
 
 
-def model_metadata(model: nn.Module) -> dict[str, str]:
+BINARY_AS = ("custom", "fp32-reference")
+
+
+def model_metadata(model: nn.Module, binary_as: str = "custom") -> dict[str, str]:
     from .. import __version__
 
     cfg = dict(getattr(model, "config", {}) or {})
     meta = {
         "scales_edge.version": __version__,
-        "scales_edge.op_domain": DOMAIN,
-        "scales_edge.op_domain_version": str(DOMAIN_VERSION),
         "scales_edge.arch": str(cfg.get("arch", type(model).__name__)),
         "scales_edge.scale": str(cfg.get("scale", getattr(model, "scale", ""))),
         "scales_edge.channels": str(cfg.get("num_feat", cfg.get("embed_dim", ""))),
         "scales_edge.binary": str(cfg.get("binary", "")),
+        "scales_edge.binary_as": binary_as,
         "scales_edge.input_range": "0,1",
         "scales_edge.color": "RGB",
         "scales_edge.layout": "NCHW",
-        "scales_edge.config": __import__("json").dumps(cfg, sort_keys=True),
+        "scales_edge.config": json.dumps(cfg, sort_keys=True),
     }
+    if binary_as == "custom":
+        meta["scales_edge.op_domain"] = DOMAIN
+        meta["scales_edge.op_domain_version"] = str(DOMAIN_VERSION)
     return meta
 
 
@@ -205,17 +211,26 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     sample_size: tuple[int, int] = (32, 32),
     custom_lib: str | None = None,
+    binary_as: str = "custom",
 ) -> onnx.ModelProto:
     """Export ``model`` (eval mode is forced) to ``path``; returns the saved ModelProto.
 
     The input ``input`` is ``float32 [N, C, H, W]`` on [0, 1] with dynamic N, H and W; the output
     ``output`` is ``[N, C, H*scale, W*scale]``.
+
+    ``binary_as="custom"`` writes the binary cores as ``scales_edge`` ops with packed weights;
+    ``"fp32-reference"`` writes the same math with standard ops only (threshold, ``Where`` to ±1, an
+    FP32 ``Conv``/``MatMul`` with ±1 weights, scale, bias): the baseline that measures what the
+    binary kernels buy on an identical computation.
     """
+    if binary_as not in BINARY_AS:
+        raise ExportError(f"binary_as must be one of {', '.join(BINARY_AS)}, not {binary_as!r}")
     model = model.eval()
     in_ch = _input_channels(model)
     x = torch.rand(1, in_ch, *sample_size)
     buf = io.BytesIO()
-    with custom_op_cores(model) as called, torch.no_grad(), warnings.catch_warnings():
+    cores = custom_op_cores(model) if binary_as == "custom" else contextlib.nullcontext(None)
+    with cores as called, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
@@ -226,22 +241,19 @@ def export_onnx(
             input_names=["input"],
             output_names=["output"],
             dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "out_height", 3: "out_width"}},
-            custom_opsets={DOMAIN: DOMAIN_VERSION},
+            custom_opsets={DOMAIN: DOMAIN_VERSION} if called is not None else None,
             do_constant_folding=True,
         )
     proto = onnx.load_from_string(buf.getvalue())
     _constants_to_initializers(proto)
-    _finish_binary_nodes(proto, called)
+    if called is not None:
+        _finish_binary_nodes(proto, called)
     if simplify:
         proto = _simplify(proto, custom_lib)
         _constants_to_initializers(proto)
     # onnxsim records its run in metadata; keep only ours.
-    ours = [(p.key, p.value) for p in proto.metadata_props if not p.key.startswith("onnxsim.")]
     del proto.metadata_props[:]
-    for key, value in ours:
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    for key, value in model_metadata(model).items():
+    for key, value in model_metadata(model, binary_as).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name = "scales-edge"

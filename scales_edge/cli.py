@@ -192,6 +192,17 @@ def evaluate_cmd(
         json_out.write_text(json.dumps({"checkpoint": str(ckpt), "images": len(paths), **res}, indent=2))
 
 
+def _parse_size(text: str) -> tuple[int, int]:
+    """``WxH`` → ``(H, W)``."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        if w < 1 or h < 1:
+            raise ValueError
+    except ValueError:
+        fail(f"a size is WxH in pixels, e.g. 320x180; got {text!r}")
+    return h, w
+
+
 def _load_ckpt(ckpt: Path, arch: Optional[str], set_: list[str]):
     from .checkpoints import load_checkpoint
 
@@ -226,7 +237,7 @@ def validate_cmd(
     ckpt: Path = typer.Option(..., "--ckpt", help="The checkpoint it was exported from."),
     arch: Optional[str] = typer.Option(None, help="Architecture, for checkpoints that do not name it."),
     set_: list[str] = typer.Option([], "--set", help="Build options for such checkpoints, key=value."),
-    size: list[str] = typer.Option([], "--size", help="Input size HxW (repeatable); default 17x23, 64x64, 180x320."),
+    size: list[str] = typer.Option([], "--size", help="Input size WxH (repeatable); default 23x17, 64x64, 320x180."),
     threads: Optional[int] = typer.Option(None, help="ORT intra-op threads."),
     threshold: float = typer.Option(60.0, help="Minimum PSNR (dB) between ORT and PyTorch outputs."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
@@ -237,13 +248,7 @@ def validate_cmd(
     """
     from .runtime.validate import DEFAULT_SIZES, check_parity, make_inputs
 
-    sizes = []
-    for item in size:
-        try:
-            h, w = (int(v) for v in item.lower().split("x"))
-        except ValueError:
-            fail(f"--size takes HxW, e.g. 64x64; got {item!r}")
-        sizes.append((h, w))
+    sizes = [_parse_size(item) for item in size]
     torch_model = _load_ckpt(ckpt, arch, set_)
     inputs = make_inputs(sizes or DEFAULT_SIZES, channels=int(torch_model.config.get("num_in_ch", 3)))
     report = _run(check_parity, model, torch_model, inputs, threads=threads, threshold_db=threshold)
@@ -263,6 +268,55 @@ def validate_cmd(
         json_out.write_text(json.dumps({"model": str(model), "checkpoint": str(ckpt), **report.to_dict()}, indent=2))
     if not report.passed:
         raise typer.Exit(1)
+
+
+@app.command("bench")
+def bench_cmd(
+    model: Path = typer.Argument(..., help="ONNX model to time."),
+    threads: int = typer.Option(1, help="ORT intra-op threads."),
+    size: str = typer.Option("320x180", help="Input size WxH (320x180 gives a 720p output at x4)."),
+    runs: int = typer.Option(20, help="Timed runs per model."),
+    warmup: int = typer.Option(3, help="Untimed warm-up runs per model."),
+    baseline: Optional[Path] = typer.Option(None, help="Another ONNX model timed in the same process, alternating."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
+) -> None:
+    """Latency of a model in ONNX Runtime: median/p10/p90/min, megapixels/s, peak RSS, file size.
+
+    Example: scales-edge bench model.onnx --threads 1 --baseline model_fp32.onnx
+    """
+    payload = _run(_bench_table, [model] + ([baseline] if baseline else []), _parse_size(size), threads, runs, warmup)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(payload, indent=2))
+
+
+def _bench_table(models, hw, threads, runs, warmup) -> dict:
+    from rich.progress import Progress
+
+    from .runtime.bench import JSON_SCHEMA, benchmark, machine_info, peak_rss_mb
+
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("bench", total=len(models) * (runs + warmup))
+        results = benchmark(models, hw, threads, runs, warmup, on_step=lambda d, t: bar.update(task, completed=d))
+    table = Table("model", "median ms", "p10", "p90", "min", "MP/s", "MB on disk")
+    for r in results:
+        table.add_row(
+            Path(r.model).name, f"{r.median_ms:.1f}", f"{r.p10_ms:.1f}", f"{r.p90_ms:.1f}", f"{r.min_ms:.1f}",
+            f"{r.megapixels_per_s:.2f}", f"{r.file_bytes / 1e6:.2f}",
+        )
+    Console().print(table)
+    payload = {
+        "schema": JSON_SCHEMA,
+        "machine": machine_info(),
+        "peak_rss_mb": peak_rss_mb(),
+        "results": [r.to_dict() for r in results],
+    }
+    if len(results) == 2:
+        ratio = results[1].median_ms / results[0].median_ms
+        payload["speedup_vs_baseline"] = ratio
+        typer.echo(f"{Path(results[0].model).name} is {ratio:.2f}x the speed of {Path(results[1].model).name} (median, same run)")
+    typer.echo(f"peak RSS {payload['peak_rss_mb']:.0f} MB")
+    return payload
 
 
 def run() -> None:  # pragma: no cover - console entry point helper

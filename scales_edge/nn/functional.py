@@ -24,7 +24,8 @@ from torch import Tensor
 
 def sign_pm1(v: Tensor) -> Tensor:
     """Exact ±1 sign with ``sign(0) = +1``, no gradient."""
-    return torch.where(v >= 0, torch.ones_like(v), -torch.ones_like(v))
+    one = torch.ones((), dtype=v.dtype, device=v.device)
+    return torch.where(v >= 0, one, -one)
 
 
 class _SignSTE(torch.autograd.Function):

@@ -1,0 +1,56 @@
+// AVX-512 path: 8 output channels per 512-bit vector, popcount with VPOPCNTQ (AVX512_VPOPCNTDQ).
+// Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vpopcntdq on x86-64 only;
+// selected at run time when the CPU (and OS) support all of them.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "kernels.h"
+
+#define SCALES_EDGE_ISA_NS avx512_impl
+
+namespace scales_edge {
+namespace kernels {
+namespace avx512_impl {
+
+struct Ops {
+  static constexpr int kLanes = 8;
+  static constexpr int kBlock = 4;
+  static constexpr int kFlushEvery = 0;
+  using Vec = __m512i;
+  using Acc = __m512i;  // per-64-bit-lane popcount totals
+  static inline Vec broadcast(uint64_t x) { return _mm512_set1_epi64(static_cast<long long>(x)); }
+  static inline void zero(Acc& a) { a = _mm512_setzero_si512(); }
+  static inline void add(Acc& a, Vec x, const uint64_t* w) {
+    a = _mm512_add_epi64(a, _mm512_popcnt_epi64(_mm512_xor_si512(x, _mm512_loadu_si512(w))));
+  }
+  static inline void flush(Acc&) {}
+  static inline void finish(Acc& a, int64_t valid_bits, int32_t* out) {
+    // out = valid - 2*pop, in 64-bit lanes, then narrowed to int32 (|value| < 2^31 by contract).
+    // (add and the zero-masked narrowing avoid GCC 12's _mm512_undefined false warnings)
+    const __m512i v = _mm512_sub_epi64(_mm512_set1_epi64(valid_bits), _mm512_add_epi64(a, a));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_maskz_cvtepi64_epi32(0xff, v));
+  }
+};
+
+}  // namespace avx512_impl
+}  // namespace kernels
+}  // namespace scales_edge
+
+#include "isa_impl.h"
+
+namespace scales_edge {
+namespace kernels {
+
+extern const IsaKernels kAvx512Kernels;
+const IsaKernels kAvx512Kernels = {
+    Path::kAvx512,
+    "avx512",
+    avx512_impl::pack_nchw_row_impl,
+    avx512_impl::pack_row_impl,
+    avx512_impl::conv_row_impl,
+    avx512_impl::gemm_row_impl,
+};
+
+}  // namespace kernels
+}  // namespace scales_edge

@@ -1,0 +1,124 @@
+// Binary (1-bit) kernels of the scales_edge operator domain: binarize+pack, binary convolution and
+// binary matrix product on bit-packed operands. Pure C++17, no ONNX Runtime types.
+//
+// Conventions (docs/ops.md): sign(v) = +1 if v >= 0, else -1 (also for NaN); a -1 is stored as bit 1,
+// a +1 as bit 0; 64 signs per little-endian uint64 word, bit j of word w = element 64*w + j; padding
+// bits 0. The binary dot product of two packed vectors of length K is K - 2*popcount(a XOR b).
+//
+// Every ISA variant ("path") exposes the same small table of row functions (IsaKernels); the range
+// drivers below call them for a contiguous range of work items, so a caller can split the work over
+// threads. No function here keeps mutable state: all of them are safe to call concurrently.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace scales_edge {
+namespace kernels {
+
+enum class Path : int { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
+constexpr int kNumPaths = 3;
+
+// Output channels are processed in vectors of up to 8 lanes, so weights are re-laid out with the
+// output-channel count rounded up to a multiple of this (the extra lanes hold zeros).
+constexpr int64_t kChannelPad = 8;
+
+inline int64_t words_for(int64_t bits) { return (bits + 63) / 64; }
+inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Shape of one BinaryConv2d. Fill the inputs, then call check_conv_geometry() which derives the rest.
+struct ConvGeometry {
+  int64_t N = 0, C = 0, H = 0, W = 0;  // input X: [N, C, H, W]
+  int64_t M = 0, kH = 0, kW = 0;       // weights: [M, kH, kW, CW]
+  int64_t sH = 1, sW = 1;              // strides
+  int64_t pT = 0, pL = 0, pB = 0, pR = 0;  // pads: top, left, bottom, right
+  int64_t dH = 1, dW = 1;              // dilations
+  // derived
+  int64_t CW = 0;  // words per input pixel = ceil(C/64)
+  int64_t OH = 0, OW = 0;
+  int64_t Mp = 0;  // M rounded up to kChannelPad
+};
+
+// Validates the geometry and fills CW, OH, OW, Mp. Returns "" when valid, else a description of
+// the problem (without an op-name prefix).
+std::string check_conv_geometry(ConvGeometry& g);
+
+// Weights of a BinaryConv2d re-laid out for the kernels: [kH*kW][CW][Mp] (output channel fastest).
+struct ConvWeights {
+  int64_t M = 0, Mp = 0, kH = 0, kW = 0, CW = 0;
+  std::vector<uint64_t> data;
+};
+// w: packed weights in the ONNX layout [M, kH, kW, CW]. Bits past C in the last word are cleared
+// (readers must not depend on them), which needs C.
+ConvWeights relayout_conv_weights(const uint64_t* w, int64_t M, int64_t kH, int64_t kW, int64_t C);
+
+// Weights of a BinaryLinear re-laid out for the kernels: [KW][Mp].
+struct LinearWeights {
+  int64_t M = 0, Mp = 0, K = 0, KW = 0;
+  std::vector<uint64_t> data;
+};
+// w: packed weights in the ONNX layout [M, KW].
+LinearWeights relayout_linear_weights(const uint64_t* w, int64_t M, int64_t K);
+
+// The row functions of one ISA variant.
+struct IsaKernels {
+  Path path;
+  const char* name;
+  // Binarize+pack one image row: x points at X[n, 0, h, 0]; channel c of that row is
+  // x[c*plane .. c*plane + W). Writes out[W][CW]. scratch: W words.
+  void (*pack_nchw_row)(const float* x, int64_t plane, const float* beta, int64_t C, int64_t W,
+                        uint64_t* out, uint64_t* scratch);
+  // Binarize+pack one row of K features into KW = ceil(K/64) words.
+  void (*pack_row)(const float* x, const float* beta, int64_t K, uint64_t* out);
+  // Accumulators of one output row: x_img = packed image n ([H][W][CW]), w = ConvWeights::data.
+  // Writes acc[OW][Mp] (lanes m >= M hold garbage).
+  void (*conv_row)(const ConvGeometry& g, const uint64_t* x_img, const uint64_t* w, int64_t oh,
+                   int32_t* acc);
+  // Accumulators of one row of a binary matmul: x = [KW] packed, w = LinearWeights::data [KW][Mp].
+  // Writes acc[Mp] = K - 2*popcount(x ^ w_m).
+  void (*gemm_row)(const uint64_t* x, int64_t K, int64_t KW, const uint64_t* w, int64_t Mp,
+                   int32_t* acc);
+};
+
+// ---- paths and run-time dispatch ----
+const char* path_name(Path p);
+// Parses "portable" | "avx2" | "avx512". Returns false for anything else.
+bool parse_path(const std::string& name, Path* out);
+// Kernels of a path compiled into this build (nullptr if not compiled in).
+const IsaKernels* compiled_kernels(Path p);
+// True if the path is compiled in and the CPU and OS support it.
+bool path_supported(Path p);
+// Supported paths, slowest first (portable always first).
+std::vector<Path> supported_paths();
+// The kernels to use: `name` (if non-null and non-empty), else the environment variable
+// SCALES_EDGE_KERNEL (if set and non-empty), else the fastest supported path. "auto" means the
+// fastest supported path. Returns nullptr and sets *error for an unknown or unavailable path.
+const IsaKernels* select_kernels(const char* name, std::string* error);
+constexpr const char* kKernelEnvVar = "SCALES_EDGE_KERNEL";
+
+// ---- range drivers (any thread, any sub-range) ----
+// Pack X [N, C, H, W] into [N, H, W, CW]; work items are image rows r = n*H + h, r in [begin, end).
+void pack_nchw(const IsaKernels& k, const float* x, const float* beta, int64_t N, int64_t C,
+               int64_t H, int64_t W, uint64_t* out, int64_t begin, int64_t end);
+// Pack X [rows, K] into [rows, KW]; work items are rows.
+void pack_rows(const IsaKernels& k, const float* x, const float* beta, int64_t K, uint64_t* out,
+               int64_t begin, int64_t end);
+// Binary convolution on packed input xp [N, H, W, CW]; work items are output rows r = n*OH + oh.
+// acc: int32 [N, M, OH, OW].
+void conv_int32(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
+                const ConvWeights& w, int32_t* acc, int64_t begin, int64_t end);
+// Same, writing Y = float(acc) * scale[m] + bias[m] as float [N, M, OH, OW]; bias may be null (0).
+void conv_float(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
+                const ConvWeights& w, const float* scale, const float* bias, float* y,
+                int64_t begin, int64_t end);
+// Binary matmul of packed rows xp [rows, KW] with w; work items are rows. acc: int32 [rows, M].
+void gemm_int32(const IsaKernels& k, const uint64_t* xp, const LinearWeights& w, int32_t* acc,
+                int64_t begin, int64_t end);
+// Same, writing Y = float(acc) * scale[m] + bias[m] as float [rows, M]; bias may be null (0).
+void gemm_float(const IsaKernels& k, const uint64_t* xp, const LinearWeights& w,
+                const float* scale, const float* bias, float* y, int64_t begin, int64_t end);
+
+}  // namespace kernels
+}  // namespace scales_edge

@@ -1,0 +1,152 @@
+"""Latency benchmark of ONNX models in ONNX Runtime (with the scales-edge ops registered).
+
+Each model gets a warm-up, then ``runs`` timed runs on the same random input; with several models
+(a model and its baseline) the timed runs alternate between them in one process, so both see the
+same machine state and the ratio of their medians is meaningful on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .session import load_model, make_session, metadata
+
+JSON_SCHEMA = "scales-edge.bench/1"
+
+
+@dataclass
+class BenchResult:
+    model: str
+    file_bytes: int
+    input_shape: list[int]
+    output_shape: list[int]
+    threads: int
+    runs: int
+    warmup: int
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    min_ms: float
+    mean_ms: float
+    megapixels_per_s: float  # output megapixels per second at the median
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _stats(times: list[float]) -> dict[str, float]:
+    a = np.asarray(times) * 1e3
+    return {
+        "median_ms": float(np.median(a)),
+        "p10_ms": float(np.percentile(a, 10)),
+        "p90_ms": float(np.percentile(a, 90)),
+        "min_ms": float(a.min()),
+        "mean_ms": float(a.mean()),
+    }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (MB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def machine_info() -> dict[str, object]:
+    import onnxruntime as ort
+
+    flags = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    model = ""
+    try:
+        model = next(
+            (l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")),
+            "",
+        )
+    except OSError:
+        pass
+    interesting = ["avx2", "avx512f", "avx512bw", "avx512_vpopcntdq", "avx512_vnni", "amx_int8", "asimd", "neon"]
+    return {
+        "machine": platform.machine(),
+        "cpu": model or platform.processor(),
+        "cores": os.cpu_count(),
+        "cpu_flags": [f for f in interesting if f in flags],
+        "onnxruntime": ort.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def benchmark(
+    models: Sequence[str | os.PathLike],
+    size: tuple[int, int] = (180, 320),
+    threads: int = 1,
+    runs: int = 20,
+    warmup: int = 3,
+    seed: int = 0,
+    on_step: Callable[[int, int], None] | None = None,
+) -> list[BenchResult]:
+    """Benchmark ``models`` (alternating) on one random ``[1, C, H, W]`` input; ``size`` is (H, W)."""
+    if runs < 1 or warmup < 0:
+        raise ValueError("runs must be >= 1 and warmup >= 0")
+    sessions = []
+    for m in models:
+        proto = load_model(m)
+        sessions.append((str(m), Path(m).stat().st_size, make_session(m, threads=threads), metadata(proto)))
+    rng = np.random.default_rng(seed)
+    feeds = []
+    for _, _, sess, _ in sessions:
+        inp = sess.get_inputs()[0]
+        channels = inp.shape[1] if isinstance(inp.shape[1], int) else 3
+        feeds.append({inp.name: rng.random((1, channels, *size), dtype=np.float32)})
+    out_shapes = []
+    total = len(sessions) * (warmup + runs)
+    done = 0
+    for (_, _, sess, _), feed in zip(sessions, feeds):
+        out = None
+        for _ in range(warmup):
+            out = sess.run(None, feed)[0]
+            done += 1
+            if on_step:
+                on_step(done, total)
+        if out is None:
+            out = sess.run(None, feed)[0]
+        out_shapes.append(list(out.shape))
+    times: list[list[float]] = [[] for _ in sessions]
+    for _ in range(runs):
+        for i, ((_, _, sess, _), feed) in enumerate(zip(sessions, feeds)):
+            t0 = time.perf_counter()
+            sess.run(None, feed)
+            times[i].append(time.perf_counter() - t0)
+            done += 1
+            if on_step:
+                on_step(done, total)
+    results = []
+    for (name, nbytes, _, _), feed, shape, t in zip(sessions, feeds, out_shapes, times):
+        st = _stats(t)
+        mp = (shape[-1] * shape[-2]) / 1e6 if len(shape) == 4 else 0.0
+        results.append(
+            BenchResult(
+                model=name,
+                file_bytes=nbytes,
+                input_shape=list(next(iter(feed.values())).shape),
+                output_shape=shape,
+                threads=threads,
+                runs=runs,
+                warmup=warmup,
+                megapixels_per_s=mp / (st["median_ms"] / 1e3),
+                **st,
+            )
+        )
+    return results

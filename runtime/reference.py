@@ -1,0 +1,351 @@
+"""Numpy reference of the ``scales_edge`` ONNX operator domain, version 1.
+
+This module is the executable form of ``docs/ops.md``: the contract between the exporter, this
+reference and the C++ op library (``ops/``). It is written from the document alone, independent
+of the C++ code, and favours plainness over speed: signs are unpacked to +1/-1 integers and the
+convolution is an explicit sum over kernel taps in int64 on a zero-padded input (a tap in the
+padding contributes 0).
+
+Public functions
+    sign(x)                                  +1 where x >= 0, -1 elsewhere (NaN included)
+    pack_bits(values, axis) / unpack_bits(words, length, axis)
+    binary_conv2d_acc(...) / binary_conv2d(...)
+    binary_linear_acc(...) / binary_linear(...)
+    custom_ops()                             OpRun classes for onnx.reference.ReferenceEvaluator
+
+Malformed inputs raise ``ValueError`` whose message starts with ``scales_edge.<Op>:``, in the
+spirit of the error statuses of the C++ library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+DOMAIN = "scales_edge"
+DOMAIN_VERSION = 1
+WORD_BITS = 64
+
+__all__ = [
+    "DOMAIN",
+    "DOMAIN_VERSION",
+    "sign",
+    "pack_bits",
+    "unpack_bits",
+    "packed_length",
+    "conv_output_size",
+    "binary_conv2d_acc",
+    "binary_conv2d",
+    "binary_linear_acc",
+    "binary_linear",
+    "BinaryConv2d",
+    "BinaryLinear",
+    "custom_ops",
+]
+
+
+def packed_length(bits: int) -> int:
+    """Number of uint64 words holding ``bits`` signs: ceil(bits / 64)."""
+    return (int(bits) + WORD_BITS - 1) // WORD_BITS
+
+
+def sign(x: np.ndarray) -> np.ndarray:
+    """sign(v) = +1 if v >= 0 else -1 (also for NaN), as int8. ``torch.sign``'s 0 never occurs."""
+    x = np.asarray(x)
+    return np.where(x >= 0, np.int8(1), np.int8(-1)).astype(np.int8)
+
+
+def pack_bits(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Packs the signs of ``values`` along ``axis`` into little-endian uint64 words.
+
+    Element ``k`` of the axis goes to bit ``k % 64`` of word ``k // 64``; the bit is 1 where
+    sign(value) = -1 (value < 0 or NaN) and 0 where value >= 0, so both raw values and +1/-1 sign
+    arrays can be given. Padding bits of the last word are 0. The packed axis becomes the last
+    axis of the result: ``[..., ceil(K/64)]`` with the other axes in their original order (e.g.
+    weights ``[M, C, kH, kW]`` packed along axis 1 give the ``[M, kH, kW, ceil(C/64)]`` of W).
+    """
+    values = np.asarray(values)
+    if values.dtype == np.bool_:
+        raise ValueError("pack_bits: boolean input is ambiguous; pass values or +1/-1 signs")
+    if values.ndim == 0:
+        raise ValueError("pack_bits: need at least one dimension")
+    moved = np.moveaxis(values, axis, -1)
+    k = moved.shape[-1]
+    if k < 1:
+        raise ValueError("pack_bits: the packed axis is empty")
+    bits = (~(moved >= 0)).astype(np.uint8)  # NaN >= 0 is False -> bit 1
+    kw = packed_length(k)
+    pad = kw * WORD_BITS - k
+    if pad:
+        bits = np.concatenate([bits, np.zeros(bits.shape[:-1] + (pad,), np.uint8)], axis=-1)
+    as_bytes = np.packbits(bits, axis=-1, bitorder="little")  # [..., kw*8], bit j of byte b = element 8b+j
+    words = np.ascontiguousarray(as_bytes).view("<u8")
+    return words.astype(np.uint64).reshape(moved.shape[:-1] + (kw,))
+
+
+def unpack_bits(words: np.ndarray, length: int, axis: int = -1) -> np.ndarray:
+    """Inverse of :func:`pack_bits` for signs: the last axis of ``words`` (``ceil(length/64)``
+    words) becomes ``length`` signs (+1/-1, int8) placed at ``axis`` of the result. Padding bits
+    are ignored (readers must not depend on them)."""
+    words = np.asarray(words)
+    if words.dtype != np.uint64:
+        raise ValueError(f"unpack_bits: words must be uint64, got {words.dtype}")
+    if words.ndim == 0:
+        raise ValueError("unpack_bits: need at least one dimension")
+    length = int(length)
+    if length < 1 or words.shape[-1] != packed_length(length):
+        raise ValueError(
+            f"unpack_bits: last dim {words.shape[-1]} does not hold {length} bits "
+            f"(needs ceil({length}/64) = {packed_length(length)})"
+        )
+    as_bytes = np.ascontiguousarray(words.astype("<u8")).view(np.uint8)
+    bits = np.unpackbits(as_bytes, axis=-1, bitorder="little")[..., :length]
+    signs = (1 - 2 * bits.astype(np.int8)).astype(np.int8)
+    return np.moveaxis(signs, -1, axis)
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+
+def _err(op: str, msg: str) -> ValueError:
+    return ValueError(f"scales_edge.{op}: {msg}")
+
+
+def _float_array(op: str, name: str, value) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype != np.float32:
+        raise _err(op, f"input '{name}' must be float32, got {arr.dtype}")
+    return arr
+
+
+def _vector(op: str, name: str, value, n: int, what: str) -> np.ndarray:
+    arr = _float_array(op, name, value)
+    if arr.shape != (n,):
+        raise _err(op, f"input '{name}' must have shape [{what}] = [{n}], got {list(arr.shape)}")
+    return arr
+
+
+def _ints(op: str, name: str, value, count: int, default: int, minimum: int) -> list[int]:
+    if value is None:
+        return [default] * count
+    try:
+        vals = [int(v) for v in value]
+    except TypeError:
+        raise _err(op, f"attribute '{name}' must be a list of ints, got {value!r}") from None
+    if len(vals) != count:
+        raise _err(op, f"attribute '{name}' must have {count} values, got {vals}")
+    if any(v < minimum for v in vals):
+        raise _err(op, f"attribute '{name}' = {vals} is invalid; each value must be >= {minimum}")
+    return vals
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int,
+                     dilation: int) -> int:
+    """floor((size + pad_begin + pad_end - dilation*(kernel-1) - 1) / stride) + 1 (may be < 1)."""
+    extent = size + pad_begin + pad_end - dilation * (kernel - 1) - 1
+    return extent // stride + 1 if extent >= 0 else 0
+
+
+# --------------------------------------------------------------------------- BinaryConv2d
+
+
+def _check_conv(X, beta, W, scale, bias, kernel_shape, strides, pads, dilations, group):
+    op = "BinaryConv2d"
+    X = _float_array(op, "X", X)
+    if X.ndim != 4:
+        raise _err(op, f"input 'X' must be 4-D [N, C, H, W], got {X.ndim}-D shape {list(X.shape)}")
+    n, c, h, w = X.shape
+    if c < 1 or h < 1 or w < 1:
+        raise _err(op, f"input 'X' has shape {list(X.shape)}; C, H and W must be >= 1")
+    if n < 1:
+        raise _err(op, "the output would be empty: input 'X' has batch size 0")
+    beta = _float_array(op, "beta", beta)
+    if beta.shape != (c,):
+        raise _err(op, f"input 'beta' has shape {list(beta.shape)} but X {list(X.shape)} has "
+                       f"C = {c} channels; beta must be [C]")
+    if kernel_shape is None:
+        raise _err(op, "attribute 'kernel_shape' is required")
+    ks = _ints(op, "kernel_shape", kernel_shape, 2, 1, 1)
+    st = _ints(op, "strides", strides, 2, 1, 1)
+    pd = _ints(op, "pads", pads, 4, 0, 0)
+    dl = _ints(op, "dilations", dilations, 2, 1, 1)
+    if group is not None and int(group) != 1:
+        raise _err(op, f"attribute 'group' = {int(group)} is not supported; only group = 1")
+    W = np.asarray(W)
+    if W.dtype != np.uint64:
+        raise _err(op, f"input 'W' must be uint64, got {W.dtype}")
+    if W.ndim != 4:
+        raise _err(op, f"input 'W' must be 4-D [M, kH, kW, ceil(C/64)], got shape {list(W.shape)}")
+    m = W.shape[0]
+    if m < 1:
+        raise _err(op, f"input 'W' has shape {list(W.shape)}: needs at least one output channel")
+    if list(W.shape[1:3]) != ks:
+        raise _err(op, f"input 'W' has shape {list(W.shape)} whose kernel dims (1-2) "
+                       f"{list(W.shape[1:3])} differ from kernel_shape {ks}")
+    if W.shape[3] != packed_length(c):
+        raise _err(op, f"input 'W' has shape {list(W.shape)} but its last dim must be ceil(C/64) = "
+                       f"{packed_length(c)} for C = {c} input channels (packed-weight size mismatch)")
+    if scale is not None:  # None: accumulators only
+        scale = _vector(op, "scale", scale, m, "M")
+    if bias is not None:
+        bias = _vector(op, "bias", bias, m, "M")
+    oh = conv_output_size(h, ks[0], st[0], pd[0], pd[2], dl[0])
+    ow = conv_output_size(w, ks[1], st[1], pd[1], pd[3], dl[1])
+    if oh < 1 or ow < 1:
+        raise _err(op, f"the output would be empty: input spatial size {[h, w]} with pads {pd} is "
+                       f"smaller than the dilated kernel "
+                       f"{[dl[0] * (ks[0] - 1) + 1, dl[1] * (ks[1] - 1) + 1]}")
+    return X, beta, W, scale, bias, ks, st, pd, dl, (n, c, h, w, m, oh, ow)
+
+
+def binary_conv2d_acc(X, beta, W_packed, kernel_shape=None, strides=None, pads=None,
+                      dilations=None, group=1) -> np.ndarray:
+    """Exact accumulators of BinaryConv2d, int64 ``[N, M, OH, OW]``.
+
+    acc[n, m, oh, ow] = sum over the taps inside the input of sign(X - beta) * Wsign (docs/ops.md).
+    """
+    X, beta, W, _, _, ks, st, pd, dl, dims = _check_conv(
+        X, beta, W_packed, None, None, kernel_shape, strides, pads, dilations, group)
+    return _conv_acc(X, beta, W, ks, st, pd, dl, dims)
+
+
+def _conv_acc(X, beta, W, ks, st, pd, dl, dims) -> np.ndarray:
+    n, c, h, w, m, oh, ow = dims
+    xs = sign(X - beta.reshape(1, c, 1, 1)).astype(np.int64)          # [N, C, H, W], +1/-1
+    ws = unpack_bits(W, c, axis=1).astype(np.int64)                    # [M, C, kH, kW]
+    padded = np.zeros((n, c, h + pd[0] + pd[2], w + pd[1] + pd[3]), np.int64)  # padding = 0
+    padded[:, :, pd[0]:pd[0] + h, pd[1]:pd[1] + w] = xs
+    acc = np.zeros((n, m, oh, ow), np.int64)
+    for i in range(ks[0]):
+        r0 = i * dl[0]
+        for j in range(ks[1]):
+            c0 = j * dl[1]
+            window = padded[:, :, r0:r0 + st[0] * (oh - 1) + 1:st[0],
+                            c0:c0 + st[1] * (ow - 1) + 1:st[1]]        # [N, C, OH, OW]
+            acc += np.einsum("nchw,mc->nmhw", window, ws[:, :, i, j])
+    return acc
+
+
+def binary_conv2d(X, beta, W_packed, scale, bias=None, kernel_shape=None, strides=None,
+                  pads=None, dilations=None, group=1) -> np.ndarray:
+    """BinaryConv2d: ``Y = float32(acc) * scale[m] + bias[m]`` (float32 multiply, then add),
+    float32 ``[N, M, OH, OW]``. ``bias=None`` means 0."""
+    if scale is None:
+        raise _err("BinaryConv2d", "input 'scale' is required")
+    X, beta, W, scale, bias, ks, st, pd, dl, dims = _check_conv(
+        X, beta, W_packed, scale, bias, kernel_shape, strides, pads, dilations, group)
+    acc = _conv_acc(X, beta, W, ks, st, pd, dl, dims)
+    m = dims[4]
+    if bias is None:
+        bias = np.zeros(m, np.float32)
+    prod = acc.astype(np.float32) * scale.reshape(1, m, 1, 1)
+    return (prod + bias.reshape(1, m, 1, 1)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- BinaryLinear
+
+
+def _check_linear(X, beta, W, scale, bias):
+    op = "BinaryLinear"
+    X = _float_array(op, "X", X)
+    if X.ndim < 2:
+        raise _err(op, f"input 'X' must have rank >= 2 [..., K], got shape {list(X.shape)}")
+    k = X.shape[-1]
+    if k < 1:
+        raise _err(op, f"input 'X' has shape {list(X.shape)}; K must be >= 1")
+    if X.size == 0:
+        raise _err(op, f"the output would be empty: input 'X' has shape {list(X.shape)}")
+    beta = _float_array(op, "beta", beta)
+    if beta.shape != (k,):
+        raise _err(op, f"input 'beta' has shape {list(beta.shape)} but X {list(X.shape)} has "
+                       f"K = {k} features; beta must be [K]")
+    W = np.asarray(W)
+    if W.dtype != np.uint64:
+        raise _err(op, f"input 'W' must be uint64, got {W.dtype}")
+    if W.ndim != 2:
+        raise _err(op, f"input 'W' must be 2-D [M, ceil(K/64)], got shape {list(W.shape)}")
+    m = W.shape[0]
+    if m < 1:
+        raise _err(op, f"input 'W' has shape {list(W.shape)}: needs at least one output feature")
+    if W.shape[1] != packed_length(k):
+        raise _err(op, f"input 'W' has shape {list(W.shape)} but its last dim must be ceil(K/64) = "
+                       f"{packed_length(k)} for K = {k} input features (packed-weight size mismatch)")
+    if scale is not None:  # None: accumulators only
+        scale = _vector(op, "scale", scale, m, "M")
+    if bias is not None:
+        bias = _vector(op, "bias", bias, m, "M")
+    return X, beta, W, scale, bias, k, m
+
+
+def binary_linear_acc(X, beta, W_packed) -> np.ndarray:
+    """Exact accumulators of BinaryLinear, int64 ``[..., M]``:
+    acc[..., m] = sum_k sign(X[..., k] - beta[k]) * Wsign[m, k]."""
+    X, beta, W, _, _, k, _ = _check_linear(X, beta, W_packed, None, None)
+    return _linear_acc(X, beta, W, k)
+
+
+def _linear_acc(X, beta, W, k) -> np.ndarray:
+    xs = sign(X - beta).astype(np.int64)               # [..., K]
+    ws = unpack_bits(W, k, axis=-1).astype(np.int64)   # [M, K]
+    return np.einsum("...k,mk->...m", xs, ws)
+
+
+def binary_linear(X, beta, W_packed, scale, bias=None) -> np.ndarray:
+    """BinaryLinear: ``Y[..., m] = float32(acc) * scale[m] + bias[m]``, float32 ``[..., M]``."""
+    if scale is None:
+        raise _err("BinaryLinear", "input 'scale' is required")
+    X, beta, W, scale, bias, k, m = _check_linear(X, beta, W_packed, scale, bias)
+    acc = _linear_acc(X, beta, W, k)
+    if bias is None:
+        bias = np.zeros(m, np.float32)
+    return ((acc.astype(np.float32) * scale) + bias).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- ReferenceEvaluator
+
+try:  # onnx is a dependency of the package, but keep the numpy functions usable without it
+    from onnx.reference.op_run import OpRun as _OpRun
+except ImportError:  # pragma: no cover
+    _OpRun = None
+
+
+def _reject_unknown(op: str, attrs: dict, allowed: Sequence[str]) -> None:
+    unknown = sorted(set(attrs) - set(allowed))
+    if unknown:
+        raise _err(op, f"unsupported attribute(s) {unknown}; supported: {list(allowed)}")
+
+
+if _OpRun is not None:
+
+    class BinaryConv2d(_OpRun):
+        """``scales_edge.BinaryConv2d`` v1 for ``onnx.reference.ReferenceEvaluator``."""
+
+        op_domain = DOMAIN
+
+        def _run(self, X, beta, W, scale, bias=None, **attrs):  # noqa: N803
+            _reject_unknown("BinaryConv2d", attrs,
+                            ("kernel_shape", "strides", "pads", "dilations", "group"))
+            return (binary_conv2d(X, beta, W, scale, bias,
+                                  kernel_shape=attrs.get("kernel_shape"),
+                                  strides=attrs.get("strides"), pads=attrs.get("pads"),
+                                  dilations=attrs.get("dilations"),
+                                  group=attrs.get("group", 1)),)
+
+    class BinaryLinear(_OpRun):
+        """``scales_edge.BinaryLinear`` v1 for ``onnx.reference.ReferenceEvaluator``."""
+
+        op_domain = DOMAIN
+
+        def _run(self, X, beta, W, scale, bias=None, **attrs):  # noqa: N803
+            _reject_unknown("BinaryLinear", attrs, ())
+            return (binary_linear(X, beta, W, scale, bias),)
+
+    def custom_ops() -> list[type]:
+        """OpRun classes of the domain: ``ReferenceEvaluator(model, new_ops=custom_ops())``."""
+        return [BinaryConv2d, BinaryLinear]
+
+else:  # pragma: no cover
+
+    def custom_ops() -> list[type]:
+        raise ImportError("custom_ops() needs the onnx package (onnx.reference)")

@@ -1,0 +1,345 @@
+// Kernel tests of the scales_edge op library (no ONNX Runtime): for every kernel path this CPU
+// supports, binarize+pack, the binary convolution and the binary matmul must reproduce a plain
+// scalar reference written here from docs/ops.md, exactly (integer accumulators and the float
+// output transform), over randomized shapes. Prints "N passed, M failed"; exits 1 on any failure.
+//
+// Build: cmake -DSCALES_EDGE_BUILD_TESTS=ON ...; run: ctest or the scales_edge_kernel_tests binary.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+
+namespace sk = scales_edge::kernels;
+
+namespace {
+
+int g_passed = 0;
+int g_failed = 0;
+
+void check(bool ok, const std::string& what) {
+  if (ok) {
+    ++g_passed;
+  } else {
+    ++g_failed;
+    std::printf("FAIL: %s\n", what.c_str());
+  }
+}
+
+std::mt19937_64 rng(20240611);
+
+int64_t rand_int(int64_t lo, int64_t hi) {  // inclusive
+  return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+}
+
+// Activations with values sitting exactly on the threshold, signed zeros and NaNs mixed in.
+std::vector<float> random_activations(size_t n, const std::vector<float>& beta, int64_t inner,
+                                      int64_t channels) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t c = static_cast<int64_t>(i / static_cast<size_t>(inner)) % channels;
+    const int64_t r = rand_int(0, 99);
+    if (r < 5)
+      x[i] = beta[c];  // on the threshold: sign +1
+    else if (r < 7)
+      x[i] = std::numeric_limits<float>::quiet_NaN();  // sign -1
+    else if (r < 9)
+      x[i] = (r == 7) ? 0.0f : -0.0f;
+    else
+      x[i] = normal(rng);
+  }
+  return x;
+}
+
+std::vector<float> random_floats(size_t n, float lo, float hi) {
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(n);
+  for (auto& f : v) f = u(rng);
+  return v;
+}
+
+// sign(v) per the contract: +1 if v >= 0, else -1 (NaN too).
+int sign_of(float v) { return (v >= 0.0f) ? 1 : -1; }
+
+// Packs a sign vector s[0..K) (+1/-1) into words: bit 1 for -1. `garbage` sets the padding bits.
+void pack_signs(const int* s, int64_t K, int64_t stride, uint64_t* out, bool garbage) {
+  const int64_t KW = (K + 63) / 64;
+  for (int64_t w = 0; w < KW; ++w) {
+    uint64_t word = 0;
+    for (int64_t j = 0; j < 64; ++j) {
+      const int64_t k = 64 * w + j;
+      if (k < K) {
+        if (s[k * stride] < 0) word |= uint64_t{1} << j;
+      } else if (garbage && (rng() & 1)) {
+        word |= uint64_t{1} << j;
+      }
+    }
+    out[w] = word;
+  }
+}
+
+std::string conv_desc(const sk::ConvGeometry& g) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "N=%lld C=%lld H=%lld W=%lld M=%lld k=%lldx%lld s=%lld,%lld p=%lld,%lld,%lld,%lld "
+                "d=%lld,%lld",
+                (long long)g.N, (long long)g.C, (long long)g.H, (long long)g.W, (long long)g.M,
+                (long long)g.kH, (long long)g.kW, (long long)g.sH, (long long)g.sW,
+                (long long)g.pT, (long long)g.pL, (long long)g.pB, (long long)g.pR,
+                (long long)g.dH, (long long)g.dW);
+  return buf;
+}
+
+void test_conv_case(const std::vector<const sk::IsaKernels*>& paths, sk::ConvGeometry g) {
+  const std::string err = sk::check_conv_geometry(g);
+  if (!err.empty()) {
+    std::printf("FAIL: geometry rejected: %s (%s)\n", err.c_str(), conv_desc(g).c_str());
+    ++g_failed;
+    return;
+  }
+  const int64_t N = g.N, C = g.C, H = g.H, W = g.W, M = g.M, kH = g.kH, kW = g.kW, CW = g.CW;
+  const std::vector<float> beta = random_floats(static_cast<size_t>(C), -0.5f, 0.5f);
+  const std::vector<float> x = random_activations(static_cast<size_t>(N * C * H * W), beta, H * W, C);
+  std::vector<int> wsign(static_cast<size_t>(M * C * kH * kW));  // [M, C, kH, kW]
+  for (auto& s : wsign) s = (rng() & 1) ? 1 : -1;
+  const std::vector<float> scale = random_floats(static_cast<size_t>(M), -2.0f, 2.0f);
+  const std::vector<float> bias = random_floats(static_cast<size_t>(M), -1.0f, 1.0f);
+
+  // Signs of the input, [N, C, H, W].
+  std::vector<int> xs(x.size());
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t i = 0; i < H * W; ++i) {
+        const size_t idx = static_cast<size_t>((n * C + c) * H * W + i);
+        xs[idx] = sign_of(x[idx] - beta[static_cast<size_t>(c)]);
+      }
+  // Expected packed input [N, H, W, CW] (padding bits 0) and packed weights [M, kH, kW, CW]
+  // (padding bits random: readers must ignore them).
+  std::vector<uint64_t> xp_ref(static_cast<size_t>(N * H * W * CW));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t p = 0; p < H * W; ++p)
+      pack_signs(&xs[static_cast<size_t>(n * C * H * W + p)], C, H * W,
+                 &xp_ref[static_cast<size_t>((n * H * W + p) * CW)], false);
+  std::vector<uint64_t> wp(static_cast<size_t>(M * kH * kW * CW));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t t = 0; t < kH * kW; ++t)
+      pack_signs(&wsign[static_cast<size_t>(m * C * kH * kW + t)], C, kH * kW,
+                 &wp[static_cast<size_t>((m * kH * kW + t) * CW)], true);
+
+  // Naive accumulators straight from the definition.
+  std::vector<int32_t> acc_ref(static_cast<size_t>(N * M * g.OH * g.OW));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+          int64_t sum = 0;
+          for (int64_t c = 0; c < C; ++c)
+            for (int64_t i = 0; i < kH; ++i)
+              for (int64_t j = 0; j < kW; ++j) {
+                const int64_t ih = oh * g.sH - g.pT + i * g.dH;
+                const int64_t iw = ow * g.sW - g.pL + j * g.dW;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                sum += xs[static_cast<size_t>(((n * C + c) * H + ih) * W + iw)] *
+                       wsign[static_cast<size_t>(((m * C + c) * kH + i) * kW + j)];
+              }
+          acc_ref[static_cast<size_t>(((n * M + m) * g.OH + oh) * g.OW + ow)] =
+              static_cast<int32_t>(sum);
+        }
+
+  const sk::ConvWeights cw = sk::relayout_conv_weights(wp.data(), M, kH, kW, C);
+  for (const sk::IsaKernels* k : paths) {
+    const std::string tag = std::string(k->name) + " conv " + conv_desc(g);
+    // Pack in two sub-ranges (as threads would).
+    std::vector<uint64_t> xp(xp_ref.size(), ~uint64_t{0});
+    const int64_t rows = N * H, mid = rows / 2;
+    sk::pack_nchw(*k, x.data(), beta.data(), N, C, H, W, xp.data(), 0, mid);
+    sk::pack_nchw(*k, x.data(), beta.data(), N, C, H, W, xp.data(), mid, rows);
+    check(xp == xp_ref, tag + ": packed input differs from the reference packing");
+
+    std::vector<int32_t> acc(acc_ref.size(), 12345);
+    const int64_t orows = N * g.OH, omid = orows / 3;
+    sk::conv_int32(*k, g, xp_ref.data(), cw, acc.data(), 0, omid);
+    sk::conv_int32(*k, g, xp_ref.data(), cw, acc.data(), omid, orows);
+    size_t bad = 0;
+    for (size_t i = 0; i < acc.size(); ++i) bad += acc[i] != acc_ref[i];
+    check(bad == 0, tag + ": " + std::to_string(bad) + " int32 accumulators differ");
+
+    std::vector<float> y(acc_ref.size());
+    const bool with_bias = (rng() & 1) != 0;
+    sk::conv_float(*k, g, xp_ref.data(), cw, scale.data(), with_bias ? bias.data() : nullptr,
+                   y.data(), 0, orows);
+    size_t fbad = 0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t p = 0; p < g.OH * g.OW; ++p) {
+          const size_t idx = static_cast<size_t>((n * M + m) * g.OH * g.OW + p);
+          const float prod = static_cast<float>(acc_ref[idx]) * scale[static_cast<size_t>(m)];
+          const float want = prod + (with_bias ? bias[static_cast<size_t>(m)] : 0.0f);
+          fbad += !(y[idx] == want);
+        }
+    check(fbad == 0, tag + ": " + std::to_string(fbad) + " float outputs differ");
+  }
+}
+
+void test_linear_case(const std::vector<const sk::IsaKernels*>& paths, int64_t rows, int64_t K,
+                      int64_t M) {
+  const int64_t KW = (K + 63) / 64;
+  const std::vector<float> beta = random_floats(static_cast<size_t>(K), -0.5f, 0.5f);
+  // rows x K, row-major: channel of element i is i % K.
+  std::vector<float> x(static_cast<size_t>(rows * K));
+  {
+    std::vector<float> tmp = random_activations(x.size(), beta, 1, K);
+    x.swap(tmp);
+  }
+  std::vector<int> xs(x.size());
+  for (size_t i = 0; i < x.size(); ++i) xs[i] = sign_of(x[i] - beta[i % static_cast<size_t>(K)]);
+  std::vector<int> wsign(static_cast<size_t>(M * K));
+  for (auto& s : wsign) s = (rng() & 1) ? 1 : -1;
+  std::vector<uint64_t> xp_ref(static_cast<size_t>(rows * KW)), wp(static_cast<size_t>(M * KW));
+  for (int64_t r = 0; r < rows; ++r)
+    pack_signs(&xs[static_cast<size_t>(r * K)], K, 1, &xp_ref[static_cast<size_t>(r * KW)], false);
+  for (int64_t m = 0; m < M; ++m)
+    pack_signs(&wsign[static_cast<size_t>(m * K)], K, 1, &wp[static_cast<size_t>(m * KW)], true);
+  std::vector<int32_t> acc_ref(static_cast<size_t>(rows * M));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t m = 0; m < M; ++m) {
+      int64_t s = 0;
+      for (int64_t k = 0; k < K; ++k)
+        s += xs[static_cast<size_t>(r * K + k)] * wsign[static_cast<size_t>(m * K + k)];
+      acc_ref[static_cast<size_t>(r * M + m)] = static_cast<int32_t>(s);
+    }
+  const std::vector<float> scale = random_floats(static_cast<size_t>(M), -2.0f, 2.0f);
+  const std::vector<float> bias = random_floats(static_cast<size_t>(M), -1.0f, 1.0f);
+  const sk::LinearWeights lw = sk::relayout_linear_weights(wp.data(), M, K);
+  for (const sk::IsaKernels* k : paths) {
+    const std::string tag = std::string(k->name) + " linear rows=" + std::to_string(rows) +
+                            " K=" + std::to_string(K) + " M=" + std::to_string(M);
+    std::vector<uint64_t> xp(xp_ref.size(), ~uint64_t{0});
+    sk::pack_rows(*k, x.data(), beta.data(), K, xp.data(), 0, rows / 2);
+    sk::pack_rows(*k, x.data(), beta.data(), K, xp.data(), rows / 2, rows);
+    check(xp == xp_ref, tag + ": packed rows differ from the reference packing");
+    std::vector<int32_t> acc(acc_ref.size(), 12345);
+    sk::gemm_int32(*k, xp_ref.data(), lw, acc.data(), 0, rows);
+    check(acc == acc_ref, tag + ": int32 accumulators differ");
+    std::vector<float> y(acc_ref.size());
+    sk::gemm_float(*k, xp_ref.data(), lw, scale.data(), bias.data(), y.data(), 0, rows);
+    size_t fbad = 0;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t m = 0; m < M; ++m) {
+        const size_t idx = static_cast<size_t>(r * M + m);
+        const float prod = static_cast<float>(acc_ref[idx]) * scale[static_cast<size_t>(m)];
+        fbad += !(y[idx] == prod + bias[static_cast<size_t>(m)]);
+      }
+    check(fbad == 0, tag + ": " + std::to_string(fbad) + " float outputs differ");
+  }
+}
+
+void test_dispatch() {
+  std::string err;
+  check(sk::select_kernels("portable", &err) != nullptr, "portable path must always be selectable");
+  err.clear();
+  check(sk::select_kernels("sse9", &err) == nullptr && err.find("unknown") != std::string::npos,
+        "unknown path must be rejected with a message, got: " + err);
+  for (int i = 0; i < sk::kNumPaths; ++i) {
+    const sk::Path p = static_cast<sk::Path>(i);
+    err.clear();
+    const sk::IsaKernels* k = sk::select_kernels(sk::path_name(p), &err);
+    if (sk::path_supported(p))
+      check(k != nullptr && k->path == p, std::string("supported path not selectable: ") + sk::path_name(p));
+    else
+      check(k == nullptr && !err.empty(),
+            std::string("unsupported path must give an error: ") + sk::path_name(p));
+  }
+  // Environment override.
+  setenv(sk::kKernelEnvVar, "definitely-not-a-path", 1);
+  err.clear();
+  check(sk::select_kernels(nullptr, &err) == nullptr &&
+            err.find(sk::kKernelEnvVar) != std::string::npos,
+        "bad " + std::string(sk::kKernelEnvVar) + " must be rejected naming the variable: " + err);
+  setenv(sk::kKernelEnvVar, "portable", 1);
+  const sk::IsaKernels* k = sk::select_kernels(nullptr, &err);
+  check(k != nullptr && k->path == sk::Path::kPortable, "env override to portable");
+  unsetenv(sk::kKernelEnvVar);
+  k = sk::select_kernels(nullptr, &err);
+  check(k != nullptr && k->path == sk::supported_paths().back(), "default is the fastest path");
+
+  // Geometry errors.
+  sk::ConvGeometry g;
+  g.N = 1; g.C = 8; g.H = 2; g.W = 2; g.M = 4; g.kH = 3; g.kW = 3;
+  check(!sk::check_conv_geometry(g).empty(), "input smaller than the kernel must be rejected");
+  g.pT = g.pB = g.pL = g.pR = 1;
+  check(sk::check_conv_geometry(g).empty() && g.OH == 2 && g.OW == 2, "padded 2x2 with 3x3 -> 2x2");
+  g.sH = 0;
+  check(!sk::check_conv_geometry(g).empty(), "stride 0 must be rejected");
+}
+
+}  // namespace
+
+int main() {
+  std::vector<const sk::IsaKernels*> paths;
+  std::string names;
+  for (sk::Path p : sk::supported_paths()) {
+    paths.push_back(sk::compiled_kernels(p));
+    names += std::string(names.empty() ? "" : ", ") + sk::path_name(p);
+  }
+  std::printf("kernel paths supported here: %s\n", names.c_str());
+
+  test_dispatch();
+
+  // Hand-picked convolution shapes (channel counts around word boundaries, all-padding pixels).
+  const int64_t fixed_c[] = {1, 2, 63, 64, 65, 127, 128, 129, 192, 255, 300};
+  for (int64_t c : fixed_c) {
+    sk::ConvGeometry g;
+    g.N = 1; g.C = c; g.H = 7; g.W = 9; g.M = 17; g.kH = 3; g.kW = 3;
+    g.pT = g.pL = g.pB = g.pR = 1;
+    test_conv_case(paths, g);
+  }
+  {
+    sk::ConvGeometry g;  // padding wider than the kernel: some outputs see no valid tap
+    g.N = 2; g.C = 5; g.H = 3; g.W = 1; g.M = 9; g.kH = 1; g.kW = 1;
+    g.pT = 2; g.pL = 3; g.pB = 1; g.pR = 2;
+    test_conv_case(paths, g);
+  }
+  {
+    sk::ConvGeometry g;  // the benchmark layer, scaled down
+    g.N = 1; g.C = 64; g.H = 19; g.W = 33; g.M = 64; g.kH = 3; g.kW = 3;
+    g.pT = g.pL = g.pB = g.pR = 1;
+    test_conv_case(paths, g);
+  }
+  // Randomized shapes.
+  const int64_t ms[] = {1, 3, 8, 16, 17, 32, 33, 40, 64};
+  for (int it = 0; it < 120; ++it) {
+    sk::ConvGeometry g;
+    g.N = rand_int(1, 2);
+    g.C = (it % 3 == 0) ? rand_int(1, 300) : rand_int(1, 80);
+    g.H = 2 * rand_int(0, 6) + 1;  // odd 1..13
+    g.W = 2 * rand_int(0, 6) + 1;
+    if (it % 5 == 0) g.W += 1;     // some even widths too
+    g.M = ms[rand_int(0, 8)];
+    const int kind = static_cast<int>(rand_int(0, 9));
+    g.kH = g.kW = (kind < 4) ? 1 : 3;
+    if (kind == 9) { g.kH = 1; g.kW = 3; }
+    g.sH = rand_int(1, 2);
+    g.sW = (it % 4 == 0) ? 3 - g.sH : g.sH;
+    g.dH = rand_int(1, 2);
+    g.dW = (it % 7 == 0) ? 3 - g.dH : g.dH;
+    g.pT = rand_int(0, 2); g.pL = rand_int(0, 2); g.pB = rand_int(0, 2); g.pR = rand_int(0, 2);
+    sk::ConvGeometry probe = g;
+    if (!sk::check_conv_geometry(probe).empty()) { --it; continue; }  // too small: draw again
+    test_conv_case(paths, g);
+  }
+  // Linear.
+  const int64_t fixed_k[] = {1, 63, 64, 65, 128, 129, 300, 1000};
+  for (int64_t k : fixed_k) test_linear_case(paths, 3, k, 17);
+  for (int it = 0; it < 60; ++it)
+    test_linear_case(paths, rand_int(1, 9), rand_int(1, 300), ms[rand_int(0, 8)]);
+
+  std::printf("%d passed, %d failed\n", g_passed, g_failed);
+  return g_failed == 0 ? 0 : 1;
+}
