@@ -75,51 +75,24 @@ BinaryConv2dKernel::BinaryConv2dKernel(const OrtKernelInfo* raw_info) {
     fail(kOp, "attribute 'auto_pad' is not supported; give explicit 'pads'");
 
   // ---- inputs
-  const size_t inputs = info.GetInputCount();
-  if (inputs < 4 || inputs > 5)
-    fail(kOp, "expects 4 or 5 inputs (X, beta, W, scale[, bias]), got " + std::to_string(inputs));
-  bias_input_ = node_has_input(info, 4);
+  params_.check_node_inputs(info);
 
   // ---- constant initializers: read and check once, re-lay out W once
-  int64_t c = -1;
-  if (std::optional<TensorRef> beta = constant_input(info, 1, kOp, "beta")) {
-    expect_vector(*beta, -1, kOp, "beta", "C");
-    c = beta->shape[0];
-    if (c < 1) fail(kOp, "input 'beta' is empty; need [C] with C >= 1");
-    beta_.present = true;
-    beta_.values.assign(beta->as<float>(), beta->as<float>() + c);
-  }
+  const int64_t c = params_.read_beta(info);  // -1 unless beta is constant
+  int64_t m = -1;                             // M of a constant W
   if (std::optional<TensorRef> w = constant_input(info, 2, kOp, "W")) {
     check_weights(*w, kH_, kW_, c);
-    const_m_ = w->shape[0];
-    if (c >= 1) weights_ = kernels::relayout_conv_weights(w->as<uint64_t>(), const_m_, kH_, kW_, c);
+    m = w->shape[0];
+    if (c >= 1) weights_ = kernels::relayout_conv_weights(w->as<uint64_t>(), m, kH_, kW_, c);
   }
-  if (std::optional<TensorRef> s = constant_input(info, 3, kOp, "scale")) {
-    expect_vector(*s, const_m_, kOp, "scale", "M");
-    scale_.present = true;
-    scale_.values.assign(s->as<float>(), s->as<float>() + s->size);
-  }
-  if (bias_input_) {
-    if (std::optional<TensorRef> b = constant_input(info, 4, kOp, "bias")) {
-      expect_vector(*b, const_m_, kOp, "bias", "M");
-      bias_.present = true;
-      bias_.values.assign(b->as<float>(), b->as<float>() + b->size);
-    }
-  }
-  if (scale_.present && bias_.present && scale_.values.size() != bias_.values.size())
-    fail(kOp, "inputs 'scale' [" + std::to_string(scale_.values.size()) + "] and 'bias' [" +
-                  std::to_string(bias_.values.size()) + "] must both have shape [M]");
+  params_.read_scale_bias(info, m);
 }
 
 void BinaryConv2dKernel::Compute(OrtKernelContext* raw_context) const {
   Ort::KernelContext ctx(raw_context);
-  const size_t inputs = ctx.GetInputCount();
-  if (inputs < 4)
-    fail(kOp, "expects 4 or 5 inputs (X, beta, W, scale[, bias]), got " + std::to_string(inputs));
 
   // ---- X
-  const TensorRef x = tensor_ref(ctx.GetInput(0), kOp, "X");
-  expect_type(x, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, kOp, "X");
+  const TensorRef x = params_.input_x(ctx);
   if (x.shape.size() != 4)
     fail(kOp, "input 'X' must be 4-D [N, C, H, W], got " + std::to_string(x.shape.size()) +
                   "-D shape " + shape_str(x.shape));
@@ -133,21 +106,7 @@ void BinaryConv2dKernel::Compute(OrtKernelContext* raw_context) const {
   if (g.N < 1) fail(kOp, "the output would be empty: input 'X' has batch size 0");
 
   // ---- beta
-  const float* beta = nullptr;
-  if (beta_.present) {
-    if (static_cast<int64_t>(beta_.values.size()) != g.C)
-      fail(kOp, "input 'beta' has shape [" + std::to_string(beta_.values.size()) +
-                    "] but X " + shape_str(x.shape) + " has C = " + std::to_string(g.C) +
-                    " channels; beta must be [C]");
-    beta = beta_.values.data();
-  } else {
-    const TensorRef b = tensor_ref(ctx.GetInput(1), kOp, "beta");
-    expect_type(b, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, kOp, "beta");
-    if (b.shape.size() != 1 || b.shape[0] != g.C)
-      fail(kOp, "input 'beta' has shape " + shape_str(b.shape) + " but X " + shape_str(x.shape) +
-                    " has C = " + std::to_string(g.C) + " channels; beta must be [C]");
-    beta = b.as<float>();
-  }
+  const float* beta = params_.beta(ctx, g.C, x.shape);
 
   // ---- W
   kernels::ConvWeights local_weights;
@@ -163,31 +122,8 @@ void BinaryConv2dKernel::Compute(OrtKernelContext* raw_context) const {
   g.M = weights->M;
 
   // ---- scale, bias
-  const float* scale = nullptr;
-  if (scale_.present) {
-    if (static_cast<int64_t>(scale_.values.size()) != g.M)
-      fail(kOp, "input 'scale' must have shape [M] = [" + std::to_string(g.M) + "], got [" +
-                    std::to_string(scale_.values.size()) + "]");
-    scale = scale_.values.data();
-  } else {
-    const TensorRef s = tensor_ref(ctx.GetInput(3), kOp, "scale");
-    expect_vector(s, g.M, kOp, "scale", "M");
-    scale = s.as<float>();
-  }
-  const float* bias = nullptr;
-  if (bias_.present) {
-    if (static_cast<int64_t>(bias_.values.size()) != g.M)
-      fail(kOp, "input 'bias' must have shape [M] = [" + std::to_string(g.M) + "], got [" +
-                    std::to_string(bias_.values.size()) + "]");
-    bias = bias_.values.data();
-  } else if (inputs > 4) {
-    const Ort::ConstValue bv = ctx.GetInput(4);
-    if (bv) {
-      const TensorRef b = tensor_ref(bv, kOp, "bias");
-      expect_vector(b, g.M, kOp, "bias", "M");
-      bias = b.as<float>();
-    }
-  }
+  const float* scale = params_.scale(ctx, g.M);
+  const float* bias = params_.bias(ctx, g.M);
 
   // ---- geometry
   g.kH = kH_;
@@ -215,12 +151,6 @@ void BinaryConv2dKernel::Compute(OrtKernelContext* raw_context) const {
   parallel_rows(ctx, kOp, g.N * g.OH, [&](int64_t begin, int64_t end) {
     kernels::conv_float(k, g, xp.data(), *weights, scale, bias, y, begin, end);
   });
-}
-
-OrtStatusPtr BinaryConv2dOp::CreateKernelV2(const OrtApi&, const OrtKernelInfo* info,
-                                            void** kernel) const {
-  *kernel = nullptr;
-  return guarded(BinaryConv2dKernel::kName, [&] { *kernel = new BinaryConv2dKernel(info); });
 }
 
 }  // namespace ort

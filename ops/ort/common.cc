@@ -105,6 +105,99 @@ void expect_vector(const TensorRef& t, int64_t n, const char* op, const char* in
                  shape_str(t.shape));
 }
 
+// ---- ConstParams
+
+namespace {
+[[noreturn]] void fail_input_count(const char* op, size_t inputs) {
+  fail(op, "expects 4 or 5 inputs (X, beta, W, scale[, bias]), got " + std::to_string(inputs));
+}
+}  // namespace
+
+void ConstParams::check_node_inputs(const Ort::ConstKernelInfo& info) {
+  const size_t inputs = info.GetInputCount();
+  if (inputs < 4 || inputs > 5) fail_input_count(op_, inputs);
+  bias_input_ = node_has_input(info, 4);
+}
+
+int64_t ConstParams::read_beta(const Ort::ConstKernelInfo& info) {
+  std::optional<TensorRef> beta = constant_input(info, 1, op_, "beta");
+  if (!beta) return -1;
+  expect_vector(*beta, -1, op_, "beta", dim_);
+  const int64_t n = beta->shape[0];
+  if (n < 1)
+    fail(op_, std::string("input 'beta' is empty; need [") + dim_ + "] with " + dim_ + " >= 1");
+  beta_.present = true;
+  beta_.values.assign(beta->as<float>(), beta->as<float>() + n);
+  return n;
+}
+
+void ConstParams::read_scale_bias(const Ort::ConstKernelInfo& info, int64_t m) {
+  if (std::optional<TensorRef> s = constant_input(info, 3, op_, "scale")) {
+    expect_vector(*s, m, op_, "scale", "M");
+    scale_.present = true;
+    scale_.values.assign(s->as<float>(), s->as<float>() + s->size);
+  }
+  if (bias_input_) {
+    if (std::optional<TensorRef> b = constant_input(info, 4, op_, "bias")) {
+      expect_vector(*b, m, op_, "bias", "M");
+      bias_.present = true;
+      bias_.values.assign(b->as<float>(), b->as<float>() + b->size);
+    }
+  }
+  if (scale_.present && bias_.present && scale_.values.size() != bias_.values.size())
+    fail(op_, "inputs 'scale' [" + std::to_string(scale_.values.size()) + "] and 'bias' [" +
+                  std::to_string(bias_.values.size()) + "] must both have shape [M]");
+}
+
+TensorRef ConstParams::input_x(const Ort::KernelContext& ctx) const {
+  const size_t inputs = ctx.GetInputCount();
+  if (inputs < 4) fail_input_count(op_, inputs);
+  const TensorRef x = tensor_ref(ctx.GetInput(0), op_, "X");
+  expect_type(x, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, op_, "X");
+  return x;
+}
+
+const float* ConstParams::beta(const Ort::KernelContext& ctx, int64_t n,
+                               const std::vector<int64_t>& x_shape) const {
+  auto mismatch = [&](const std::vector<int64_t>& beta_shape) {
+    fail(op_, "input 'beta' has shape " + shape_str(beta_shape) + " but X " + shape_str(x_shape) +
+                  " has " + dim_ + " = " + std::to_string(n) + " " + dim_noun_ +
+                  "; beta must be [" + dim_ + "]");
+  };
+  if (beta_.present) {
+    const int64_t size = static_cast<int64_t>(beta_.values.size());
+    if (size != n) mismatch({size});
+    return beta_.values.data();
+  }
+  const TensorRef b = tensor_ref(ctx.GetInput(1), op_, "beta");
+  expect_type(b, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, op_, "beta");
+  if (b.shape.size() != 1 || b.shape[0] != n) mismatch(b.shape);
+  return b.as<float>();
+}
+
+const float* ConstParams::scale(const Ort::KernelContext& ctx, int64_t m) const {
+  return vector_m(ctx, scale_, 3, "scale", m);
+}
+
+const float* ConstParams::bias(const Ort::KernelContext& ctx, int64_t m) const {
+  if (!bias_.present && (ctx.GetInputCount() <= 4 || !ctx.GetInput(4))) return nullptr;
+  return vector_m(ctx, bias_, 4, "bias", m);
+}
+
+// A float input [m]: the constant copied at creation, else input `index` of this call.
+const float* ConstParams::vector_m(const Ort::KernelContext& ctx, const Floats& constant,
+                                   size_t index, const char* name, int64_t m) const {
+  if (constant.present) {
+    if (static_cast<int64_t>(constant.values.size()) != m)
+      fail(op_, std::string("input '") + name + "' must have shape [M] = [" + std::to_string(m) +
+                    "], got [" + std::to_string(constant.values.size()) + "]");
+    return constant.values.data();
+  }
+  const TensorRef t = tensor_ref(ctx.GetInput(index), op_, name);
+  expect_vector(t, m, op_, name, "M");
+  return t.as<float>();
+}
+
 const kernels::IsaKernels& select_kernels_or_fail(const char* op) {
   std::string error;
   const kernels::IsaKernels* k = kernels::select_kernels(nullptr, &error);

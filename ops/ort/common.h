@@ -98,10 +98,50 @@ void expect_type(const TensorRef& t, ONNXTensorElementDataType type, const char*
 void expect_vector(const TensorRef& t, int64_t n, const char* op, const char* input_name,
                    const char* what);
 
-// A float vector copied out of a constant initializer at kernel creation.
-struct ConstFloats {
-  bool present = false;
-  std::vector<float> values;
+// ---- beta, scale, bias
+// The float parameters both ops take besides X and W (inputs X, beta, W, scale[, bias]): beta
+// (input 1, [C] for BinaryConv2d, [K] for BinaryLinear), scale (input 3, [M]) and the optional
+// bias (input 4, [M]). Those that are constant initializers are copied and checked once at kernel
+// creation; the others are read from the context in every Compute.
+class ConstParams {
+ public:
+  // `dim` names beta's length ("C", "K") and `dim_noun` what it counts ("channels", "features").
+  ConstParams(const char* op, const char* dim, const char* dim_noun)
+      : op_(op), dim_(dim), dim_noun_(dim_noun) {}
+
+  // -- kernel creation, in this order (the op reads a constant W between beta and scale)
+  // Checks that the node has 4 or 5 inputs.
+  void check_node_inputs(const Ort::ConstKernelInfo& info);
+  // Copies a constant beta (a non-empty float vector); returns its length, or -1 if not constant.
+  int64_t read_beta(const Ort::ConstKernelInfo& info);
+  // Copies a constant scale and bias, each a float vector [m] (m < 0: M not known), and checks
+  // that they have the same length.
+  void read_scale_bias(const Ort::ConstKernelInfo& info, int64_t m);
+
+  // -- Compute
+  // Checks the input count and returns X, which must be float32.
+  TensorRef input_x(const Ort::KernelContext& ctx) const;
+  // beta, which must be [n] for an X of shape x_shape with n channels (features).
+  const float* beta(const Ort::KernelContext& ctx, int64_t n,
+                    const std::vector<int64_t>& x_shape) const;
+  const float* scale(const Ort::KernelContext& ctx, int64_t m) const;
+  // nullptr when the node has no bias.
+  const float* bias(const Ort::KernelContext& ctx, int64_t m) const;
+
+ private:
+  // A float vector copied out of a constant initializer at kernel creation.
+  struct Floats {
+    bool present = false;
+    std::vector<float> values;
+  };
+  const float* vector_m(const Ort::KernelContext& ctx, const Floats& constant, size_t index,
+                        const char* name, int64_t m) const;
+
+  const char* op_;
+  const char* dim_;
+  const char* dim_noun_;
+  bool bias_input_ = false;  // the node has a (non-empty) bias input
+  Floats beta_, scale_, bias_;
 };
 
 // ---- threading ----

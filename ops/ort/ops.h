@@ -30,31 +30,8 @@ class BinaryConv2dKernel {
 
   const kernels::IsaKernels* kernels_ = nullptr;
   int64_t kH_ = 0, kW_ = 0, sH_ = 1, sW_ = 1, pT_ = 0, pL_ = 0, pB_ = 0, pR_ = 0, dH_ = 1, dW_ = 1;
-  // Constant inputs read (and checked) once at kernel creation; absent when not constant.
-  ConstFloats beta_, scale_, bias_;
-  bool bias_input_ = false;               // the node has a (non-empty) bias input
-  int64_t const_m_ = -1;                  // M of a constant W
+  ConstParams params_{kName, "C", "channels"};   // beta [C], scale [M], bias [M]
   std::optional<kernels::ConvWeights> weights_;  // re-laid-out constant W (needs constant beta)
-};
-
-struct BinaryConv2dOp : Ort::CustomOpBase<BinaryConv2dOp, BinaryConv2dKernel, /*WithStatus=*/true> {
-  explicit BinaryConv2dOp(int api_version) {
-    OrtCustomOp::version = static_cast<uint32_t>(api_version);
-    start_ver_ = kDomainVersion;
-    end_ver_ = kDomainVersion;
-  }
-  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const;
-  const char* GetName() const { return BinaryConv2dKernel::kName; }
-  size_t GetInputTypeCount() const { return 5; }
-  ONNXTensorElementDataType GetInputType(size_t index) const {
-    return index == 2 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
-  }
-  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
-    return index == 4 ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
-                      : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
-  }
-  size_t GetOutputTypeCount() const { return 1; }
-  ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
 };
 
 // ---------------------------------------------------------------- BinaryLinear
@@ -70,20 +47,25 @@ class BinaryLinearKernel {
   void Compute(OrtKernelContext* context) const;
 
   const kernels::IsaKernels* kernels_ = nullptr;
-  ConstFloats beta_, scale_, bias_;
-  bool bias_input_ = false;
-  int64_t const_m_ = -1;
+  ConstParams params_{kName, "K", "features"};     // beta [K], scale [M], bias [M]
   std::optional<kernels::LinearWeights> weights_;  // re-laid-out constant W (needs constant beta)
 };
 
-struct BinaryLinearOp : Ort::CustomOpBase<BinaryLinearOp, BinaryLinearKernel, /*WithStatus=*/true> {
-  explicit BinaryLinearOp(int api_version) {
+// ---------------------------------------------------------------- the ORT op
+// Both ops have the inputs X (float), beta (float), W (uint64), scale (float) and an optional
+// bias (float), and one float output.
+template <class Kernel>
+struct BinaryOp : Ort::CustomOpBase<BinaryOp<Kernel>, Kernel, /*WithStatus=*/true> {
+  explicit BinaryOp(int api_version) {
     OrtCustomOp::version = static_cast<uint32_t>(api_version);
-    start_ver_ = kDomainVersion;
-    end_ver_ = kDomainVersion;
+    this->start_ver_ = kDomainVersion;
+    this->end_ver_ = kDomainVersion;
   }
-  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const;
-  const char* GetName() const { return BinaryLinearKernel::kName; }
+  OrtStatusPtr CreateKernelV2(const OrtApi&, const OrtKernelInfo* info, void** kernel) const {
+    *kernel = nullptr;
+    return guarded(Kernel::kName, [&] { *kernel = new Kernel(info); });
+  }
+  const char* GetName() const { return Kernel::kName; }
   size_t GetInputTypeCount() const { return 5; }
   ONNXTensorElementDataType GetInputType(size_t index) const {
     return index == 2 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
@@ -95,6 +77,9 @@ struct BinaryLinearOp : Ort::CustomOpBase<BinaryLinearOp, BinaryLinearKernel, /*
   size_t GetOutputTypeCount() const { return 1; }
   ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
 };
+
+using BinaryConv2dOp = BinaryOp<BinaryConv2dKernel>;
+using BinaryLinearOp = BinaryOp<BinaryLinearKernel>;
 
 }  // namespace ort
 }  // namespace scales_edge
