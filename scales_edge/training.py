@@ -33,7 +33,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from .checkpoints import load_state, read_checkpoint, save_checkpoint
 from .data import imread, list_images, make_lr, modcrop
 from .errors import CheckpointError, ConfigError
-from .metrics import calculate_psnr, calculate_ssim, tensor_to_uint8, uint8_to_tensor
+from .metrics import tensor_to_uint8, uint8_to_tensor
+from .quality import mean_scores, score_images
 from .models import build_model
 
 
@@ -110,25 +111,11 @@ def evaluate(model: nn.Module, paths: list[Path], scale: int) -> dict[str, float
     """Mean PSNR/SSIM (Y channel, border ``scale``) of ``model`` and of bicubic on HR images."""
     was_training = model.training
     model.eval()
-    psnr, ssim, bic_psnr, bic_ssim = [], [], [], []
-    for p in paths:
-        hr = modcrop(imread(p), scale)
-        lr = make_lr(hr, scale)
-        sr = tensor_to_uint8(model(uint8_to_tensor(lr)))
-        bic = tensor_to_uint8(
-            F.interpolate(uint8_to_tensor(lr), scale_factor=scale, mode="bicubic", align_corners=False)
-        )
-        psnr.append(calculate_psnr(sr, hr, scale))
-        ssim.append(calculate_ssim(sr, hr, scale))
-        bic_psnr.append(calculate_psnr(bic, hr, scale))
-        bic_ssim.append(calculate_ssim(bic, hr, scale))
-    model.train(was_training)
-    return {
-        "psnr": float(np.mean(psnr)),
-        "ssim": float(np.mean(ssim)),
-        "bicubic_psnr": float(np.mean(bic_psnr)),
-        "bicubic_ssim": float(np.mean(bic_ssim)),
-    }
+    try:
+        scores = score_images(lambda lr: tensor_to_uint8(model(uint8_to_tensor(lr))), paths, scale)
+    finally:
+        model.train(was_training)
+    return mean_scores(scores)
 
 
 def _dist_setup() -> tuple[int, int]:

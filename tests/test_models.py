@@ -266,3 +266,19 @@ def test_srresnet_fp_adds_bilinear_base():
 
     expected = up1d(up1d(x, 2), 3)
     torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("binary", ["scales", "e2fif"])
+def test_binary_body_does_not_double_the_identity(binary):
+    """Each residual block must add the identity of its input once. With a skip in both convs of a
+    block plus the block's own add, features double per block (2^16 over SRResNet's body)."""
+    torch.manual_seed(0)
+    model = build_model("srresnet", num_feat=16, num_block=16, scale=2, binary=binary).eval()
+    x = torch.rand(1, 16, 12, 12)
+    stds = [x.std().item()]
+    with torch.no_grad():
+        for block in model.body:
+            x = block(x)
+            stds.append(x.std().item())
+    # Additive growth stays far below 2^8 = 256 over the last 8 blocks; doubling would reach it.
+    assert stds[16] / stds[8] < 8, stds

@@ -62,12 +62,16 @@ class MeanShift(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """conv → ReLU → conv, plus the identity (``res_scale`` on the residual): SRResNet/EDSR blocks."""
+    """conv → ReLU → conv, plus the identity (``res_scale`` on the residual): SRResNet/EDSR blocks.
+
+    In a binary body the first conv carries its own skip and the second does not (the block's
+    identity add already plays that role): ``x + conv2(relu(x + core1(x)))``.
+    """
 
     def __init__(self, spec: BinarySpec, num_feat: int, res_scale: float = 1.0) -> None:
         super().__init__()
         self.conv1 = spec.conv(num_feat, num_feat)
-        self.conv2 = spec.conv(num_feat, num_feat)
+        self.conv2 = spec.conv(num_feat, num_feat, ends_residual=True)
         self.relu = nn.ReLU(inplace=False)
         self.res_scale = res_scale
 

@@ -38,7 +38,7 @@ class EDSR(nn.Module):
         self.shift = MeanShift(img_range, DIV2K_RGB_MEAN, num_in_ch)
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
         self.body = nn.Sequential(*[ResidualBlock(spec, num_feat, res_scale) for _ in range(num_block)])
-        self.conv_after_body = spec.conv(num_feat, num_feat)
+        self.conv_after_body = spec.conv(num_feat, num_feat, ends_residual=True)
         self.upsample = Upsample(self.scale, num_feat)
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
 

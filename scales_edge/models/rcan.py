@@ -3,7 +3,8 @@
 Mean shift → ``conv_first`` (FP) → ``num_group`` residual groups (each ``num_block`` RCABs: conv →
 ReLU → conv → channel attention, plus identity; then a conv and the group's identity) →
 ``conv_after_body`` + long skip → FP upsampler → ``conv_last`` → mean shift back. The 3×3 convs of the
-body are binarized per ``binary``; the channel-attention squeeze/excite 1×1 convs act on pooled
+body are binarized per ``binary`` (the last conv of each residual branch has no skip of its own,
+see :meth:`scales_edge.nn.BinarySpec.conv`); the channel-attention squeeze/excite 1×1 convs act on pooled
 1×1 maps, cost nothing, and stay FP. Parameter names follow BasicSR.
 """
 
@@ -39,7 +40,7 @@ class RCAB(nn.Module):
         self.rcab = nn.Sequential(
             spec.conv(num_feat, num_feat),
             nn.ReLU(),
-            spec.conv(num_feat, num_feat),
+            spec.conv(num_feat, num_feat, ends_residual=True),
             ChannelAttention(num_feat, squeeze_factor),
         )
         self.res_scale = res_scale
@@ -56,7 +57,7 @@ class ResidualGroup(nn.Module):
         self.residual_group = nn.Sequential(
             *[RCAB(spec, num_feat, squeeze_factor, res_scale) for _ in range(num_block)]
         )
-        self.conv = spec.conv(num_feat, num_feat)
+        self.conv = spec.conv(num_feat, num_feat, ends_residual=True)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(self.residual_group(x)) + x
@@ -94,7 +95,7 @@ class RCAN(nn.Module):
         self.body = nn.Sequential(
             *[ResidualGroup(spec, num_feat, num_block, squeeze_factor, res_scale) for _ in range(num_group)]
         )
-        self.conv_after_body = spec.conv(num_feat, num_feat)
+        self.conv_after_body = spec.conv(num_feat, num_feat, ends_residual=True)
         self.upsample = Upsample(self.scale, num_feat)
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
 

@@ -366,12 +366,19 @@ class BinarySpec:
         stride: int = 1,
         dilation: int = 1,
         bias: bool = True,
+        *,
+        ends_residual: bool = False,
     ) -> nn.Module:
+        """A body convolution. ``ends_residual=True`` marks the last conv of a residual branch
+        (``x + branch(x)``): the branch's own add already carries the identity of ``x``, so the
+        conv gets no skip of its own. Otherwise each block would add ``x`` twice and the features
+        would double from block to block (2^16 after SRResNet's 16 blocks)."""
         if self.kind == "fp":
             pad = dilation * (kernel_size - 1) // 2
             return nn.Conv2d(in_channels, out_channels, kernel_size, stride, pad, dilation, bias=bias)
+        skip = self.skip and not ends_residual
         if self.kind in ("e2fif", "bibert"):
-            return E2FIFConv2d(in_channels, out_channels, kernel_size, stride, None, dilation, bias)
+            return E2FIFConv2d(in_channels, out_channels, kernel_size, stride, None, dilation, bias, skip=skip)
         return ScalesConv2d(
             in_channels,
             out_channels,
@@ -383,7 +390,7 @@ class BinarySpec:
             lsf=self.lsf,
             spatial=self.spatial,
             channel=self.channel,
-            skip=self.skip,
+            skip=skip,
         )
 
     def linear(self, in_features: int, out_features: int, bias: bool = True) -> nn.Module:
