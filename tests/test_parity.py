@@ -1,0 +1,121 @@
+"""End to end: PyTorch model → ONNX with scales_edge ops → ONNX Runtime with our C++ library.
+
+For every CNN arch × scale × binarization of the zoo (random weights, thresholds and batch-norm
+statistics; channel widths 40 and 48, not multiples of 64), the ORT output must match PyTorch at
+PSNR ≥ 60 dB on [0, 1] images, at 17×23, 64×64 and 180×320 inputs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+
+from scales_edge.export import DOMAIN, export_onnx
+from scales_edge.models import build_model, get_arch, list_archs
+from scales_edge.nn import E2FIFConv2d, ScalesConv2d, binary_layers
+from scales_edge.runtime.library import find_library
+from scales_edge.runtime.validate import check_parity, image_psnr, make_inputs
+
+if find_library(required=False) is None:
+    if os.environ.get("CI"):
+        pytest.fail("CI: the scales-edge op library is not installed", pytrace=False)
+    pytest.skip("the scales-edge op library is not installed", allow_module_level=True)
+
+torch.set_num_threads(1)
+
+TINY = {
+    "srresnet": dict(num_block=2),
+    "edsr": dict(num_block=2),
+    "edsr_l": dict(num_block=2),
+    "rdn": dict(num_block=2, num_layer=2, growth=24),
+    "rcan": dict(num_group=2, num_block=1, squeeze_factor=8),
+}
+CNN_ARCHS = [a for a in list_archs() if get_arch(a).family == "cnn"]
+CASES = [
+    (arch, scale, binary)
+    for arch in CNN_ARCHS
+    for scale in (2, 3, 4)
+    for binary in get_arch(arch).binaries
+]
+
+
+def randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Non-trivial thresholds, scales and BN statistics (the initial ones are 0/1)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, layer in binary_layers(model):
+            if isinstance(layer, ScalesConv2d):
+                layer.beta.copy_(torch.randn(layer.beta.shape, generator=g) * 0.2)
+                layer.alpha.fill_(float(torch.rand((), generator=g)) + 0.5)
+            if isinstance(layer, E2FIFConv2d):
+                layer.bn.running_mean.copy_(torch.randn(layer.bn.running_mean.shape, generator=g))
+                layer.bn.running_var.copy_(torch.rand(layer.bn.running_var.shape, generator=g) * 10 + 1)
+    return model.eval()
+
+
+def test_case_matrix_covers_the_zoo():
+    assert {a for a, _, _ in CASES} == {"srresnet", "edsr", "edsr_l", "rdn", "rcan"}
+    assert len(CASES) == 5 * 3 * 3
+
+
+@pytest.mark.parametrize("arch,scale,binary", CASES, ids=["-".join(map(str, c)) for c in CASES])
+def test_ort_matches_pytorch(tmp_path, arch, scale, binary):
+    width = 40 if (scale + len(arch)) % 2 else 48
+    torch.manual_seed(scale)
+    model = randomize(build_model(arch, scale=scale, binary=binary, num_feat=width, **TINY[arch]), seed=scale)
+    path = tmp_path / "m.onnx"
+    proto = export_onnx(model, path)
+    n_ops = sum(1 for n in proto.graph.node if n.domain == DOMAIN)
+    assert n_ops == len(binary_layers(model))
+    assert (n_ops > 0) == (binary != "fp")
+    inputs = make_inputs(sizes=[(17, 23), (64, 64)]) + make_inputs(sizes=[(180, 320)], photos=False, seed=3)
+    report = check_parity(path, model, inputs, threads=1)
+    assert [c.shape for c in report.cases][-1] == (1, 3, 180, 320)
+    assert report.passed, report.to_dict()
+    assert report.min_psnr >= 60.0
+
+
+def test_parity_detects_a_wrong_model(tmp_path):
+    """The check can fail: a model whose packed weights are flipped is caught."""
+    model = randomize(build_model("srresnet", scale=2, num_feat=40, num_block=2), seed=0)
+    proto = export_onnx(model, tmp_path / "m.onnx")
+    for t in proto.graph.initializer:
+        if t.name.endswith(".packed_weight"):
+            t.CopyFrom(numpy_helper.from_array(~numpy_helper.to_array(t), t.name))
+            break
+    onnx.save(proto, tmp_path / "bad.onnx")
+    report = check_parity(tmp_path / "bad.onnx", model, make_inputs(sizes=[(17, 23)], photos=False), threads=1)
+    assert not report.passed and report.flip_share > 0
+
+
+def test_threads_agree(tmp_path):
+    model = randomize(build_model("rcan", scale=2, num_feat=40, **TINY["rcan"]), seed=1)
+    export_onnx(model, tmp_path / "m.onnx")
+    x = make_inputs(sizes=[(33, 47)], photos=False)
+    from scales_edge.runtime import make_session
+
+    outs = [make_session(tmp_path / "m.onnx", threads=t).run(None, {"input": x[0][1]})[0] for t in (1, 2)]
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_binary_weights_cost_one_bit(tmp_path):
+    """SRResNet-SCALES x4 (64 channels): the file holds the FP head/tail and branches at 4 bytes a
+    parameter and the binary body at 1 bit a weight, and nothing else of size."""
+    model = build_model("srresnet", scale=4).eval()
+    proto = export_onnx(model, tmp_path / "scales.onnx")
+    fp = export_onnx(build_model("srresnet", scale=4, binary="fp").eval(), tmp_path / "fp.onnx")
+    packed = [numpy_helper.to_array(t) for t in proto.graph.initializer if t.name.endswith(".packed_weight")]
+    assert len(packed) == 32 and all(p.dtype == np.uint64 and p.shape == (64, 3, 3, 1) for p in packed)
+    binary_weights = sum(m.weight.numel() for _, m in binary_layers(model))
+    other_params = sum(p.numel() for p in model.parameters()) - binary_weights
+    expected = 4 * other_params + binary_weights / 8
+    size = (tmp_path / "scales.onnx").stat().st_size
+    fp_size = (tmp_path / "fp.onnx").stat().st_size
+    assert size < 1.10 * expected, (size, expected)
+    # FP32 SRResNet x4 is 1.52 M parameters; the binary body is 1.18 M of them.
+    assert fp_size / size > 3.5, (fp_size, size)
