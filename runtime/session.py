@@ -12,6 +12,7 @@ from ..errors import ScalesEdgeError
 from .library import get_library_path
 
 DOMAIN = "scales_edge"
+SUPPORTED_DOMAIN_VERSIONS = (1,)
 
 
 class ModelError(ScalesEdgeError):
@@ -91,14 +92,18 @@ def make_session(
     if profile:
         so.enable_profiling = True
         so.profile_file_prefix = profile
-    if isinstance(model, onnx.ModelProto):
-        source: str | bytes = model.SerializeToString()
-    elif isinstance(model, (bytes, bytearray)):
-        source = bytes(model)
+    proto = load_model(model)
+    version = domain_version(proto)
+    if version is not None and version not in SUPPORTED_DOMAIN_VERSIONS:
+        # ORT itself does not compare a custom domain's version with the registered ops'.
+        raise ModelError(
+            f"the model uses {DOMAIN} op-domain version {version}; this scales-edge implements "
+            f"{', '.join(map(str, SUPPORTED_DOMAIN_VERSIONS))} (docs/ops.md): upgrade scales-edge or re-export"
+        )
+    if isinstance(model, (onnx.ModelProto, bytes, bytearray)):
+        source: str | bytes = proto.SerializeToString()
     else:
         source = str(model)
-        if not Path(source).is_file():
-            raise ModelError(f"{source}: no such ONNX model file")
     try:
         return ort.InferenceSession(source, so, providers=list(providers or ["CPUExecutionProvider"]))
     except Exception as exc:

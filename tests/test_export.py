@@ -152,3 +152,16 @@ def test_export_cli(tmp_path):
     assert out.is_file() and "4 binary ops" in res.output
     bad = CliRunner().invoke(app, ["export", str(tmp_path / "missing.pth"), str(out)])
     assert bad.exit_code == 2 and "no such checkpoint" in bad.output
+
+
+def test_session_refuses_an_unknown_domain_version(tmp_path):
+    """ORT does not check a custom domain's version, so make_session does."""
+    from scales_edge.runtime import ModelError, make_session
+
+    proto = export_onnx(_tiny("srresnet"), tmp_path / "m.onnx")
+    for imp in proto.opset_import:
+        if imp.domain == DOMAIN:
+            imp.version = 2
+    onnx.save(proto, tmp_path / "v2.onnx")
+    with pytest.raises(ModelError, match="op-domain version 2"):
+        make_session(tmp_path / "v2.onnx", register_ops=False)
