@@ -2,7 +2,16 @@
 # Set up (or refresh) the project's virtualenv on a fresh machine: torch (CPU wheel first, so no
 # CUDA build gets pulled in), the ONNX Runtime headers, then scales-edge itself with its C++ op
 # library. Idempotent: reinstalls the project only when a tracked file changed.
+# --arm (or SCALES_EDGE_ARM=1) also sets up the aarch64 cross-build and emulation
+# (scripts/arm-setup.sh: cross toolchain, qemu-aarch64, aarch64 ONNX Runtime; docs/arm.md).
 set -euo pipefail
+arm=${SCALES_EDGE_ARM:-0}
+for arg in "$@"; do
+  case "$arg" in
+    --arm) arm=1 ;;
+    *) echo "setup.sh: unknown argument '$arg' (only --arm)" >&2; exit 2 ;;
+  esac
+done
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV=${SCALES_EDGE_VENV:-.venv}
 PY=${PYTHON:-python3}
@@ -31,9 +40,16 @@ fi
 
 stamp="$VENV/.scales-edge-installed"
 state=$( (git ls-files -s 2>/dev/null; git diff 2>/dev/null; python -c 'import sys; print(sys.version)') | sha1sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$state" ] || ! python -c "import scales_edge" 2>/dev/null; then
+# Imports run from / so that the source tree (cwd) does not shadow the installed package.
+installed() { (cd / && python -c "import scales_edge; scales_edge.get_library_path()") 2>/dev/null; }
+if [ "$(cat "$stamp" 2>/dev/null)" != "$state" ] || ! installed; then
   echo "[setup] installing scales-edge (builds the C++ op library)"
   pip install -q ".[test]" 2>&1 | grep -v '^WARNING: Location' || true
-  python -c "import scales_edge; print('[setup] op library:', scales_edge.get_library_path())"
+  (cd / && python -c "import scales_edge; print('[setup] op library:', scales_edge.get_library_path())")
   echo "$state" > "$stamp"
+fi
+
+if [ "$arm" = 1 ]; then
+  echo "[setup] aarch64 cross toolchain, qemu-aarch64, aarch64 ONNX Runtime"
+  bash scripts/arm-setup.sh >/dev/null
 fi
