@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test suite: C++ kernel tests under AddressSanitizer + UndefinedBehaviorSanitizer, then pytest
+# The test suite: C++ kernel tests under AddressSanitizer + UndefinedBehaviorSanitizer, the aarch64
+# cross-build with its kernel tests under qemu (SCALES_EDGE_SKIP_ARM=1 skips that), then pytest
 # against the installed package. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,6 +15,19 @@ cmake --build build/asan -j "$(nproc)" >/dev/null
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build/asan --output-on-failure
 
-echo "[test] pytest"
+echo "[test] aarch64: cross-build + C++ kernel tests under qemu (scripts/arm-test.sh; docs/arm.md)"
+if [ "${SCALES_EDGE_SKIP_ARM:-0}" = 1 ]; then
+  echo "[test] skipped (SCALES_EDGE_SKIP_ARM=1); tests/test_arm.py will skip too unless CI is set"
+else
+  arm_t0=${SECONDS}
+  bash scripts/arm-test.sh --no-pytest || {
+    echo "[test] the aarch64 step failed; on a machine that cannot install the cross toolchain" \
+         "(Debian/Ubuntu apt as root), run with SCALES_EDGE_SKIP_ARM=1" >&2
+    exit 1
+  }
+  echo "[test] aarch64 step took $((SECONDS - arm_t0)) s"
+fi
+
+echo "[test] pytest (includes tests/test_arm.py: ops and an exported model on aarch64 under qemu)"
 # `pytest` (not `python -m pytest`) keeps the source tree off sys.path, so the installed package is tested.
 pytest -q "$@"

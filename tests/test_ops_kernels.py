@@ -58,7 +58,7 @@ def _random_conv(rng, it):
 def test_library_reports_paths(lib):
     paths = lib.paths()
     assert paths[0] == "portable"
-    assert set(paths) <= set(lib.compiled_paths()) <= {"portable", "avx2", "avx512"}
+    assert set(paths) <= set(lib.compiled_paths()) <= {"portable", "avx2", "avx512", "neon"}
     assert lib.resolve() == paths[-1]  # default: the fastest supported path
     print(f"library {LIB_PATH}; paths: {paths}; compiled: {lib.compiled_paths()}")
 

@@ -1,5 +1,6 @@
-// Run-time choice of the kernel path: CPU feature detection (cpuid + xgetbv for OS support of the
-// vector state) and the SCALES_EDGE_KERNEL override. Compiled without instruction-set flags.
+// Run-time choice of the kernel path: CPU feature detection (x86-64: cpuid + xgetbv for OS support
+// of the vector state; AArch64: the kernel's HWCAP_ASIMD) and the SCALES_EDGE_KERNEL override.
+// Compiled without instruction-set flags.
 #include <cctype>
 #include <cstdlib>
 #include <string>
@@ -10,6 +11,9 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #define SCALES_EDGE_X86_64 1
 #include <cpuid.h>
+#endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
 #endif
 
 namespace scales_edge {
@@ -22,12 +26,16 @@ extern const IsaKernels kAvx2Kernels;
 #if defined(SCALES_EDGE_HAVE_AVX512)
 extern const IsaKernels kAvx512Kernels;
 #endif
+#if defined(SCALES_EDGE_HAVE_NEON)
+extern const IsaKernels kNeonKernels;
+#endif
 
 namespace {
 
 struct CpuFeatures {
   bool avx2 = false;    // AVX2 + POPCNT, with OS support of the YMM state
   bool avx512 = false;  // AVX-512 F/BW/VL/DQ + VPOPCNTDQ (+ AVX2), with OS support of the ZMM state
+  bool neon = false;    // AArch64 Advanced SIMD (ASIMD)
 };
 
 #if defined(SCALES_EDGE_X86_64)
@@ -65,6 +73,17 @@ CpuFeatures detect_cpu() {
   f.avx512 = f.avx512 && __builtin_cpu_supports("avx512f") &&
              __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vpopcntdq");
+  return f;
+}
+#elif defined(__aarch64__)
+CpuFeatures detect_cpu() {
+  CpuFeatures f;
+#if defined(__linux__)
+  // Advanced SIMD is part of the AArch64 base ISA; still ask the kernel (HWCAP_ASIMD = bit 1).
+  f.neon = (getauxval(AT_HWCAP) & (1ul << 1)) != 0;
+#else
+  f.neon = true;
+#endif
   return f;
 }
 #else
@@ -107,6 +126,7 @@ const char* path_name(Path p) {
     case Path::kPortable: return "portable";
     case Path::kAvx2: return "avx2";
     case Path::kAvx512: return "avx512";
+    case Path::kNeon: return "neon";
   }
   return "?";
 }
@@ -136,6 +156,12 @@ const IsaKernels* compiled_kernels(Path p) {
 #else
       return nullptr;
 #endif
+    case Path::kNeon:
+#if defined(SCALES_EDGE_HAVE_NEON)
+      return &kNeonKernels;
+#else
+      return nullptr;
+#endif
   }
   return nullptr;
 }
@@ -146,6 +172,7 @@ bool path_supported(Path p) {
     case Path::kPortable: return true;
     case Path::kAvx2: return cpu().avx2;
     case Path::kAvx512: return cpu().avx512;
+    case Path::kNeon: return cpu().neon;
   }
   return false;
 }
@@ -173,7 +200,7 @@ const IsaKernels* select_kernels(const char* name, std::string* error) {
   if (!parse_path(requested, &p)) {
     if (error)
       *error = source + " '" + requested +
-               "' is unknown; expected one of: auto, portable, avx2, avx512 (supported here: " +
+               "' is unknown; expected one of: auto, portable, avx2, avx512, neon (supported here: " +
                join_names(supported) + ")";
     return nullptr;
   }
@@ -190,6 +217,8 @@ const IsaKernels* select_kernels(const char* name, std::string* error) {
         *error += " (needs AVX-512 F/BW/VL/DQ and VPOPCNTDQ with OS support)";
       else if (p == Path::kAvx2)
         *error += " (needs AVX2 and POPCNT with OS support)";
+      else if (p == Path::kNeon)
+        *error += " (needs AArch64 Advanced SIMD)";
       *error += "; supported here: " + join_names(supported);
     }
     return nullptr;

@@ -1,5 +1,5 @@
 // Row kernels shared by every ISA variant; included once by each of portable.cc, avx2.cc,
-// avx512.cc, which are compiled with different instruction-set flags.
+// avx512.cc, neon.cc, which are compiled with different instruction-set flags.
 //
 // Before including, a translation unit defines
 //   SCALES_EDGE_ISA_NS  a namespace name unique to the variant (so nothing compiled here with one
@@ -15,6 +15,10 @@
 //     static void add(Acc&, Vec x, const uint64_t* w);   // acc[l] += popcount(x ^ w[l])
 //     static void flush(Acc&);
 //     static void finish(Acc&, int64_t valid_bits, int32_t* out);  // out[l] = valid - 2*acc[l]
+// and optionally
+//   SCALES_EDGE_ISA_CUSTOM_PACK  when the variant defines its own pack_nchw_row_impl and
+//                       pack_row_impl (in that namespace, before including; e.g. neon.cc), so
+//                       the scalar ones below are left out.
 //
 // This file must not use standard-library templates or other inline functions with external
 // linkage: a copy compiled with AVX-512 flags could be picked by the linker for every caller.
@@ -40,6 +44,7 @@ static inline void valid_taps(int64_t base, int64_t d, int64_t k, int64_t extent
   *t1 = hi;
 }
 
+#ifndef SCALES_EDGE_ISA_CUSTOM_PACK
 // Binarize and pack one image row (see IsaKernels::pack_nchw_row).
 static void pack_nchw_row_impl(const float* x, int64_t plane, const float* beta, int64_t C,
                                int64_t W, uint64_t* out, uint64_t* scratch) {
@@ -75,6 +80,7 @@ static void pack_row_impl(const float* x, const float* beta, int64_t K, uint64_t
     out[kw] = word;
   }
 }
+#endif  // SCALES_EDGE_ISA_CUSTOM_PACK
 
 // One output pixel, output channels [m0, m0 + R*kLanes): sum over the valid taps
 // i in [i0, i1), j in [j0, j1) and the CW words of each tap.

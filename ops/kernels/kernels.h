@@ -18,8 +18,9 @@
 namespace scales_edge {
 namespace kernels {
 
-enum class Path : int { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
-constexpr int kNumPaths = 3;
+// kNeon: AArch64 Advanced SIMD (neon.cc, compiled on AArch64 only).
+enum class Path : int { kPortable = 0, kAvx2 = 1, kAvx512 = 2, kNeon = 3 };
+constexpr int kNumPaths = 4;
 
 // Output channels are processed in vectors of up to 8 lanes, so weights are re-laid out with the
 // output-channel count rounded up to a multiple of this (the extra lanes hold zeros).
@@ -84,7 +85,7 @@ struct IsaKernels {
 
 // ---- paths and run-time dispatch ----
 const char* path_name(Path p);
-// Parses "portable" | "avx2" | "avx512". Returns false for anything else.
+// Parses "portable" | "avx2" | "avx512" | "neon". Returns false for anything else.
 bool parse_path(const std::string& name, Path* out);
 // Kernels of a path compiled into this build (nullptr if not compiled in).
 const IsaKernels* compiled_kernels(Path p);

@@ -96,7 +96,10 @@ std::string conv_desc(const sk::ConvGeometry& g) {
   return buf;
 }
 
-void test_conv_case(const std::vector<const sk::IsaKernels*>& paths, sk::ConvGeometry g) {
+// opposite = true: every input sign -1 and every weight sign +1, so every XOR bit is 1 and the
+// kernels' narrow per-lane counters fill at their fastest (flush intervals are exercised).
+void test_conv_case(const std::vector<const sk::IsaKernels*>& paths, sk::ConvGeometry g,
+                    bool opposite = false) {
   const std::string err = sk::check_conv_geometry(g);
   if (!err.empty()) {
     std::printf("FAIL: geometry rejected: %s (%s)\n", err.c_str(), conv_desc(g).c_str());
@@ -105,9 +108,13 @@ void test_conv_case(const std::vector<const sk::IsaKernels*>& paths, sk::ConvGeo
   }
   const int64_t N = g.N, C = g.C, H = g.H, W = g.W, M = g.M, kH = g.kH, kW = g.kW, CW = g.CW;
   const std::vector<float> beta = random_floats(static_cast<size_t>(C), -0.5f, 0.5f);
-  const std::vector<float> x = random_activations(static_cast<size_t>(N * C * H * W), beta, H * W, C);
+  std::vector<float> x = random_activations(static_cast<size_t>(N * C * H * W), beta, H * W, C);
   std::vector<int> wsign(static_cast<size_t>(M * C * kH * kW));  // [M, C, kH, kW]
   for (auto& s : wsign) s = (rng() & 1) ? 1 : -1;
+  if (opposite) {
+    for (size_t i = 0; i < x.size(); ++i) x[i] = beta[(i / static_cast<size_t>(H * W)) % C] - 1.0f;
+    for (auto& s : wsign) s = 1;
+  }
   const std::vector<float> scale = random_floats(static_cast<size_t>(M), -2.0f, 2.0f);
   const std::vector<float> bias = random_floats(static_cast<size_t>(M), -1.0f, 1.0f);
 
@@ -188,7 +195,7 @@ void test_conv_case(const std::vector<const sk::IsaKernels*>& paths, sk::ConvGeo
 }
 
 void test_linear_case(const std::vector<const sk::IsaKernels*>& paths, int64_t rows, int64_t K,
-                      int64_t M) {
+                      int64_t M, bool opposite = false) {
   const int64_t KW = (K + 63) / 64;
   const std::vector<float> beta = random_floats(static_cast<size_t>(K), -0.5f, 0.5f);
   // rows x K, row-major: channel of element i is i % K.
@@ -197,10 +204,14 @@ void test_linear_case(const std::vector<const sk::IsaKernels*>& paths, int64_t r
     std::vector<float> tmp = random_activations(x.size(), beta, 1, K);
     x.swap(tmp);
   }
+  if (opposite)  // see test_conv_case
+    for (size_t i = 0; i < x.size(); ++i) x[i] = beta[i % static_cast<size_t>(K)] - 1.0f;
   std::vector<int> xs(x.size());
   for (size_t i = 0; i < x.size(); ++i) xs[i] = sign_of(x[i] - beta[i % static_cast<size_t>(K)]);
   std::vector<int> wsign(static_cast<size_t>(M * K));
   for (auto& s : wsign) s = (rng() & 1) ? 1 : -1;
+  if (opposite)
+    for (auto& s : wsign) s = 1;
   std::vector<uint64_t> xp_ref(static_cast<size_t>(rows * KW)), wp(static_cast<size_t>(M * KW));
   for (int64_t r = 0; r < rows; ++r)
     pack_signs(&xs[static_cast<size_t>(r * K)], K, 1, &xp_ref[static_cast<size_t>(r * KW)], false);
@@ -312,6 +323,15 @@ int main() {
     g.pT = g.pL = g.pB = g.pR = 1;
     test_conv_case(paths, g);
   }
+  {
+    // A long reduction: more words per accumulator (461 words x 9 taps at the centre pixel) than
+    // the narrow counters of the NEON (4095 words) and AVX2 (31) kernels hold before a flush.
+    sk::ConvGeometry g;
+    g.N = 1; g.C = 64 * 460 + 5; g.H = 3; g.W = 3; g.M = 9; g.kH = 3; g.kW = 3;
+    g.pT = g.pL = g.pB = g.pR = 1;
+    test_conv_case(paths, g);
+    test_conv_case(paths, g, /*opposite=*/true);  // every XOR bit set: counters fill fastest
+  }
   // Randomized shapes.
   const int64_t ms[] = {1, 3, 8, 16, 17, 32, 33, 40, 64};
   for (int it = 0; it < 120; ++it) {
@@ -337,6 +357,8 @@ int main() {
   // Linear.
   const int64_t fixed_k[] = {1, 63, 64, 65, 128, 129, 300, 1000};
   for (int64_t k : fixed_k) test_linear_case(paths, 3, k, 17);
+  test_linear_case(paths, 2, 64 * 4100 + 3, 9);  // 4101 words: past the NEON flush interval
+  test_linear_case(paths, 2, 64 * 4100 + 3, 9, /*opposite=*/true);
   for (int it = 0; it < 60; ++it)
     test_linear_case(paths, rand_int(1, 9), rand_int(1, 300), ms[rand_int(0, 8)]);
 
