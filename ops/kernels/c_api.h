@@ -2,7 +2,7 @@
  * libscales_edge_ops.so next to RegisterCustomOps. Meant for ctypes (tests, benchmarks), not for
  * production use: the ONNX Runtime custom ops are the product.
  *
- * Every function taking `path` accepts "portable", "avx2", "avx512", "auto", or NULL/"" for the
+ * Every function taking `path` accepts "portable", "avx2", "avx512", "neon", "auto", or NULL/"" for the
  * default choice (SCALES_EDGE_KERNEL, else the fastest supported path). Functions returning int
  * return 0 on success and 1 on error, writing a NUL-terminated message into err[0..err_cap) when
  * err is non-null. Arrays are dense, C order. Everything runs on the calling thread. */
