@@ -26,7 +26,7 @@ from onnx import numpy_helper
 from torch import Tensor, nn
 
 from ..errors import ConfigError, ScalesEdgeError
-from ..nn import BinaryConv2dBase, BinaryLinearBase, binary_layers, sign_pm1
+from ..nn import BinaryConv2dBase, binary_layers, sign_pm1
 from .packing import pack_conv_weight, pack_linear_weight
 
 DOMAIN = "scales_edge"
@@ -241,7 +241,7 @@ def export_onnx(
             input_names=["input"],
             output_names=["output"],
             dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "out_height", 3: "out_width"}},
-            custom_opsets={DOMAIN: DOMAIN_VERSION} if called is not None else None,
+            custom_opsets={DOMAIN: DOMAIN_VERSION} if called else None,
             do_constant_folding=True,
         )
     proto = onnx.load_from_string(buf.getvalue())

@@ -1,11 +1,19 @@
-"""The ``scales-edge`` command line (Typer)."""
+"""The ``scales-edge`` command line (Typer).
+
+Every command reports a problem with its input (a missing or unreadable file, a non-image, a model
+scales-edge did not export, a scale that disagrees with the model, an image too small for it) as
+one line ``error: ...`` on stderr and exit code 2; ``scales-edge --debug CMD ...`` shows the
+traceback instead. Shell completion: ``scales-edge --install-completion``.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -16,9 +24,11 @@ from .errors import ScalesEdgeError
 
 app = typer.Typer(
     name="scales-edge",
-    help="Deploy SCALES binary super-resolution networks: train, export to ONNX, validate, benchmark.",
+    help="Deploy SCALES binary super-resolution networks: train, export to ONNX, validate, benchmark, "
+    "upscale images, inspect model costs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=True,
 )
 console = Console(stderr=True)
 _state = {"debug": False}
@@ -44,17 +54,65 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, KeyError):
+        text = f"missing {text}"
+    return (text.splitlines() or [type(exc).__name__])[0]
+
+
+def command(name: str, **kwargs: Any) -> Callable:
+    """``app.command`` whose errors become one line and an exit code (see the module docstring):
+    our own errors, OS errors and ``ValueError`` exit 2; anything else is a bug, reported in one
+    line with exit code 1 (the traceback with ``--debug``)."""
+
+    def deco(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            try:
+                return fn(*args, **kw)
+            except (typer.Exit, typer.Abort, typer.TyperException):
+                raise
+            except KeyboardInterrupt:
+                typer.echo("error: interrupted", err=True)
+                raise typer.Exit(130) from None
+            except (ScalesEdgeError, OSError, ValueError) as exc:
+                if _state["debug"]:
+                    raise
+                fail(_one_line(exc))
+            except Exception as exc:  # a bug: still one line unless --debug
+                if _state["debug"]:
+                    raise
+                typer.echo(
+                    f"error: unexpected {type(exc).__name__}: {_one_line(exc)} "
+                    "(rerun with --debug for the traceback and report it)",
+                    err=True,
+                )
+                raise typer.Exit(1) from None
+
+        return app.command(name, **kwargs)(wrapper)
+
+    return deco
+
+
 def _run(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except ScalesEdgeError as exc:
-        if _state["debug"]:
-            raise
-        fail(str(exc))
-    except (FileNotFoundError, ValueError) as exc:
-        if _state["debug"]:
-            raise
-        fail(str(exc))
+    """Call ``fn`` (errors are handled by :func:`command`; kept for the commands' readability)."""
+    return fn(*args, **kwargs)
+
+
+def _progress(label: str):
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 def _parse_kv(items: list[str]) -> dict[str, Any]:
@@ -71,7 +129,7 @@ def _parse_kv(items: list[str]) -> dict[str, Any]:
     return out
 
 
-@app.command("archs")
+@command("archs")
 def archs_cmd() -> None:
     """List the architectures of the model zoo.
 
@@ -86,7 +144,7 @@ def archs_cmd() -> None:
     Console().print(table)
 
 
-@app.command("train")
+@command("train")
 def train_cmd(
     train_dir: Path = typer.Argument(..., help="Folder of HR training images (DIV2K style)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: latest.pth (resumable) and model.pth."),
@@ -166,7 +224,7 @@ def train_cmd(
         typer.echo(json.dumps(result))
 
 
-@app.command("evaluate")
+@command("evaluate")
 def evaluate_cmd(
     ckpt: Path = typer.Argument(..., help="Checkpoint (.pth)."),
     images: Path = typer.Option(..., "--images", help="Folder of HR images."),
@@ -189,6 +247,7 @@ def evaluate_cmd(
     table.add_row(model.config["arch"], f"{res['psnr']:.2f}", f"{res['ssim']:.4f}")
     Console().print(table)
     if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps({"checkpoint": str(ckpt), "images": len(paths), **res}, indent=2))
 
 
@@ -209,7 +268,7 @@ def _load_ckpt(ckpt: Path, arch: Optional[str], set_: list[str]):
     return _run(load_checkpoint, ckpt, arch, **_parse_kv(set_))
 
 
-@app.command("export")
+@command("export")
 def export_cmd(
     ckpt: Path = typer.Argument(..., help="Checkpoint (.pth): ours, BasicSR, or a state dict (then give --arch)."),
     output: Path = typer.Argument(..., help="ONNX file to write."),
@@ -231,27 +290,63 @@ def export_cmd(
     typer.echo(f"wrote {output} ({size / 1e6:.2f} MB, {n_ops} binary ops, {len(proto.graph.node)} nodes)")
 
 
-@app.command("validate")
+@command("validate")
 def validate_cmd(
     model: Path = typer.Argument(..., help="Exported ONNX model."),
-    ckpt: Path = typer.Option(..., "--ckpt", help="The checkpoint it was exported from."),
+    ckpt: Optional[Path] = typer.Option(
+        None, "--ckpt", help="The checkpoint it was exported from: numerical parity (alone) or PyTorch's scores (with --images)."
+    ),
+    images: Optional[Path] = typer.Option(
+        None, "--images", help="Folder of HR photos: PSNR/SSIM of the model beside bicubic (LR made with MATLAB bicubic)."
+    ),
+    scale: Optional[int] = typer.Option(None, "--scale", help="Expected scale; an error if the model's differs."),
+    save_dir: Optional[Path] = typer.Option(
+        None, "--save-dir", help="With --images: write each SR image and an HR | bicubic | model comparison PNG here."
+    ),
     arch: Optional[str] = typer.Option(None, help="Architecture, for checkpoints that do not name it."),
     set_: list[str] = typer.Option([], "--set", help="Build options for such checkpoints, key=value."),
-    size: list[str] = typer.Option([], "--size", help="Input size WxH (repeatable); default 23x17, 64x64, 320x180."),
+    size: list[str] = typer.Option(
+        [], "--size", help="Parity input size WxH (repeatable); default 23x17, 64x64, 320x180."
+    ),
     threads: Optional[int] = typer.Option(None, help="ORT intra-op threads."),
-    threshold: float = typer.Option(60.0, help="Minimum PSNR (dB) between ORT and PyTorch outputs."),
+    threshold: float = typer.Option(60.0, help="Parity: minimum PSNR (dB) between ORT and PyTorch outputs."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
 ) -> None:
-    """Check that ONNX Runtime with our ops computes what PyTorch computes (exit 1 if not).
+    """Check an exported model: parity with PyTorch (--ckpt), or quality on photos (--images).
+
+    Parity (--ckpt alone): ORT with our ops vs PyTorch on random tensors and photo crops; exit 1 below --threshold.
+
+    Quality (--images): each HR photo is mod-cropped, downscaled with MATLAB bicubic, super-resolved by ONNX Runtime and scored (PSNR/SSIM on Y, border = scale, BasicSR convention) beside bicubic and, with --ckpt, beside the PyTorch model.
 
     Example: scales-edge validate model.onnx --ckpt runs/x4/model.pth --json parity.json
+
+    Example: scales-edge validate model.onnx --images Set5/HR --scale 4 --save-dir out/ --json q.json
     """
+    from .runtime.infer import Upscaler
+
+    if ckpt is None and images is None:
+        fail("give --ckpt CKPT (numerical parity with PyTorch) and/or --images DIR (quality on HR photos)")
+    if images is None and save_dir is not None:
+        fail("--save-dir needs --images DIR (it holds the SR images and comparisons of those photos)")
+    if images is not None and size:
+        fail("--size sets the parity check's inputs; with --images the photos set the sizes (drop --size)")
+    upscaler = Upscaler(str(model), threads=threads)
+    _check_scale(model, upscaler.scale, scale, "--scale")
+    torch_model = None
+    if ckpt is not None:
+        torch_model = _load_ckpt(ckpt, arch, set_)
+        ckpt_scale = int(torch_model.config.get("scale", getattr(torch_model, "scale", upscaler.scale)))
+        if ckpt_scale != upscaler.scale:
+            fail(f"{model} is a x{upscaler.scale} model but {ckpt} is x{ckpt_scale}: give the checkpoint it was exported from")
+    if images is not None:
+        _validate_images(model, upscaler, images, torch_model, ckpt, save_dir, json_out)
+        return
+
     from .runtime.validate import DEFAULT_SIZES, check_parity, make_inputs
 
     sizes = [_parse_size(item) for item in size]
-    torch_model = _load_ckpt(ckpt, arch, set_)
     inputs = make_inputs(sizes or DEFAULT_SIZES, channels=int(torch_model.config.get("num_in_ch", 3)))
-    report = _run(check_parity, model, torch_model, inputs, threads=threads, threshold_db=threshold)
+    report = check_parity(model, torch_model, inputs, threads=threads, threshold_db=threshold)
     table = Table("input", "max |err|", "mean |err|", "PSNR (dB)", "sign flips")
     for c in report.cases:
         table.add_row(
@@ -270,7 +365,86 @@ def validate_cmd(
         raise typer.Exit(1)
 
 
-@app.command("bench")
+def _check_scale(model: Path, model_scale: int, flag: Optional[int], flag_name: str) -> None:
+    if flag is not None and flag != model_scale:
+        fail(f"{model} upscales x{model_scale}, not x{flag}: drop {flag_name} or pass {flag_name} {model_scale}")
+
+
+def _validate_images(model, upscaler, images: Path, torch_model, ckpt, save_dir, json_out) -> None:
+    import numpy as np
+
+    from .data import imread, list_images
+    from .quality import mean_scores, min_hr_side, score_images, torch_upscale
+    from .runtime.infer import DEFAULT_TILE
+
+    scale = upscaler.scale
+    paths = list_images(images)
+    need = min_hr_side(scale, upscaler.min_side)
+    for p in paths:  # fail fast, before any long work: unreadable files and too-small photos
+        h, w = imread(p).shape[:2]
+        if min(h - h % scale, w - w % scale) < need:
+            fail(
+                f"{p}: {w}x{h} px is too small to score at x{scale}; the HR photo needs at least {need}x{need} px "
+                f"(after cropping to a multiple of {scale}, SSIM's 11-px window must fit inside the {scale}-px border crop)"
+            )
+
+    def ort_up(rgb):
+        return upscaler.upscale_image(np.ascontiguousarray(rgb[..., ::-1]), tile=DEFAULT_TILE)[..., ::-1]
+
+    runs = [("ONNX Runtime", ort_up, save_dir)]
+    if torch_model is not None:
+        runs.append(("PyTorch", torch_upscale(torch_model), None))
+    results = []
+    with _progress("validate") as bar:
+        task = bar.add_task("validate", total=len(paths) * len(runs), info="")
+        for i, (label, fn, sd) in enumerate(runs):
+            bar.update(task, info=label)
+            results.append(
+                score_images(fn, paths, scale, save_dir=sd, on_image=lambda k, n, i=i: bar.update(task, completed=i * n + k))
+            )
+    ort_scores = results[0]
+    torch_scores = results[1] if len(results) > 1 else None
+    cols = ["image", "bicubic PSNR / SSIM", "ONNX Runtime PSNR / SSIM"] + (["PyTorch PSNR / SSIM"] if torch_scores else [])
+    table = Table(*cols, title=f"{Path(model).name} x{scale} on {images} (Y channel, border {scale})")
+    rows = []
+    for k, sc in enumerate(ort_scores):
+        row = {"image": sc.image, "psnr": sc.psnr, "ssim": sc.ssim, "bicubic_psnr": sc.bicubic_psnr, "bicubic_ssim": sc.bicubic_ssim}
+        cells = [sc.image, f"{sc.bicubic_psnr:.2f} / {sc.bicubic_ssim:.4f}", f"{sc.psnr:.2f} / {sc.ssim:.4f}"]
+        if torch_scores:
+            row.update(torch_psnr=torch_scores[k].psnr, torch_ssim=torch_scores[k].ssim)
+            cells.append(f"{torch_scores[k].psnr:.2f} / {torch_scores[k].ssim:.4f}")
+        rows.append(row)
+        table.add_row(*cells)
+    mean = mean_scores(ort_scores)
+    if torch_scores:
+        tm = mean_scores(torch_scores)
+        mean.update(torch_psnr=tm["psnr"], torch_ssim=tm["ssim"])
+    cells = ["mean", f"{mean['bicubic_psnr']:.2f} / {mean['bicubic_ssim']:.4f}", f"{mean['psnr']:.2f} / {mean['ssim']:.4f}"]
+    if torch_scores:
+        cells.append(f"{mean['torch_psnr']:.2f} / {mean['torch_ssim']:.4f}")
+    table.add_row(*cells, style="bold")
+    Console().print(table)
+    typer.echo(
+        f"mean PSNR {mean['psnr']:.2f} dB vs bicubic {mean['bicubic_psnr']:.2f} dB "
+        f"({mean['psnr'] - mean['bicubic_psnr']:+.2f} dB) on {len(paths)} image(s)"
+        + (f"; SR images and comparisons in {save_dir}" if save_dir else "")
+    )
+    if json_out:
+        payload = {
+            "model": str(model),
+            "checkpoint": str(ckpt) if ckpt else None,
+            "images_dir": str(images),
+            "scale": scale,
+            "metric": "PSNR/SSIM on Y (BT.601), border = scale, BasicSR convention",
+            "images": rows,
+            "mean": mean,
+            "save_dir": str(save_dir) if save_dir else None,
+        }
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(payload, indent=2))
+
+
+@command("bench")
 def bench_cmd(
     model: Path = typer.Argument(..., help="ONNX model to time."),
     threads: int = typer.Option(1, help="ORT intra-op threads."),
@@ -319,7 +493,7 @@ def _bench_table(models, hw, threads, runs, warmup) -> dict:
     return payload
 
 
-@app.command("demo")
+@command("demo")
 def demo_cmd(
     out: Path = typer.Option(Path("scales-edge-demo"), "--out", help="Folder for the models, images and summary.json."),
     threads: int = typer.Option(1, help="ORT intra-op threads for parity, quality and latency."),
@@ -349,6 +523,214 @@ def demo_cmd(
     typer.echo(f"demo finished in {s['seconds']:.0f} s")
     if not p["passed"]:
         raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------------------------ upscale
+
+_GLOB_CHARS = set("*?[")
+#: What each output format can store: (16-bit, alpha).
+_FORMATS = {".png": (True, True), ".tif": (True, True), ".tiff": (True, True), ".jpg": (False, False),
+            ".jpeg": (False, False), ".bmp": (False, True), ".webp": (False, True)}
+
+
+def _upscale_inputs(spec: str, scale: int) -> list[Path]:
+    """INPUT as a file, a folder (its images, minus earlier outputs) or a glob."""
+    import glob
+
+    from .data import IMAGE_EXTENSIONS, list_images
+
+    path = Path(spec)
+    if path.is_dir():
+        files = list_images(path)
+        stems = {p.stem for p in files}
+        # Leave out this command's own earlier outputs (<stem>_x<scale>.png beside <stem>.*).
+        suffix = f"_x{scale}"
+        return [p for p in files if not (p.stem.endswith(suffix) and p.stem[: -len(suffix)] in stems)]
+    if path.is_file():
+        return [path]
+    if _GLOB_CHARS & set(spec):
+        files = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file())
+        files = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
+        if not files:
+            fail(f"no image file matches {spec!r} ({', '.join(IMAGE_EXTENSIONS)})")
+        return files
+    fail(f"{spec}: no such file or folder; give an image, a folder of images or a quoted glob ('photos/*.jpg')")
+    return []
+
+
+def _upscale_outputs(inputs: list[Path], output: Optional[Path], scale: int, overwrite: bool, single: bool) -> list[Path]:
+    def name(p: Path) -> str:
+        return f"{p.stem}_x{scale}.png"
+
+    if output is None:
+        outs = [p.parent / name(p) for p in inputs]
+    elif single and not output.is_dir() and output.suffix and not str(output).endswith(("/", "\\")):
+        if output.suffix.lower() not in _FORMATS:
+            fail(f"{output}: unknown image format {output.suffix!r}; use one of {', '.join(_FORMATS)}")
+        outs = [output]
+    else:
+        if output.exists() and not output.is_dir():
+            fail(f"{output} is a file; with several inputs OUTPUT must be a folder")
+        outs = [output / name(p) for p in inputs]
+    seen: dict[Path, Path] = {}
+    for src, dst in zip(inputs, outs):
+        key = dst.resolve()
+        if key in seen:
+            fail(f"{seen[key]} and {src} would both be written to {dst}; upscale them into different folders")
+        seen[key] = src
+    in_set = {p.resolve() for p in inputs}
+    for src, dst in zip(inputs, outs):
+        if dst.resolve() in in_set and not overwrite:
+            fail(f"{dst} is an input; refusing to overwrite it (pass --overwrite to replace it)")
+        if dst.exists() and not overwrite:
+            hint = " (if your shell expanded a glob into two names, quote the glob: 'photos/*.png')" if single and output else ""
+            fail(f"{dst} exists; pass --overwrite to replace it, or choose another OUTPUT{hint}")
+    return outs
+
+
+def _write_image(path: Path, img) -> None:
+    """Write an OpenCV-layout image (gray/BGR/BGRA, 8 or 16 bit) atomically (temp file, rename)."""
+    import os
+
+    import cv2
+    import numpy as np
+
+    ext = path.suffix.lower()
+    deep, alpha = _FORMATS[ext]
+    if img.dtype == np.uint16 and not deep:
+        raise ScalesEdgeError(f"{path}: {ext} cannot store 16-bit images; write .png or .tif")
+    if img.ndim == 3 and img.shape[2] == 4 and not alpha:
+        raise ScalesEdgeError(f"{path}: {ext} cannot store an alpha channel; write .png, .tif or .webp")
+    ok, buf = cv2.imencode(ext, img)
+    if not ok:
+        raise ScalesEdgeError(f"{path}: OpenCV could not encode the image as {ext}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        buf.tofile(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@command("upscale")
+def upscale_cmd(
+    input: str = typer.Argument(..., help="An image, a folder of images, or a quoted glob ('photos/*.jpg')."),
+    output: Optional[Path] = typer.Argument(
+        None, help="Output file (one input) or folder. Default: <stem>_x<scale>.png next to each input."
+    ),
+    model: Path = typer.Option(..., "--model", "-m", help="Exported ONNX model (scales-edge export)."),
+    tile: int = typer.Option(256, help="Tile side in LR pixels (the kept part of each tile); 0 = whole image at once."),
+    overlap: Optional[int] = typer.Option(
+        None, help="Extra LR pixels each tile sees on every side. Default: the model's receptive-field radius "
+        "(tiled output = whole-image output), at most a quarter of the tile (at least 16)."
+    ),
+    threads: Optional[int] = typer.Option(None, help="ORT intra-op threads (default: all cores)."),
+    scale: Optional[int] = typer.Option(None, "--scale", help="Expected scale; an error if the model's differs."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files (even an input)."),
+) -> None:
+    """Super-resolve images: files, folders or globs; gray, RGB, RGBA and 16-bit kept as they are.
+
+    Colour goes through the model (gray is replicated to RGB and converted back); an alpha channel is upscaled bicubically; 16-bit images stay 16-bit (the model runs on float input). Large images run in tiles with overlap, and the channel statistics of SCALES' re-scaling are taken over the whole image, so the result equals a whole-image run while memory stays bounded. Never overwrites a file unless --overwrite.
+
+    Example: scales-edge upscale photo.jpg --model model.onnx
+
+    Example: scales-edge upscale 'shots/*.png' out/ --model model.onnx --tile 192 --threads 2
+    """
+    from .data import imread_any
+    from .runtime.infer import Upscaler
+
+    if tile < 0:
+        fail(f"--tile must be >= 0 (0 = whole image), got {tile}")
+    if overlap is not None and overlap < 0:
+        fail(f"--overlap must be >= 0, got {overlap}")
+    upscaler = Upscaler(str(model), threads=threads)
+    s = upscaler.scale
+    _check_scale(model, s, scale, "--scale")
+    inputs = _upscale_inputs(input, s)
+    single = len(inputs) == 1 and Path(input).is_file()
+    outputs = _upscale_outputs(inputs, output, s, overwrite, single)
+    if tile:
+        from .runtime.tiling import TilingError
+
+        try:
+            ov = upscaler.auto_overlap(tile) if overlap is None else overlap
+            exact = upscaler.runner.geometry.exact_overlap
+            note = "covers the receptive field" if ov >= exact else f"below the receptive field, {exact} px: near-exact"
+            typer.echo(f"{model.name}: x{s}, tiles of {tile} px + {ov} px overlap ({note})", err=True)
+        except TilingError:  # images larger than a tile will say so
+            pass
+    t_all = time.perf_counter()
+    with _progress("upscale") as bar:
+        task = bar.add_task("upscale", total=len(inputs), info="")
+        for i, (src, dst) in enumerate(zip(inputs, outputs)):
+            bar.update(task, completed=i, info=src.name)
+            img = imread_any(src)
+            t0 = time.perf_counter()
+            out = upscaler.upscale_image(
+                img, tile=tile, overlap=overlap, on_progress=lambda f, i=i: bar.update(task, completed=i + f)
+            )
+            _write_image(dst, out)
+            h, w = img.shape[:2]
+            kind = "gray" if out.ndim == 2 else {3: "RGB", 4: "RGBA"}[out.shape[2]]
+            bar.console.print(
+                f"{src} -> {dst} ({w}x{h} -> {w * s}x{h * s}, {kind}, {out.dtype.itemsize * 8}-bit, "
+                f"{time.perf_counter() - t0:.1f} s)",
+                highlight=False,
+            )
+        bar.update(task, completed=len(inputs), info="done")
+    typer.echo(f"upscaled {len(inputs)} image(s) x{s} in {time.perf_counter() - t_all:.1f} s")
+
+
+# ------------------------------------------------------------------------------------ info
+
+
+def _si(v: float) -> str:
+    for unit, f in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(v) >= f:
+            return f"{v / f:.3g}{unit}"
+    return f"{v:.3g}"
+
+
+@command("info")
+def info_cmd(
+    model: Path = typer.Argument(..., help="An exported model (.onnx) or a checkpoint (.pth)."),
+    size: str = typer.Option("320x180", help="LR input size WxH the operations are counted for (320x180 -> 720p at x4)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the numbers as JSON."),
+) -> None:
+    """What a model is and costs: arch, scale, parameters, bytes, OPs, custom ops.
+
+    OPs follow the SCALES paper: FP MACs + binary MACs / 64, where FP MACs are the multiply-accumulates of the full-precision convolutions / linears (re-scaling branches included) and binary MACs those of the XNOR/popcount layers; element-wise ops are not counted. "binary layers only" restricts the count to the binarized layers and their branches (the paper's ablation table counts only the body).
+
+    Example: scales-edge info model.onnx --size 320x180 --json info.json
+
+    Example: scales-edge info runs/x4/model.pth
+    """
+    from .info import model_info
+
+    h, w = _parse_size(size)
+    info = model_info(model, (h, w))
+    p, m = info["params"], info["macs"]
+    table = Table("", "value", title=f"{model.name}")
+    chans = f", {info['channels']} channels" if info["channels"] is not None else ""
+    table.add_row("architecture", f"{info['arch']} x{info['scale']}{chans}, binary={info['binary']}")
+    table.add_row("file", f"{info['format']}, {info['bytes_on_disk']:,} bytes on disk")
+    table.add_row("parameters", f"{p['binary']:,} binary + {p['fp']:,} FP = {p['total']:,} ({info['weights_bytes']:,} bytes as 1-bit + FP32)")
+    table.add_row("input -> output", f"{info['input_size'][0]}x{info['input_size'][1]} -> {info['output_size'][0]}x{info['output_size'][1]}")
+    table.add_row("OPs", f"{_si(info['ops'])} = {_si(m['fp'])} FP MACs + {_si(m['binary'])} binary MACs / 64")
+    table.add_row("OPs, binary layers only", f"{_si(info['ops_binary_layers'])} (FP branches {_si(m['fp_in_binary_layers'])} + binary / 64)")
+    version = info["op_domain_version"]
+    table.add_row(
+        "custom ops",
+        f"{info['custom_ops']} {info['op_domain']} ops, domain version {version}" if version is not None
+        else f"{info['custom_ops']} (no {info['op_domain']} op domain: a full-precision model)",
+    )
+    Console().print(table)
+    typer.echo(f"OPs convention: {info['ops_convention']}")
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(info, indent=2))
 
 
 def run() -> None:  # pragma: no cover - console entry point helper

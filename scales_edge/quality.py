@@ -100,3 +100,29 @@ def comparison_strip(hr: np.ndarray, bicubic: np.ndarray, sr: np.ndarray, crop: 
         tiles.append(np.vstack([band, tile]))
         tiles.append(np.full((tiles[-1].shape[0], 4, 3), 255, np.uint8))
     return np.hstack(tiles[:-1])
+
+
+#: SSIM's window side (pixels): the scored image must be at least this large after the border crop.
+SSIM_WINDOW = 11
+
+
+def min_hr_side(scale: int, min_lr_side: int = 1) -> int:
+    """Smallest HR side (after mod-crop) :func:`score_images` can score at ``scale``: SSIM's
+    11-pixel window must fit after cropping ``scale`` pixels from each border, and the LR image
+    must be at least ``min_lr_side`` pixels (what the model accepts)."""
+    return max(SSIM_WINDOW + 2 * scale, min_lr_side * scale)
+
+
+def torch_upscale(model) -> Upscale:
+    """A PyTorch SR model as an :data:`Upscale` callable (eval mode, no grad, uint8 RGB in and out)."""
+    import torch
+
+    from .metrics import tensor_to_uint8, uint8_to_tensor
+
+    model = model.eval()
+
+    def run(rgb: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return tensor_to_uint8(model(uint8_to_tensor(rgb)))
+
+    return run

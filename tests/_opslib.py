@@ -83,6 +83,21 @@ def require_library() -> Path:
     return path
 
 
+def require_installed_library() -> str:
+    """The op library of the installed package (what ``make_session`` loads); skips the calling
+    test module when it is missing, fails under CI."""
+    import pytest
+
+    from scales_edge.runtime.library import find_library as package_lookup
+
+    path = package_lookup(required=False)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI: the scales-edge op library is not installed", pytrace=False)
+        pytest.skip("the scales-edge op library is not installed", allow_module_level=True)
+    return path
+
+
 def load_reference():
     """The numpy reference module of the scales_edge domain."""
     try:

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 
 import cv2
-import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
 from scales_edge import build_model, save_checkpoint
 from scales_edge.cli import app
-from scales_edge.runtime.library import find_library
+from _opslib import require_installed_library
 
-if find_library(required=False) is None:
-    if os.environ.get("CI"):
-        pytest.fail("CI: the scales-edge op library is not installed", pytrace=False)
-    pytest.skip("the scales-edge op library is not installed", allow_module_level=True)
+require_installed_library()
 
 runner = CliRunner()
 

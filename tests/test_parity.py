@@ -7,7 +7,6 @@ PSNR ≥ 60 dB on [0, 1] images, at 17×23, 64×64 and 180×320 inputs.
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import onnx
@@ -18,13 +17,10 @@ from onnx import numpy_helper
 from scales_edge.export import DOMAIN, export_onnx
 from scales_edge.models import build_model, get_arch, list_archs
 from scales_edge.nn import E2FIFConv2d, ScalesConv2d, binary_layers
-from scales_edge.runtime.library import find_library
-from scales_edge.runtime.validate import check_parity, image_psnr, make_inputs
+from _opslib import require_installed_library
+from scales_edge.runtime.validate import check_parity, make_inputs
 
-if find_library(required=False) is None:
-    if os.environ.get("CI"):
-        pytest.fail("CI: the scales-edge op library is not installed", pytrace=False)
-    pytest.skip("the scales-edge op library is not installed", allow_module_level=True)
+require_installed_library()
 
 torch.set_num_threads(1)
 
@@ -108,7 +104,7 @@ def test_binary_weights_cost_one_bit(tmp_path):
     parameter and the binary body at 1 bit a weight, and nothing else of size."""
     model = build_model("srresnet", scale=4).eval()
     proto = export_onnx(model, tmp_path / "scales.onnx")
-    fp = export_onnx(build_model("srresnet", scale=4, binary="fp").eval(), tmp_path / "fp.onnx")
+    export_onnx(build_model("srresnet", scale=4, binary="fp").eval(), tmp_path / "fp.onnx")
     packed = [numpy_helper.to_array(t) for t in proto.graph.initializer if t.name.endswith(".packed_weight")]
     assert len(packed) == 32 and all(p.dtype == np.uint64 and p.shape == (64, 3, 3, 1) for p in packed)
     binary_weights = sum(m.weight.numel() for _, m in binary_layers(model))

@@ -1,0 +1,130 @@
+"""`scales-edge info`: parameters, bytes and OPs (FP MACs + binary MACs / 64) of .onnx and .pth."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from scales_edge import build_model, save_checkpoint
+from scales_edge.cli import app
+from scales_edge.export import export_onnx
+from scales_edge.info import module_info
+
+runner = CliRunner()
+
+
+def invoke(args):
+    """``CliRunner.invoke`` with one ORT thread for the commands that run a model."""
+    args = [str(a) for a in args]
+    cmd = next((a for a in args if not a.startswith("-")), "")
+    if cmd in ("upscale", "validate") and "--threads" not in args and "--help" not in args:
+        args += ["--threads", "1"]
+    return runner.invoke(app, args)
+torch.set_num_threads(1)
+
+KEYS = {
+    "model", "format", "arch", "scale", "channels", "binary", "bytes_on_disk", "params", "weights_bytes",
+    "input_size", "output_size", "ops", "ops_binary_layers", "macs", "ops_convention", "custom_ops",
+    "op_domain", "op_domain_version",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("info")
+    torch.manual_seed(0)
+    model = build_model("srresnet", scale=2, num_feat=8, num_block=1)
+    ckpt = save_checkpoint(model, d / "m.pth")
+    export_onnx(model, d / "m.onnx")
+    return d, ckpt, d / "m.onnx"
+
+
+def _info(path, tmp_path, *extra):
+    out = tmp_path / f"{path.suffix[1:]}.json"
+    res = invoke(["info", str(path), "--json", str(out), *extra])
+    assert res.exit_code == 0, res.output
+    return json.loads(out.read_text()), res.output
+
+
+def test_info_counts_by_hand(tiny, tmp_path):
+    d, ckpt, onnx_path = tiny
+    info, text = _info(onnx_path, tmp_path, "--size", "20x10")
+    assert set(info) == KEYS
+    px = 20 * 10  # LR pixels
+    # FP MACs per LR pixel: conv_first 3*8*9, spatial 1x1 branches 2*8, upconv1 8*32*9,
+    # conv_hr and conv_last at 2x (4 pixels each): 4*8*8*9 + 4*8*3*9; plus the channel
+    # branches' Conv1d (k=5 over 8 pooled values) once per image: 2*5*8.
+    fp = px * (216 + 16 + 2304 + 2304 + 864) + 80
+    binary = px * 2 * 8 * 8 * 9
+    assert info["macs"] == {"fp": fp, "fp_in_binary_layers": px * 16 + 80, "binary": binary}
+    assert info["ops"] == pytest.approx(fp + binary / 64)
+    assert info["ops_binary_layers"] == pytest.approx(px * 16 + 80 + binary / 64)
+    # Parameters as deployed: 2 binary convs of 8x8x3x3 one-bit weights; FP = head, tail,
+    # branches (2 x (8+1) spatial, 2 x 5 channel) and each binary conv's beta, scale, bias (3 x 8).
+    fp_params = (3 * 8 * 9 + 8) + (8 * 32 * 9 + 32) + (8 * 8 * 9 + 8) + (8 * 3 * 9 + 3) + 2 * 9 + 2 * 5 + 2 * 24
+    assert info["params"] == {"binary": 2 * 576, "fp": fp_params, "total": 2 * 576 + fp_params}
+    assert info["weights_bytes"] == 2 * 576 // 8 + 4 * fp_params
+    assert info["bytes_on_disk"] == onnx_path.stat().st_size
+    assert (info["arch"], info["scale"], info["channels"], info["binary"]) == ("srresnet", 2, 8, "scales")
+    assert info["input_size"] == [20, 10] and info["output_size"] == [40, 20]
+    assert info["custom_ops"] == 2 and info["op_domain"] == "scales_edge" and info["op_domain_version"] == 1
+    assert "binary MACs / 64" in info["ops_convention"] and "OPs" in text
+
+
+def test_onnx_and_checkpoint_agree(tiny, tmp_path):
+    d, ckpt, onnx_path = tiny
+    a, _ = _info(onnx_path, tmp_path)
+    b, _ = _info(ckpt, tmp_path)
+    assert a["format"] == "onnx" and b["format"] == "pth"
+    for key in KEYS - {"model", "format", "bytes_on_disk"}:
+        assert a[key] == b[key], key
+    assert a["input_size"] == [320, 180] and a["output_size"] == [640, 360]  # default --size
+
+
+def test_fp_model_has_no_custom_ops(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("srresnet", scale=2, num_feat=8, num_block=1, binary="fp")
+    export_onnx(model, tmp_path / "fp.onnx")
+    info, text = _info(tmp_path / "fp.onnx", tmp_path)
+    assert info["custom_ops"] == 0 and info["op_domain_version"] is None
+    assert info["params"]["binary"] == 0 and info["macs"]["binary"] == 0
+    assert info["ops"] == info["macs"]["fp"]
+    assert "no scales_edge op domain" in text
+
+
+def test_paper_scale_numbers():
+    """SRResNet x4, 16 blocks, on PyTorch's meta device (no computation).
+
+    Paper (SCALES, deployment table): FP SRResNet x4 has 1.52M parameters and 64.98G OPs; our
+    count matches the parameters exactly and the OPs for a 160x160 LR input (25,600 px, within
+    0.1%); the paper does not state that size, and at 320x180 the count is 146.1G MACs."""
+    fp = module_info(build_model("srresnet", scale=4, num_feat=64, binary="fp"), (160, 160))
+    assert fp["params"]["fp"] == 1_517_571
+    assert fp["ops"] == pytest.approx(64.98e9, rel=2e-3)
+    s64 = module_info(build_model("srresnet", scale=4, num_feat=64), (180, 320))
+    assert s64["params"]["binary"] == 32 * 64 * 64 * 9
+    assert s64["macs"]["binary"] == 32 * 64 * 64 * 9 * 180 * 320
+    assert s64["ops"] == pytest.approx(79.31e9, rel=1e-3)  # FP head and tail dominate
+    assert s64["ops_binary_layers"] == pytest.approx(1.18e9, rel=1e-2)  # paper's ablation table: 1.74G
+    s40 = module_info(build_model("srresnet", scale=4, num_feat=40), (180, 320))
+    assert s40["ops"] == pytest.approx(31.41e9, rel=1e-3)
+    assert s40["ops_binary_layers"] == pytest.approx(0.488e9, rel=1e-2)
+
+
+def test_info_errors(tiny, tmp_path):
+    d, ckpt, onnx_path = tiny
+    res = invoke(["info", str(tmp_path / "nope.onnx")])
+    assert res.exit_code == 2 and "no such file" in res.output and "Traceback" not in res.output
+    junk = tmp_path / "junk.onnx"
+    junk.write_text("not protobuf")
+    res = invoke(["info", str(junk)])
+    assert res.exit_code == 2 and "junk.onnx" in res.output
+    junk_pth = tmp_path / "junk.pth"
+    junk_pth.write_text("not a checkpoint")
+    res = invoke(["info", str(junk_pth)])
+    assert res.exit_code == 2 and "junk.pth" in res.output and "checkpoint" in res.output
+    res = invoke(["info", str(onnx_path), "--size", "wide"])
+    assert res.exit_code == 2 and "WxH" in res.output
