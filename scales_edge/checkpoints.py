@@ -17,6 +17,15 @@ The loader also accepts, with the architecture given as arguments:
 
 ``module.`` prefixes (DataParallel / DDP) are stripped. Files are read with ``weights_only=True``, so a
 checkpoint can never run code.
+
+Regenerable buffers. The official SwinIR and HAT code stores buffers that are a pure function of the
+configuration: ``relative_position_index`` (each SwinIR window attention), ``attn_mask`` (each shifted
+SwinIR block, sized for the training patch), ``relative_position_index_SA`` and
+``relative_position_index_OCA`` (the HAT model). Our models rebuild them (non-persistent buffers, or
+per input size for the masks), so before the strict load :func:`load_state` drops every key whose last
+component is one of :data:`REGENERABLE_BUFFERS` and that the model does not hold as state. When the
+model has a buffer of that name (the position indices), the checkpoint's copy must equal it: a
+difference means another window size, and is reported rather than ignored.
 """
 
 from __future__ import annotations
@@ -129,8 +138,44 @@ def _extract_state(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[
     return stripped, config
 
 
+REGENERABLE_BUFFERS = (
+    "attn_mask",
+    "relative_position_index",
+    "relative_position_index_SA",
+    "relative_position_index_OCA",
+)
+
+
+def drop_regenerable_buffers(
+    model: nn.Module, state: Mapping[str, torch.Tensor], source: str = "checkpoint"
+) -> dict[str, torch.Tensor]:
+    """``state`` without the :data:`REGENERABLE_BUFFERS` keys the model rebuilds itself (see the
+    module docstring); a stored position index that disagrees with the model's is an error."""
+    own = model.state_dict()
+    buffers = dict(model.named_buffers(remove_duplicate=False))  # non-persistent and shared ones too
+    kept: dict[str, torch.Tensor] = {}
+    bad: list[str] = []
+    for key, value in state.items():
+        if key in own or key.rsplit(".", 1)[-1] not in REGENERABLE_BUFFERS:
+            kept[key] = value
+            continue
+        mine = buffers.get(key)
+        if mine is not None and (mine.shape != value.shape or not torch.equal(mine.to(value.dtype), value)):
+            bad.append(f"{key}: checkpoint {tuple(value.shape)} vs model {tuple(mine.shape)}")
+    if bad:
+        shown = bad[:12] + ([f"... and {len(bad) - 12} more"] if len(bad) > 12 else [])
+        raise CheckpointError(
+            f"{source} does not fit the model\n  position indices differ (another window size?) "
+            f"({len(bad)}): " + ", ".join(shown)
+        )
+    return kept
+
+
 def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """Load ``state`` strictly, with an error that lists every missing, unexpected and misshapen key."""
+    """Load ``state`` strictly, with an error that lists every missing, unexpected and misshapen key.
+
+    Keys of :data:`REGENERABLE_BUFFERS` that the model does not store are dropped first."""
+    state = drop_regenerable_buffers(model, state, source)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

@@ -1,0 +1,318 @@
+"""HAT, the Hybrid Attention Transformer (Chen et al. 2023), with a binarizable body.
+
+Same frame as SwinIR (reflect pad to a window multiple, mean shift, ``conv_first``, LayerNorm'd tokens,
+residual groups, ``norm``, ``conv_after_body`` + long skip, pixel-shuffle tail, crop). Each residual
+hybrid attention group (RHAG) holds ``depth`` hybrid attention blocks (HAB: shifted window attention
+plus a channel-attention conv branch ``conv_block`` scaled by ``conv_scale``, then an MLP), one
+overlapping cross-attention block (OCAB: queries from ``ws × ws`` windows attend to keys/values of
+the enlarged ``ws·(1 + overlap_ratio)`` windows around them) and a closing 3×3 ``conv``.
+
+Binarized per ``binary``: ``qkv``, ``proj``, ``fc1``, ``fc2`` of every HAB and OCAB, and the conv
+closing each RHAG (no skip of its own: the group adds its identity). The CAB conv branch (a
+``dim/compress_ratio`` bottleneck weighted by ``conv_scale = 0.01``), LayerNorms, attention arithmetic,
+relative position biases, head and tail stay FP.
+
+Registered as ``hat_s`` (144 channels, compress ratio 24, squeeze factor 24) and ``hat`` (180
+channels, compress ratio 3, squeeze factor 30); both 6 groups × 6 blocks, 6 heads, window 16, overlap
+ratio 0.5, MLP ratio 2, ``pixelshuffle``: the published configurations. Parameter names follow the
+official code; its ``relative_position_index_SA`` / ``relative_position_index_OCA`` buffers are
+regenerated here (non-persistent) and dropped from official checkpoints on load.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from ..nn import BinarySpec
+from .common import Upsample, binary_spec, check_scale
+from .registry import register
+from .swinir import _init_weights
+from .transformer_common import (
+    SWIN_RGB_MEAN,
+    Mlp,
+    PatchEmbed,
+    WindowAttention,
+    image_to_tokens,
+    lookup_in_graph,
+    overlap_position_index,
+    overlapping_windows,
+    pad_to_multiple,
+    per_layer,
+    relative_position_index,
+    shifted_attention,
+    shifted_window_mask,
+    tokens_to_image,
+    window_partition,
+    window_reverse,
+)
+
+
+class ChannelAttention(nn.Module):
+    def __init__(self, num_feat: int, squeeze_factor: int) -> None:
+        super().__init__()
+        hidden = max(1, num_feat // squeeze_factor)
+        self.attention = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(num_feat, hidden, 1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, num_feat, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.attention(x)
+
+
+class CAB(nn.Module):
+    """Channel attention block: 3×3 conv (÷ compress_ratio) → GELU → 3×3 conv → channel attention."""
+
+    def __init__(self, num_feat: int, compress_ratio: int, squeeze_factor: int) -> None:
+        super().__init__()
+        mid = max(1, num_feat // compress_ratio)
+        self.cab = nn.Sequential(
+            nn.Conv2d(num_feat, mid, 3, 1, 1),
+            nn.GELU(),
+            nn.Conv2d(mid, num_feat, 3, 1, 1),
+            ChannelAttention(num_feat, squeeze_factor),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.cab(x)
+
+
+class HAB(nn.Module):
+    """Hybrid attention block: ``x + W-MSA(LN(x)) + conv_scale·CAB(LN(x))``, then ``+ MLP(LN(·))``."""
+
+    def __init__(
+        self,
+        spec: BinarySpec,
+        dim: int,
+        num_heads: int,
+        window_size: int,
+        shift_size: int,
+        compress_ratio: int,
+        squeeze_factor: int,
+        conv_scale: float,
+        mlp_ratio: float,
+        qkv_bias: bool,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.shift_size = shift_size
+        self.conv_scale = conv_scale
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(spec, dim, window_size, num_heads, qkv_bias, own_index=False)
+        self.conv_block = CAB(dim, compress_ratio, squeeze_factor)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(spec, dim, int(dim * mlp_ratio))
+
+    def forward(self, x: Tensor, h, w, index: Tensor, mask: Tensor | None) -> Tensor:
+        y = self.norm1(x).reshape(-1, h, w, self.dim)
+        conv = image_to_tokens(self.conv_block(y.permute(0, 3, 1, 2)))
+        attn = shifted_attention(y, self.attn, h, w, self.shift_size, mask, index)
+        x = x + attn + conv * self.conv_scale
+        return x + self.mlp(self.norm2(x))
+
+
+class OCAB(nn.Module):
+    """Overlapping cross-attention block (no shift, no mask: the enlarged windows are zero-padded
+    at the borders, as ``nn.Unfold`` does in the official code)."""
+
+    def __init__(
+        self,
+        spec: BinarySpec,
+        dim: int,
+        window_size: int,
+        overlap_ratio: float,
+        num_heads: int,
+        qkv_bias: bool,
+        mlp_ratio: float,
+    ) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ConfigError(f"embedding width {dim} is not divisible by {num_heads} heads")
+        self.dim = dim
+        self.window_size = window_size
+        self.overlap_win_size = int(window_size * overlap_ratio) + window_size
+        if (self.overlap_win_size - window_size) % 2:
+            raise ConfigError(
+                f"overlap_ratio {overlap_ratio} with window {window_size} gives an odd overlap "
+                f"({self.overlap_win_size - window_size} pixels); it must split evenly on both sides"
+            )
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = spec.linear(dim, 3 * dim, bias=qkv_bias)
+        table = (window_size + self.overlap_win_size - 1) ** 2
+        self.relative_position_bias_table = nn.Parameter(torch.zeros(table, num_heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self.proj = spec.linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(spec, dim, int(dim * mlp_ratio))
+
+    def forward(self, x: Tensor, h, w, index: Tensor) -> Tensor:
+        ws, ows, c, heads = self.window_size, self.overlap_win_size, self.dim, self.num_heads
+        d = c // heads
+        nq, nk = ws * ws, ows * ows
+        shortcut = x
+        qkv = self.qkv(self.norm1(x).reshape(-1, h, w, c))  # [B, H, W, 3C]: q | k | v
+        q = window_partition(qkv[..., :c], ws)  # [B*nW, nq, C]
+        kv = overlapping_windows(qkv[..., c:], ws, ows)  # [B*nW, nk, 2C]
+        q = q.reshape(-1, nq, heads, d).transpose(1, 2)
+        k = kv[..., :c].reshape(-1, nk, heads, d).transpose(1, 2)
+        v = kv[..., c:].reshape(-1, nk, heads, d).transpose(1, 2)
+        attn = (q * self.scale) @ k.transpose(-2, -1)  # [B*nW, heads, nq, nk]
+        index = lookup_in_graph(index, x)
+        bias = self.relative_position_bias_table[index.reshape(-1)].reshape(nq, nk, heads).permute(2, 0, 1)
+        attn = (attn + bias.unsqueeze(0)).softmax(dim=-1)
+        out = (attn @ v).transpose(1, 2).reshape(-1, nq, c)
+        x = window_reverse(out, ws, h, w).reshape(-1, h * w, c)
+        x = self.proj(x) + shortcut
+        return x + self.mlp(self.norm2(x))
+
+
+class AttenBlocks(nn.Module):
+    def __init__(
+        self,
+        spec: BinarySpec,
+        dim: int,
+        depth: int,
+        num_heads: int,
+        window_size: int,
+        compress_ratio: int,
+        squeeze_factor: int,
+        conv_scale: float,
+        overlap_ratio: float,
+        mlp_ratio: float,
+        qkv_bias: bool,
+    ) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            HAB(
+                spec, dim, num_heads, window_size, 0 if i % 2 == 0 else window_size // 2,
+                compress_ratio, squeeze_factor, conv_scale, mlp_ratio, qkv_bias,
+            )
+            for i in range(depth)
+        )  # fmt: skip
+        self.overlap_attn = OCAB(spec, dim, window_size, overlap_ratio, num_heads, qkv_bias, mlp_ratio)
+
+    def forward(self, x: Tensor, h, w, rpi_sa: Tensor, rpi_oca: Tensor, mask: Tensor | None) -> Tensor:
+        for blk in self.blocks:
+            x = blk(x, h, w, rpi_sa, mask)
+        return self.overlap_attn(x, h, w, rpi_oca)
+
+
+class RHAG(nn.Module):
+    """Residual hybrid attention group: ``x + tokens(conv(image(blocks(x))))``."""
+
+    def __init__(self, spec: BinarySpec, dim: int, depth: int, **kw) -> None:
+        super().__init__()
+        self.residual_group = AttenBlocks(spec, dim, depth, **kw)
+        self.conv = spec.conv(dim, dim, 3, ends_residual=True)
+
+    def forward(self, x: Tensor, h, w, rpi_sa: Tensor, rpi_oca: Tensor, mask: Tensor | None) -> Tensor:
+        y = tokens_to_image(self.residual_group(x, h, w, rpi_sa, rpi_oca, mask), h, w)
+        return image_to_tokens(self.conv(y)) + x
+
+
+class HAT(nn.Module):
+    def __init__(
+        self,
+        num_in_ch: int = 3,
+        num_out_ch: int = 3,
+        embed_dim: int = 180,
+        depths: Sequence[int] = (6, 6, 6, 6, 6, 6),
+        num_heads: int | Sequence[int] = 6,
+        window_size: int = 16,
+        compress_ratio: int = 3,
+        squeeze_factor: int = 30,
+        conv_scale: float = 0.01,
+        overlap_ratio: float = 0.5,
+        mlp_ratio: float = 2.0,
+        qkv_bias: bool = True,
+        upsample_feat: int = 64,
+        img_range: float = 1.0,
+        scale: int = 4,
+        binary: str = "scales",
+        lsf: bool = True,
+        spatial: bool = True,
+        channel: bool = True,
+        skip: bool = True,
+    ) -> None:
+        super().__init__()
+        self.scale = check_scale(scale)
+        spec = binary_spec(binary, lsf, spatial, channel, skip)
+        depths = [int(d) for d in depths]
+        if not depths or min(depths) < 1:
+            raise ConfigError(f"depths must be positive, got {depths}")
+        heads = per_layer(num_heads, len(depths), "num_heads")
+        if window_size < 2:
+            raise ConfigError(f"window_size must be >= 2, got {window_size}")
+        self.window_size = int(window_size)
+        self.shift_size = self.window_size // 2
+        self.img_range = float(img_range)
+        mean = SWIN_RGB_MEAN if num_in_ch == 3 else (0.0,) * num_in_ch
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        ows = int(window_size * overlap_ratio) + window_size
+        self.register_buffer("relative_position_index_SA", relative_position_index(self.window_size), persistent=False)
+        self.register_buffer("relative_position_index_OCA", overlap_position_index(self.window_size, ows), persistent=False)
+
+        self.conv_first = nn.Conv2d(num_in_ch, embed_dim, 3, 1, 1)
+        self.patch_embed = PatchEmbed(embed_dim)
+        self.layers = nn.ModuleList(
+            RHAG(
+                spec, embed_dim, d, num_heads=nh, window_size=self.window_size, compress_ratio=compress_ratio,
+                squeeze_factor=squeeze_factor, conv_scale=conv_scale, overlap_ratio=overlap_ratio,
+                mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+            )
+            for d, nh in zip(depths, heads)
+        )  # fmt: skip
+        self.norm = nn.LayerNorm(embed_dim)
+        self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, 1, 1)
+        self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, upsample_feat, 3, 1, 1), nn.LeakyReLU(0.01))
+        self.upsample = Upsample(self.scale, upsample_feat)
+        self.conv_last = nn.Conv2d(upsample_feat, num_out_ch, 3, 1, 1)
+        self._shifted = any(d > 1 for d in depths)
+        self.apply(_init_weights)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        h, w = x.shape[2], x.shape[3]
+        mask = shifted_window_mask(h, w, self.window_size, self.shift_size, x.device) if self._shifted else None
+        t = self.patch_embed(x)
+        for layer in self.layers:
+            t = layer(t, h, w, self.relative_position_index_SA, self.relative_position_index_OCA, mask)
+        return tokens_to_image(self.norm(t), h, w)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[2], x.shape[3]
+        x = pad_to_multiple(x, self.window_size)
+        x = (x - self.mean) * self.img_range
+        x = self.conv_first(x)
+        x = self.conv_after_body(self.forward_features(x)) + x
+        x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
+        x = x / self.img_range + self.mean
+        return x[:, :, : h * self.scale, : w * self.scale]
+
+
+_BINARIES = ("scales", "bibert", "fp")
+_COMMON = dict(depths=[6, 6, 6, 6, 6, 6], num_heads=6, window_size=16, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2.0)
+
+register(
+    "hat_s",
+    family="transformer",
+    description="HAT-S: 144 ch, 6x6 hybrid attention blocks + OCAB, window 16, compress 24, squeeze 24",
+    binaries=_BINARIES,
+    defaults=dict(_COMMON, embed_dim=144, compress_ratio=24, squeeze_factor=24),
+)(HAT)
+
+register(
+    "hat",
+    family="transformer",
+    description="HAT: 180 ch, 6x6 hybrid attention blocks + OCAB, window 16, compress 3, squeeze 30",
+    binaries=_BINARIES,
+    defaults=dict(_COMMON, embed_dim=180, compress_ratio=3, squeeze_factor=30),
+)(HAT)
