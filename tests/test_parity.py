@@ -115,3 +115,15 @@ def test_binary_weights_cost_one_bit(tmp_path):
     assert size < 1.10 * expected, (size, expected)
     # FP32 SRResNet x4 is 1.52 M parameters; the binary body is 1.18 M of them.
     assert fp_size / size > 3.5, (fp_size, size)
+
+
+def test_demo_checkpoint_parity(tmp_path):
+    """The bundled demo model (trained, so real thresholds) at 17x23, 64x64 and 180x320."""
+    from scales_edge import load_checkpoint
+    from scales_edge.demo import DEMO_CHECKPOINT
+
+    model = load_checkpoint(DEMO_CHECKPOINT)
+    export_onnx(model, tmp_path / "demo.onnx")
+    report = check_parity(tmp_path / "demo.onnx", model, make_inputs(), threads=1)
+    assert {c.shape[2:] for c in report.cases} == {(17, 23), (64, 64), (180, 320)}
+    assert report.passed, report.to_dict()
