@@ -276,15 +276,23 @@ def export_cmd(
     set_: list[str] = typer.Option([], "--set", help="Build options for such checkpoints, key=value (e.g. scale=4)."),
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Run onnxsim on the exported graph."),
     opset: int = typer.Option(17, help="ONNX opset of the standard ops."),
+    binary_as: str = typer.Option(
+        "custom",
+        "--as",
+        help="custom: binary layers as scales_edge ops; fp32-reference: the same math with standard FP32 ops "
+        "(the baseline that isolates what the binary kernels buy).",
+    ),
 ) -> None:
     """Export a checkpoint to ONNX with binary layers as scales_edge custom ops (bit-packed weights).
 
     Example: scales-edge export runs/x4/model.pth model.onnx
+
+    Example (baseline): scales-edge export runs/x4/model.pth model_fp32ref.onnx --as fp32-reference
     """
     from .export import export_onnx
 
     model = _load_ckpt(ckpt, arch, set_)
-    proto = _run(export_onnx, model, output, simplify=simplify, opset=opset)
+    proto = _run(export_onnx, model, output, simplify=simplify, opset=opset, binary_as=binary_as)
     n_ops = sum(1 for n in proto.graph.node if n.domain == "scales_edge")
     size = output.stat().st_size
     typer.echo(f"wrote {output} ({size / 1e6:.2f} MB, {n_ops} binary ops, {len(proto.graph.node)} nodes)")

@@ -165,3 +165,27 @@ def test_session_refuses_an_unknown_domain_version(tmp_path):
     onnx.save(proto, tmp_path / "v2.onnx")
     with pytest.raises(ModelError, match="op-domain version 2"):
         make_session(tmp_path / "v2.onnx", register_ops=False)
+
+
+def test_export_cli_fp32_reference(tmp_path):
+    """--as fp32-reference: standard ops only, same outputs as PyTorch (plain onnxruntime, no library)."""
+    import onnxruntime as ort
+    from typer.testing import CliRunner
+
+    from scales_edge import save_checkpoint
+    from scales_edge.cli import app
+
+    model = _tiny("srresnet")
+    ckpt = save_checkpoint(model, tmp_path / "m.pth")
+    out = tmp_path / "ref.onnx"
+    res = CliRunner().invoke(app, ["export", str(ckpt), str(out), "--as", "fp32-reference"])
+    assert res.exit_code == 0, res.output
+    proto = onnx.load(out)
+    assert not [n for n in proto.graph.node if n.domain == DOMAIN]
+    assert {p.key: p.value for p in proto.metadata_props}["scales_edge.binary_as"] == "fp32-reference"
+    x = np.random.default_rng(0).random((1, 3, 13, 17), dtype=np.float32)
+    y = ort.InferenceSession(str(out)).run(None, {"input": x})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(y, model(torch.from_numpy(x)).numpy(), atol=1e-4)
+    bad = CliRunner().invoke(app, ["export", str(ckpt), str(out), "--as", "int4"])
+    assert bad.exit_code == 2 and "binary_as must be one of" in bad.output
