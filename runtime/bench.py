@@ -109,7 +109,11 @@ def benchmark(
     for _, _, sess, _ in sessions:
         inp = sess.get_inputs()[0]
         channels = inp.shape[1] if isinstance(inp.shape[1], int) else 3
-        feeds.append({inp.name: rng.random((1, channels, *size), dtype=np.float32)})
+        shape = (1, channels, *size)
+        if inp.type == "tensor(uint8)":  # quantized baselines take uint8 directly
+            feeds.append({inp.name: rng.integers(0, 256, shape, dtype=np.uint8)})
+        else:
+            feeds.append({inp.name: rng.random(shape, dtype=np.float32)})
     out_shapes = []
     total = len(sessions) * (warmup + runs)
     done = 0
