@@ -61,6 +61,24 @@ class MeanShift(nn.Module):
         return x / self.img_range + self.mean
 
 
+class ChannelAttention(nn.Module):
+    """RCAN/HAT channel attention (squeeze-excite on the pooled map, FP: it costs next to nothing)."""
+
+    def __init__(self, num_feat: int, squeeze_factor: int) -> None:
+        super().__init__()
+        hidden = max(1, num_feat // squeeze_factor)
+        self.attention = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(num_feat, hidden, 1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, num_feat, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.attention(x)
+
+
 class ResidualBlock(nn.Module):
     """conv → ReLU → conv, plus the identity (``res_scale`` on the residual): SRResNet/EDSR blocks.
 

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..nn import BinarySpec
-from .common import Upsample, binary_spec, check_scale
+from .common import ChannelAttention, Upsample, binary_spec, check_scale
 from .registry import register
 from .swinir import _init_weights
 from .transformer_common import (
@@ -49,22 +49,6 @@ from .transformer_common import (
     window_partition,
     window_reverse,
 )
-
-
-class ChannelAttention(nn.Module):
-    def __init__(self, num_feat: int, squeeze_factor: int) -> None:
-        super().__init__()
-        hidden = max(1, num_feat // squeeze_factor)
-        self.attention = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Conv2d(num_feat, hidden, 1),
-            nn.ReLU(),
-            nn.Conv2d(hidden, num_feat, 1),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.attention(x)
 
 
 class CAB(nn.Module):

@@ -13,25 +13,9 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..nn import BinarySpec
-from .common import MeanShift, Upsample, binary_spec, check_scale
+from .common import ChannelAttention, MeanShift, Upsample, binary_spec, check_scale
 from .edsr import DIV2K_RGB_MEAN
 from .registry import register
-
-
-class ChannelAttention(nn.Module):
-    def __init__(self, num_feat: int, squeeze_factor: int) -> None:
-        super().__init__()
-        hidden = max(1, num_feat // squeeze_factor)
-        self.attention = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Conv2d(num_feat, hidden, 1),
-            nn.ReLU(),
-            nn.Conv2d(hidden, num_feat, 1),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.attention(x)
 
 
 class RCAB(nn.Module):
