@@ -28,11 +28,12 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..nn import BinarySpec
-from .common import ChannelAttention, Upsample, binary_spec, check_scale
+from .common import ChannelAttention, MeanShift, Upsample, binary_spec, check_scale
 from .registry import register
 from .swinir import _init_weights
 from .transformer_common import (
     SWIN_RGB_MEAN,
+    window_layout,
     Mlp,
     PatchEmbed,
     WindowAttention,
@@ -41,7 +42,6 @@ from .transformer_common import (
     overlap_position_index,
     overlapping_windows,
     pad_to_multiple,
-    per_layer,
     relative_position_index,
     shifted_attention,
     shifted_window_mask,
@@ -230,17 +230,10 @@ class HAT(nn.Module):
         super().__init__()
         self.scale = check_scale(scale)
         spec = binary_spec(binary, lsf, spatial, channel, skip)
-        depths = [int(d) for d in depths]
-        if not depths or min(depths) < 1:
-            raise ConfigError(f"depths must be positive, got {depths}")
-        heads = per_layer(num_heads, len(depths), "num_heads")
-        if window_size < 2:
-            raise ConfigError(f"window_size must be >= 2, got {window_size}")
+        depths, heads = window_layout(depths, num_heads, window_size)
         self.window_size = int(window_size)
         self.shift_size = self.window_size // 2
-        self.img_range = float(img_range)
-        mean = SWIN_RGB_MEAN if num_in_ch == 3 else (0.0,) * num_in_ch
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.shift = MeanShift(img_range, SWIN_RGB_MEAN, num_in_ch)
         ows = int(window_size * overlap_ratio) + window_size
         self.register_buffer("relative_position_index_SA", relative_position_index(self.window_size), persistent=False)
         self.register_buffer("relative_position_index_OCA", overlap_position_index(self.window_size, ows), persistent=False)
@@ -274,11 +267,11 @@ class HAT(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[2], x.shape[3]
         x = pad_to_multiple(x, self.window_size)
-        x = (x - self.mean) * self.img_range
+        x = self.shift.normalize(x)
         x = self.conv_first(x)
         x = self.conv_after_body(self.forward_features(x)) + x
         x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
-        x = x / self.img_range + self.mean
+        x = self.shift.denormalize(x)
         return x[:, :, : h * self.scale, : w * self.scale]
 
 

@@ -45,6 +45,16 @@ def per_layer(values: int | Sequence[int], n: int, what: str) -> list[int]:
     return out
 
 
+def window_layout(depths: Sequence[int], num_heads: int | Sequence[int], window_size: int) -> tuple[list[int], list[int]]:
+    """Checked ``(depths, heads per group)`` of a windowed Transformer (SwinIR, HAT)."""
+    depths = [int(d) for d in depths]
+    if not depths or min(depths) < 1:
+        raise ConfigError(f"depths must be positive, got {depths}")
+    if window_size < 2:
+        raise ConfigError(f"window_size must be >= 2, got {window_size}")
+    return depths, per_layer(num_heads, len(depths), "num_heads")
+
+
 # --------------------------------------------------------------------------------------------
 # shape-generic helpers (ints in eager mode, 0-d tensors under the ONNX tracer)
 
