@@ -2,7 +2,9 @@
 
 Each model gets a warm-up, then ``runs`` timed runs on the same random input; with several models
 (a model and its baseline) the timed runs alternate between them in one process, so both see the
-same machine state and the ratio of their medians is meaningful on a noisy machine.
+same machine state and the ratio of their medians is meaningful on a noisy machine. With
+``profile=True`` each model then runs again in its own profiled session (:mod:`.profiling`), after
+the timed runs, so profiling overhead never enters the latency numbers.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import resource
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .profiling import profile_model
 from .session import load_model, make_session, metadata
 
 JSON_SCHEMA = "scales-edge.bench/1"
@@ -37,6 +40,7 @@ class BenchResult:
     min_ms: float
     mean_ms: float
     megapixels_per_s: float  # output megapixels per second at the median
+    profile: dict[str, Any] | None = None  # Profile.to_dict() when profiled
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,8 +100,12 @@ def benchmark(
     warmup: int = 3,
     seed: int = 0,
     on_step: Callable[[int, int], None] | None = None,
+    profile: bool = False,
 ) -> list[BenchResult]:
-    """Benchmark ``models`` (alternating) on one random ``[1, C, H, W]`` input; ``size`` is (H, W)."""
+    """Benchmark ``models`` (alternating) on one random ``[1, C, H, W]`` input; ``size`` is (H, W).
+
+    ``profile``: afterwards, run each model ``warmup + runs`` more times in a profiled session and
+    attach the kernel time per op type and per group (:class:`.profiling.Profile`)."""
     if runs < 1 or warmup < 0:
         raise ValueError("runs must be >= 1 and warmup >= 0")
     sessions = []
@@ -115,15 +123,20 @@ def benchmark(
         else:
             feeds.append({inp.name: rng.random(shape, dtype=np.float32)})
     out_shapes = []
-    total = len(sessions) * (warmup + runs)
+    total = len(sessions) * (warmup + runs) * (2 if profile else 1)
     done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if on_step:
+            on_step(done, total)
+
     for (_, _, sess, _), feed in zip(sessions, feeds):
         out = None
         for _ in range(warmup):
             out = sess.run(None, feed)[0]
-            done += 1
-            if on_step:
-                on_step(done, total)
+            step()
         if out is None:
             out = sess.run(None, feed)[0]
         out_shapes.append(list(out.shape))
@@ -133,11 +146,15 @@ def benchmark(
             t0 = time.perf_counter()
             sess.run(None, feed)
             times[i].append(time.perf_counter() - t0)
-            done += 1
-            if on_step:
-                on_step(done, total)
+            step()
+    profiles: list[dict[str, Any] | None] = [None] * len(sessions)
+    if profile:
+        sess = None
+        sessions = [(name, nbytes, None, meta) for name, nbytes, _, meta in sessions]  # free the timed sessions
+        for i, ((name, _, _, _), feed) in enumerate(zip(sessions, feeds)):
+            profiles[i] = profile_model(name, feed, threads, runs, warmup, on_run=step).to_dict()
     results = []
-    for (name, nbytes, _, _), feed, shape, t in zip(sessions, feeds, out_shapes, times):
+    for (name, nbytes, _, _), feed, shape, t, prof in zip(sessions, feeds, out_shapes, times, profiles):
         st = _stats(t)
         mp = (shape[-1] * shape[-2]) / 1e6 if len(shape) == 4 else 0.0
         results.append(
@@ -150,6 +167,7 @@ def benchmark(
                 runs=runs,
                 warmup=warmup,
                 megapixels_per_s=mp / (st["median_ms"] / 1e3),
+                profile=prof,
                 **st,
             )
         )

@@ -62,12 +62,14 @@ def make_session(
     register_ops: bool = True,
     optimization: str = "all",
     profile: str | None = None,
+    optimized_model: str | None = None,
 ):
     """An ``onnxruntime.InferenceSession`` with our op library registered.
 
     ``threads`` sets ORT's intra-op thread count (None: ORT's default, all cores); ``providers``
     defaults to the CPU provider; ``optimization`` is ``all``, ``extended``, ``basic`` or ``disable``;
-    ``profile`` is a file prefix to enable ORT profiling.
+    ``profile`` is a file prefix to enable ORT profiling; ``optimized_model`` is a path where ORT
+    writes the graph it runs (after its optimizations, with the node names its profile uses).
     """
     import onnxruntime as ort
 
@@ -91,6 +93,9 @@ def make_session(
     if profile:
         so.enable_profiling = True
         so.profile_file_prefix = profile
+    if optimized_model:
+        so.optimized_model_filepath = optimized_model
+        so.log_severity_level = 3  # errors only: not ORT's warning that the file is hardware-specific
     proto = load_model(model)
     version = domain_version(proto)
     if version is not None and version not in SUPPORTED_DOMAIN_VERSIONS:

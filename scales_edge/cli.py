@@ -461,25 +461,36 @@ def bench_cmd(
     warmup: int = typer.Option(3, help="Untimed warm-up runs per model."),
     baseline: Optional[Path] = typer.Option(None, help="Another ONNX model timed in the same process, alternating."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
+    profile: bool = typer.Option(
+        False, "--profile",
+        help="Then run each model again (warm-up + runs) in an ORT-profiled session and print the kernel "
+        "time per op type and per group: binary ops, binary-layer FP branches, FP head/tail, layout "
+        "(JSON: a \"profile\" key per result). The timed runs are not profiled.",
+    ),
 ) -> None:
     """Latency of a model in ONNX Runtime: median/p10/p90/min, megapixels/s, peak RSS, file size.
 
     Example: scales-edge bench model.onnx --threads 1 --baseline model_fp32.onnx
+
+    Example (where the time goes): scales-edge bench model.onnx --size 160x90 --profile
     """
-    payload = _run(_bench_table, [model] + ([baseline] if baseline else []), _parse_size(size), threads, runs, warmup)
+    payload = _run(_bench_table, [model] + ([baseline] if baseline else []), _parse_size(size), threads, runs, warmup, profile)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(payload, indent=2))
 
 
-def _bench_table(models, hw, threads, runs, warmup) -> dict:
+def _bench_table(models, hw, threads, runs, warmup, profile=False) -> dict:
     from rich.progress import Progress
 
     from .runtime.bench import JSON_SCHEMA, benchmark, machine_info, peak_rss_mb
 
     with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("bench", total=len(models) * (runs + warmup))
-        results = benchmark(models, hw, threads, runs, warmup, on_step=lambda d, t: bar.update(task, completed=d))
+        task = bar.add_task("bench", total=None)
+        results = benchmark(
+            models, hw, threads, runs, warmup, profile=profile,
+            on_step=lambda d, t: bar.update(task, completed=d, total=t),
+        )
     table = Table("model", "median ms", "p10", "p90", "min", "MP/s", "MB on disk")
     for r in results:
         table.add_row(
@@ -487,6 +498,9 @@ def _bench_table(models, hw, threads, runs, warmup) -> dict:
             f"{r.megapixels_per_s:.2f}", f"{r.file_bytes / 1e6:.2f}",
         )
     Console().print(table)
+    for r in results:
+        if r.profile:
+            _print_profile(Path(r.model).name, r.profile, r.median_ms)
     payload = {
         "schema": JSON_SCHEMA,
         "machine": machine_info(),
@@ -499,6 +513,25 @@ def _bench_table(models, hw, threads, runs, warmup) -> dict:
         typer.echo(f"{Path(results[0].model).name} is {ratio:.2f}x the speed of {Path(results[1].model).name} (median, same run)")
     typer.echo(f"peak RSS {payload['peak_rss_mb']:.0f} MB")
     return payload
+
+
+def _print_profile(name: str, prof: dict, median_ms: float) -> None:
+    """The per-op-type and per-group tables of one ``Profile.to_dict()``."""
+    title = f"{name}: kernel time per run, mean of {prof['runs']} profiled run(s)"
+    table = Table("op type", "ms", "share", "nodes", title=title)
+    for row in prof["by_op_type"]:
+        table.add_row(row["op_type"], f"{row['ms']:.3f}", f"{row['share']:.1%}", str(row["nodes"]))
+    Console().print(table)
+    table = Table("group", "ms", "share", "nodes", "largest op types", title=f"{name}: by group")
+    for row in prof["by_group"]:
+        table.add_row(row["group"], f"{row['ms']:.3f}", f"{row['share']:.1%}", str(row["nodes"]), ", ".join(row["op_types"][:4]))
+    table.add_row("all nodes", f"{prof['node_ms']:.3f}", "100.0%", str(sum(r["nodes"] for r in prof["by_group"])), "", style="bold")
+    Console().print(table)
+    typer.echo(
+        f"{name}: {prof['node_ms']:.2f} ms in kernels per profiled run; the profiled runs took "
+        f"{prof['wall_median_ms']:.2f} ms (median), {prof['outside_nodes_ms']:.2f} ms outside the kernels "
+        f"(ORT scheduling, allocation, profiling); the timed runs' median is {median_ms:.2f} ms"
+    )
 
 
 @command("demo")
