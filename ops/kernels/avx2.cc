@@ -4,10 +4,14 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 
 #include "kernels.h"
 
 #define SCALES_EDGE_ISA_NS avx2_impl
+#define SCALES_EDGE_ISA_CUSTOM_PACK 1
+#define SCALES_EDGE_ISA_CUSTOM_CONV 1
 
 namespace scales_edge {
 namespace kernels {
@@ -43,13 +47,160 @@ struct Ops {
     a.sums = _mm256_add_epi64(a.sums, _mm256_sad_epu8(a.bytes, _mm256_setzero_si256()));
     a.bytes = _mm256_setzero_si256();
   }
-  static inline void finish(Acc& a, int64_t valid_bits, int32_t* out) {
+  static inline void finish(Acc& a, int64_t valid_bits, int32_t* out, int64_t stride) {
     flush(a);
     alignas(32) int64_t pop[4];
     _mm256_store_si256(reinterpret_cast<__m256i*>(pop), a.sums);
-    for (int l = 0; l < 4; ++l) out[l] = static_cast<int32_t>(valid_bits - 2 * pop[l]);
+    for (int l = 0; l < 4; ++l) out[l * stride] = static_cast<int32_t>(valid_bits - 2 * pop[l]);
   }
 };
+
+#include "pack_avx2.h"
+
+// ---- convolution: nibble-split weights ----
+// popcount(x ^ w) = bytes of lut[(x ^ w) & 0x0f] + lut[((x ^ w) >> 4) & 0x0f], and both nibble
+// halves can be taken before the XOR: with the weights stored pre-split (ConvWeights::nibbles) and
+// the input word split once per tap, each 4-channel vector costs two XORs, two lookups and two
+// byte adds (no shift, no mask).
+
+static inline int64_t imin_conv(int64_t a, int64_t b) { return a < b ? a : b; }
+
+static inline void valid_taps_conv(int64_t base, int64_t d, int64_t k, int64_t extent,
+                                   int64_t* t0, int64_t* t1) {
+  int64_t lo = 0;
+  if (base < 0) lo = (-base + d - 1) / d;
+  int64_t hi = 0;
+  if (base <= extent - 1) hi = imin_conv(k, (extent - 1 - base) / d + 1);
+  if (hi < lo) hi = lo;
+  *t0 = lo;
+  *t1 = hi;
+}
+
+// Output pixels [ow, ow + P) of one row (all with the same valid taps j0..j1, i0..i1), channels
+// [m0, m0 + 4R). xs = the input rows split into nibbles: word k of pixel w of row ih is at
+// xs + ((ih - ih_first) * W + w) * 2 * CW + k (low nibbles), + CW (high nibbles).
+template <int P, int R>
+static inline void nibble_block(const ConvGeometry& g, const uint64_t* xs, int64_t ih_first,
+                                const uint64_t* wn, int64_t m0, int64_t ih0, int64_t i0,
+                                int64_t i1, int64_t iw0, int64_t j0, int64_t j1, int32_t* out,
+                                int64_t ldm) {
+  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,  //
+                                       0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  __m256i bytes[P][R];
+  alignas(32) int64_t sums[P][R][4];  // folded byte counts (rarely touched: kept in memory)
+  for (int p = 0; p < P; ++p)
+    for (int r = 0; r < R; ++r) {
+      bytes[p][r] = _mm256_setzero_si256();
+      for (int l = 0; l < 4; ++l) sums[p][r][l] = 0;
+    }
+  const int64_t CW = g.CW, Mp = g.Mp, CW2 = 2 * CW;
+  const int64_t pstride = g.sW * CW2;  // words from one output pixel's input to the next's
+  int pending = 0;
+  for (int64_t i = i0; i < i1; ++i) {
+    const uint64_t* xrow = xs + (ih0 + i * g.dH - ih_first) * g.W * CW2;
+    for (int64_t j = j0; j < j1; ++j) {
+      const uint64_t* xp = xrow + (iw0 + j * g.dW) * CW2;
+      const uint64_t* wp = wn + (i * g.kW + j) * CW * 2 * Mp + m0;
+      for (int64_t k = 0; k < CW; ++k) {
+        __m256i xl[P], xh[P];
+        for (int p = 0; p < P; ++p) {
+          xl[p] = _mm256_set1_epi64x(static_cast<long long>(xp[p * pstride + k]));
+          xh[p] = _mm256_set1_epi64x(static_cast<long long>(xp[p * pstride + CW + k]));
+        }
+        const uint64_t* wl = wp + k * 2 * Mp;
+        const uint64_t* wh = wl + Mp;
+        for (int r = 0; r < R; ++r) {
+          const __m256i vl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wl + 4 * r));
+          const __m256i vh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wh + 4 * r));
+          for (int p = 0; p < P; ++p) {
+            bytes[p][r] = _mm256_add_epi8(bytes[p][r],
+                                          _mm256_shuffle_epi8(lut, _mm256_xor_si256(xl[p], vl)));
+            bytes[p][r] = _mm256_add_epi8(bytes[p][r],
+                                          _mm256_shuffle_epi8(lut, _mm256_xor_si256(xh[p], vh)));
+          }
+        }
+        // A word adds at most 8 to a byte counter: fold them into 64-bit sums every 31 words.
+        if (++pending == 31) {
+          for (int p = 0; p < P; ++p)
+            for (int r = 0; r < R; ++r) {
+              alignas(32) int64_t t[4];
+              _mm256_store_si256(reinterpret_cast<__m256i*>(t),
+                                 _mm256_sad_epu8(bytes[p][r], _mm256_setzero_si256()));
+              for (int l = 0; l < 4; ++l) sums[p][r][l] += t[l];
+              bytes[p][r] = _mm256_setzero_si256();
+            }
+          pending = 0;
+        }
+      }
+    }
+  }
+  const int64_t valid_bits = (i1 - i0) * (j1 - j0) * g.C;
+  for (int p = 0; p < P; ++p)
+    for (int r = 0; r < R; ++r) {
+      alignas(32) int64_t t[4];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(t),
+                         _mm256_sad_epu8(bytes[p][r], _mm256_setzero_si256()));
+      int32_t* o = out + p + (m0 + 4 * r) * ldm;
+      for (int l = 0; l < 4; ++l)
+        o[l * ldm] = static_cast<int32_t>(valid_bits - 2 * (sums[p][r][l] + t[l]));
+    }
+}
+
+template <int P>
+static inline void nibble_pixels(const ConvGeometry& g, const uint64_t* xs, int64_t ih_first,
+                                 const uint64_t* wn, int64_t ih0, int64_t i0, int64_t i1,
+                                 int64_t iw0, int64_t j0, int64_t j1, int32_t* out, int64_t ldm) {
+  int64_t m0 = 0;
+  for (; m0 + 16 <= g.Mp; m0 += 16)
+    nibble_block<P, 4>(g, xs, ih_first, wn, m0, ih0, i0, i1, iw0, j0, j1, out, ldm);
+  for (; m0 < g.Mp; m0 += 8)  // Mp is a multiple of kChannelPad = 8
+    nibble_block<P, 2>(g, xs, ih_first, wn, m0, ih0, i0, i1, iw0, j0, j1, out, ldm);
+}
+
+static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
+                          int64_t oh, int32_t* acc, int64_t ldm) {
+  const uint64_t* wn = cw.nibbles.data();
+  const int64_t CW = g.CW;
+  const int64_t ih0 = oh * g.sH - g.pT;
+  int64_t i0, i1;
+  valid_taps_conv(ih0, g.dH, g.kH, g.H, &i0, &i1);
+  if (i0 == i1) {  // every tap in the padding
+    for (int64_t m = 0; m < g.Mp; ++m)
+      for (int64_t ow = 0; ow < g.OW; ++ow) acc[m * ldm + ow] = 0;
+    return;
+  }
+  // Split the input rows this output row reads into low and high nibbles, once per row: the
+  // inner loop then broadcasts both straight from memory.
+  const int64_t ih_first = ih0 + i0 * g.dH;
+  const int64_t rows = (i1 - 1 - i0) * g.dH + 1;
+  const int64_t words = rows * g.W * CW;
+  uint64_t* xs = static_cast<uint64_t*>(std::malloc(static_cast<size_t>(2 * words) * sizeof(uint64_t)));
+  if (xs == nullptr) throw std::bad_alloc();
+  const uint64_t* src = x_img + ih_first * g.W * CW;
+  for (int64_t q = 0; q < rows * g.W; ++q)
+    for (int64_t k = 0; k < CW; ++k) {
+      const uint64_t v = src[q * CW + k];
+      xs[q * 2 * CW + k] = v & kLowNibbles;
+      xs[q * 2 * CW + CW + k] = (v >> 4) & kLowNibbles;
+    }
+  int64_t ow = 0;
+  while (ow < g.OW) {
+    const int64_t iw0 = ow * g.sW - g.pL;
+    int64_t j0, j1;
+    valid_taps_conv(iw0, g.dW, g.kW, g.W, &j0, &j1);
+    int32_t* out = acc + ow;
+    if (j0 == j1) {
+      for (int64_t m = 0; m < g.Mp; ++m) out[m * ldm] = 0;
+      ++ow;
+      continue;
+    }
+    // One pixel at a time: blocking two pixels (sharing weight loads) needs more than the 16
+    // vector registers for 4 vectors of accumulators and was slower here.
+    nibble_pixels<1>(g, xs, ih_first, wn, ih0, i0, i1, iw0, j0, j1, out, ldm);
+    ++ow;
+  }
+  std::free(xs);
+}
 
 }  // namespace avx2_impl
 }  // namespace kernels

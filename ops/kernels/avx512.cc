@@ -8,6 +8,7 @@
 #include "kernels.h"
 
 #define SCALES_EDGE_ISA_NS avx512_impl
+#define SCALES_EDGE_ISA_CUSTOM_PACK 1
 
 namespace scales_edge {
 namespace kernels {
@@ -25,13 +26,22 @@ struct Ops {
     a = _mm512_add_epi64(a, _mm512_popcnt_epi64(_mm512_xor_si512(x, _mm512_loadu_si512(w))));
   }
   static inline void flush(Acc&) {}
-  static inline void finish(Acc& a, int64_t valid_bits, int32_t* out) {
+  static inline void finish(Acc& a, int64_t valid_bits, int32_t* out, int64_t stride) {
     // out = valid - 2*pop, in 64-bit lanes, then narrowed to int32 (|value| < 2^31 by contract).
     // (add and the zero-masked narrowing avoid GCC 12's _mm512_undefined false warnings)
     const __m512i v = _mm512_sub_epi64(_mm512_set1_epi64(valid_bits), _mm512_add_epi64(a, a));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_maskz_cvtepi64_epi32(0xff, v));
+    const __m256i v32 = _mm512_maskz_cvtepi64_epi32(0xff, v);
+    if (stride == 1) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), v32);
+    } else {
+      alignas(32) int32_t lanes[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), v32);
+      for (int l = 0; l < 8; ++l) out[l * stride] = lanes[l];
+    }
   }
 };
+
+#include "pack_avx2.h"
 
 }  // namespace avx512_impl
 }  // namespace kernels

@@ -2,6 +2,7 @@
 // Compiled without instruction-set flags (and with -ffp-contract=off, so the output transform is
 // a float32 multiply followed by a float32 add, exactly as the contract says).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -81,6 +82,7 @@ ConvWeights relayout_conv_weights(const uint64_t* w, int64_t M, int64_t kH, int6
   r.kW = kW;
   r.CW = words_for(C);
   r.data.assign(static_cast<size_t>(kH * kW * r.CW * r.Mp), 0);
+  r.nibbles.assign(static_cast<size_t>(kH * kW * r.CW * 2 * r.Mp), 0);
   const uint64_t tail = last_word_mask(C);
   for (int64_t m = 0; m < M; ++m)
     for (int64_t t = 0; t < kH * kW; ++t)
@@ -88,6 +90,8 @@ ConvWeights relayout_conv_weights(const uint64_t* w, int64_t M, int64_t kH, int6
         uint64_t v = w[(m * kH * kW + t) * r.CW + k];
         if (k == r.CW - 1) v &= tail;
         r.data[static_cast<size_t>((t * r.CW + k) * r.Mp + m)] = v;
+        r.nibbles[static_cast<size_t>(((t * r.CW + k) * 2 + 0) * r.Mp + m)] = v & kLowNibbles;
+        r.nibbles[static_cast<size_t>(((t * r.CW + k) * 2 + 1) * r.Mp + m)] = (v >> 4) & kLowNibbles;
       }
   return r;
 }
@@ -129,35 +133,187 @@ void pack_rows(const IsaKernels& k, const float* x, const float* beta, int64_t K
 
 void conv_int32(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
                 const ConvWeights& w, int32_t* acc, int64_t begin, int64_t end) {
-  std::vector<int32_t> row(static_cast<size_t>(g.OW * g.Mp));
   for (int64_t r = begin; r < end; ++r) {
     const int64_t n = r / g.OH, oh = r % g.OH;
-    k.conv_row(g, xp + n * g.H * g.W * g.CW, w.data.data(), oh, row.data());
-    for (int64_t m = 0; m < g.M; ++m) {
-      int32_t* dst = acc + ((n * g.M + m) * g.OH + oh) * g.OW;
-      const int32_t* src = row.data() + m;
-      for (int64_t ow = 0; ow < g.OW; ++ow) dst[ow] = src[ow * g.Mp];
+    // Only the M real channels are stored, straight into the output: lanes past M go to a scratch
+    // row when M is not a multiple of kChannelPad.
+    if (g.M == g.Mp) {
+      k.conv_row(g, xp + n * g.H * g.W * g.CW, w, oh,
+                 acc + (n * g.M * g.OH + oh) * g.OW, g.OH * g.OW);
+    } else {
+      std::vector<int32_t> row(static_cast<size_t>(g.OW * g.Mp));
+      k.conv_row(g, xp + n * g.H * g.W * g.CW, w, oh, row.data(), g.OW);
+      for (int64_t m = 0; m < g.M; ++m)
+        std::memcpy(acc + ((n * g.M + m) * g.OH + oh) * g.OW, row.data() + m * g.OW,
+                    static_cast<size_t>(g.OW) * sizeof(int32_t));
     }
   }
 }
 
-void conv_float(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
-                const ConvWeights& w, const float* scale, const float* bias, float* y,
-                int64_t begin, int64_t end) {
+namespace {
+
+float sigmoidf(float v) { return 1.0f / (1.0f + std::exp(-v)); }
+
+// Sum of n floats in 8 float lanes (vectorisable, fixed order), the lanes added in double.
+double sum_floats(const float* v, int64_t n) {
+  float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) lanes[l] += v[i + l];
+  double sum = 0.0;
+  for (int l = 0; l < 8; ++l) sum += lanes[l];
+  for (; i < n; ++i) sum += v[i];
+  return sum;
+}
+
+// Accumulators of the output rows [begin, end), one row at a time, handed to emit(n, oh, row)
+// with row[m * OW + ow].
+template <typename Emit>
+void for_each_acc_row(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
+                      const ConvWeights& w, int64_t begin, int64_t end, Emit emit) {
   std::vector<int32_t> row(static_cast<size_t>(g.OW * g.Mp));
   for (int64_t r = begin; r < end; ++r) {
     const int64_t n = r / g.OH, oh = r % g.OH;
-    k.conv_row(g, xp + n * g.H * g.W * g.CW, w.data.data(), oh, row.data());
+    k.conv_row(g, xp + n * g.H * g.W * g.CW, w, oh, row.data(), g.OW);
+    emit(n, oh, row.data());
+  }
+}
+
+}  // namespace
+
+void conv_float(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
+                const ConvWeights& w, const float* scale, const float* bias, float* y,
+                int64_t begin, int64_t end) {
+  for_each_acc_row(k, g, xp, w, begin, end, [&](int64_t n, int64_t oh, const int32_t* row) {
     for (int64_t m = 0; m < g.M; ++m) {
       float* dst = y + ((n * g.M + m) * g.OH + oh) * g.OW;
-      const int32_t* src = row.data() + m;
+      const int32_t* src = row + m * g.OW;
       const float s = scale[m];
       const float b = bias ? bias[m] : 0.0f;
       for (int64_t ow = 0; ow < g.OW; ++ow) {
-        const float prod = static_cast<float>(src[ow * g.Mp]) * s;
+        const float prod = static_cast<float>(src[ow]) * s;
         dst[ow] = prod + b;
       }
     }
+  });
+}
+
+std::string check_scales_branches(const ConvGeometry& g, const ScalesBranches& b) {
+  if (b.channel_w && (b.channel_k < 1 || b.channel_k % 2 != 1))
+    return "the channel re-scaling kernel has " + std::to_string(b.channel_k) +
+           " taps; it must be odd";
+  const bool same_channels = g.C == g.M;
+  if (b.channel_w && b.channel_from_input && !same_channels)
+    return "channel re-scaling from the input needs C == M (C = " + std::to_string(g.C) +
+           ", M = " + std::to_string(g.M) + ")";
+  if (b.skip && (!same_channels || g.OH != g.H || g.OW != g.W))
+    return "the skip needs an output of the input's shape: C, H, W = " +
+           dims_str({g.C, g.H, g.W}) + " but M, OH, OW = " + dims_str({g.M, g.OH, g.OW});
+  if (b.spatial_w) {
+    const int64_t sh = (g.H - 1) / g.sH + 1, sw = (g.W - 1) / g.sW + 1;
+    if (sh != g.OH || sw != g.OW)
+      return "the spatial re-scaling (a 1x1 conv with the op's strides, no padding) gives " +
+             dims_str({sh, sw}) + " pixels but the binary conv gives " + dims_str({g.OH, g.OW});
+  }
+  return "";
+}
+
+void pack_nchw_scales(const IsaKernels& k, const ConvGeometry& g, const float* x,
+                      const float* beta, const ScalesBranches& b, uint64_t* xp, float* S,
+                      double* row_sums, int64_t begin, int64_t end) {
+  const int64_t C = g.C, H = g.H, W = g.W, plane = H * W;
+  std::vector<uint64_t> scratch(static_cast<size_t>(std::max<int64_t>(W, 1)));
+  std::vector<float> dot(static_cast<size_t>(g.OW));
+  for (int64_t r = begin; r < end; ++r) {
+    const int64_t n = r / H, h = r % H;
+    const float* xr = x + (n * C * H + h) * W;
+    k.pack_nchw_row(xr, plane, beta, C, W, xp + r * W * g.CW, scratch.data());
+    if (row_sums) {
+      for (int64_t c = 0; c < C; ++c) row_sums[r * C + c] = sum_floats(xr + c * plane, W);
+    }
+    if (b.spatial_w && h % g.sH == 0) {
+      const int64_t oh = h / g.sH;
+      std::fill(dot.begin(), dot.end(), 0.0f);
+      for (int64_t c = 0; c < C; ++c) {
+        const float wc = b.spatial_w[c];
+        const float* xc = xr + c * plane;
+        if (g.sW == 1) {
+          for (int64_t ow = 0; ow < g.OW; ++ow) dot[ow] += wc * xc[ow];
+        } else {
+          for (int64_t ow = 0; ow < g.OW; ++ow) dot[ow] += wc * xc[ow * g.sW];
+        }
+      }
+      float* s_row = S + (n * g.OH + oh) * g.OW;
+      for (int64_t ow = 0; ow < g.OW; ++ow) s_row[ow] = sigmoidf(dot[ow] + b.spatial_b);
+    }
+  }
+}
+
+void channel_scales(const ScalesBranches& b, const double* sums, int64_t N, int64_t M,
+                    double count, float* cs) {
+  const int64_t half = b.channel_k / 2;
+  std::vector<float> mean(static_cast<size_t>(M));
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t m = 0; m < M; ++m) mean[m] = static_cast<float>(sums[n * M + m] / count);
+    for (int64_t m = 0; m < M; ++m) {
+      float v = 0.0f;  // cross-correlation with zero padding, as torch's Conv1d (no bias)
+      for (int64_t t = 0; t < b.channel_k; ++t) {
+        const int64_t src = m + t - half;
+        if (src >= 0 && src < M) v += b.channel_w[t] * mean[src];
+      }
+      cs[n * M + m] = sigmoidf(v);
+    }
+  }
+}
+
+namespace {
+
+// One output row of one channel, in the order of the PyTorch layer: ((core * S) * Cs) + X, each
+// factor or term present or not per the template flags (so each variant is one vectorised loop).
+template <bool kSpatial, bool kSkip>
+void transform_row(const int32_t* src, int64_t n, float sc, float bi, const float* s_row, float c,
+                   const float* xs, float* dst) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float prod = static_cast<float>(src[i]) * sc;
+    float v = prod + bi;
+    if (kSpatial) v = v * s_row[i];
+    v = v * c;
+    if (kSkip) v = v + xs[i];
+    dst[i] = v;
+  }
+}
+
+}  // namespace
+
+void scales_conv_rows(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
+                      const ConvWeights& w, const float* scale, const float* bias,
+                      const ScalesBranches& b, const float* x, const float* S, const float* cs,
+                      float* y, int64_t begin, int64_t end) {
+  const int64_t OW = g.OW;
+  // Without a channel factor the multiply is by 1.0f, which is exact (x * 1.0f == x).
+  auto* fn = S ? (b.skip ? &transform_row<true, true> : &transform_row<true, false>)
+               : (b.skip ? &transform_row<false, true> : &transform_row<false, false>);
+  for_each_acc_row(k, g, xp, w, begin, end, [&](int64_t n, int64_t oh, const int32_t* row) {
+    const float* s_row = S ? S + (n * g.OH + oh) * OW : nullptr;
+    for (int64_t m = 0; m < g.M; ++m) {
+      const float* xs = b.skip ? x + ((n * g.C + m) * g.H + oh) * g.W : nullptr;
+      fn(row + m * OW, OW, scale[m], bias ? bias[m] : 0.0f, s_row, cs ? cs[n * g.M + m] : 1.0f,
+         xs, y + ((n * g.M + m) * g.OH + oh) * OW);
+    }
+  });
+}
+
+void plane_sums(const float* y, int64_t P, double* sums, int64_t begin, int64_t end) {
+  for (int64_t p = begin; p < end; ++p) {
+    sums[p] = sum_floats(y + p * P, P);
+  }
+}
+
+void scale_planes(float* y, int64_t P, const float* cs, int64_t begin, int64_t end) {
+  for (int64_t p = begin; p < end; ++p) {
+    float* dst = y + p * P;
+    const float c = cs[p];
+    for (int64_t i = 0; i < P; ++i) dst[i] = dst[i] * c;
   }
 }
 

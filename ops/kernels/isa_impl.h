@@ -14,11 +14,13 @@
 //     static void zero(Acc&);
 //     static void add(Acc&, Vec x, const uint64_t* w);   // acc[l] += popcount(x ^ w[l])
 //     static void flush(Acc&);
-//     static void finish(Acc&, int64_t valid_bits, int32_t* out);  // out[l] = valid - 2*acc[l]
+//     static void finish(Acc&, int64_t valid_bits, int32_t* out, int64_t stride);
+//                                                   // out[l*stride] = valid - 2*acc[l]
 // and optionally
 //   SCALES_EDGE_ISA_CUSTOM_PACK  when the variant defines its own pack_nchw_row_impl and
 //                       pack_row_impl (in that namespace, before including; e.g. neon.cc), so
-//                       the scalar ones below are left out.
+//                       the scalar ones below are left out;
+//   SCALES_EDGE_ISA_CUSTOM_CONV  likewise for conv_row_impl (e.g. avx2.cc).
 //
 // This file must not use standard-library templates or other inline functions with external
 // linkage: a copy compiled with AVX-512 flags could be picked by the linker for every caller.
@@ -88,7 +90,7 @@ template <int R>
 static inline void conv_pixel_block(const ConvGeometry& g, const uint64_t* x_img,
                                     const uint64_t* w, int64_t m0, int64_t ih0, int64_t i0,
                                     int64_t i1, int64_t iw0, int64_t j0, int64_t j1,
-                                    int32_t* out) {
+                                    int32_t* out, int64_t ldm) {
   typename Ops::Acc acc[R];
   for (int r = 0; r < R; ++r) Ops::zero(acc[r]);
   const int64_t CW = g.CW, Mp = g.Mp;
@@ -110,32 +112,37 @@ static inline void conv_pixel_block(const ConvGeometry& g, const uint64_t* x_img
     }
   }
   const int64_t valid_bits = (i1 - i0) * (j1 - j0) * g.C;
-  for (int r = 0; r < R; ++r) Ops::finish(acc[r], valid_bits, out + m0 + r * Ops::kLanes);
+  for (int r = 0; r < R; ++r)
+    Ops::finish(acc[r], valid_bits, out + (m0 + r * Ops::kLanes) * ldm, ldm);
 }
 
-static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const uint64_t* w,
-                          int64_t oh, int32_t* acc) {
+#ifndef SCALES_EDGE_ISA_CUSTOM_CONV
+static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
+                          int64_t oh, int32_t* acc, int64_t ldm) {
+  const uint64_t* w = cw.data.data();
   constexpr int64_t kBig = int64_t(Ops::kBlock) * Ops::kLanes;
   const int64_t Mp = g.Mp;
   const int64_t ih0 = oh * g.sH - g.pT;
   int64_t i0, i1;
   valid_taps(ih0, g.dH, g.kH, g.H, &i0, &i1);
   for (int64_t ow = 0; ow < g.OW; ++ow) {
-    int32_t* out = acc + ow * Mp;
+    int32_t* out = acc + ow;
     const int64_t iw0 = ow * g.sW - g.pL;
     int64_t j0, j1;
     valid_taps(iw0, g.dW, g.kW, g.W, &j0, &j1);
     if (i0 == i1 || j0 == j1) {  // every tap in the padding
-      for (int64_t m = 0; m < Mp; ++m) out[m] = 0;
+      for (int64_t m = 0; m < Mp; ++m) out[m * ldm] = 0;
       continue;
     }
     int64_t m0 = 0;
     for (; m0 + kBig <= Mp; m0 += kBig)
-      conv_pixel_block<Ops::kBlock>(g, x_img, w, m0, ih0, i0, i1, iw0, j0, j1, out);
+      conv_pixel_block<Ops::kBlock>(g, x_img, w, m0, ih0, i0, i1, iw0, j0, j1, out, ldm);
     for (; m0 < Mp; m0 += Ops::kLanes)
-      conv_pixel_block<1>(g, x_img, w, m0, ih0, i0, i1, iw0, j0, j1, out);
+      conv_pixel_block<1>(g, x_img, w, m0, ih0, i0, i1, iw0, j0, j1, out, ldm);
   }
 }
+
+#endif  // SCALES_EDGE_ISA_CUSTOM_CONV
 
 template <int R>
 static inline void gemm_block(const uint64_t* x, int64_t K, int64_t KW, const uint64_t* w,
@@ -152,7 +159,7 @@ static inline void gemm_block(const uint64_t* x, int64_t K, int64_t KW, const ui
       pending = 0;
     }
   }
-  for (int r = 0; r < R; ++r) Ops::finish(acc[r], K, out + m0 + r * Ops::kLanes);
+  for (int r = 0; r < R; ++r) Ops::finish(acc[r], K, out + m0 + r * Ops::kLanes, 1);
 }
 
 static void gemm_row_impl(const uint64_t* x, int64_t K, int64_t KW, const uint64_t* w, int64_t Mp,

@@ -47,10 +47,14 @@ struct ConvGeometry {
 std::string check_conv_geometry(ConvGeometry& g);
 
 // Weights of a BinaryConv2d re-laid out for the kernels: [kH*kW][CW][Mp] (output channel fastest).
+// `nibbles` holds the same words split for byte-lookup popcounts: [kH*kW][CW][2][Mp], first
+// w & 0x0f0f..0f, then (w >> 4) & 0x0f0f..0f (used by the AVX2 path).
 struct ConvWeights {
   int64_t M = 0, Mp = 0, kH = 0, kW = 0, CW = 0;
   std::vector<uint64_t> data;
+  std::vector<uint64_t> nibbles;
 };
+constexpr uint64_t kLowNibbles = 0x0f0f0f0f0f0f0f0full;
 // w: packed weights in the ONNX layout [M, kH, kW, CW]. Bits past C in the last word are cleared
 // (readers must not depend on them), which needs C.
 ConvWeights relayout_conv_weights(const uint64_t* w, int64_t M, int64_t kH, int64_t kW, int64_t C);
@@ -73,10 +77,11 @@ struct IsaKernels {
                         uint64_t* out, uint64_t* scratch);
   // Binarize+pack one row of K features into KW = ceil(K/64) words.
   void (*pack_row)(const float* x, const float* beta, int64_t K, uint64_t* out);
-  // Accumulators of one output row: x_img = packed image n ([H][W][CW]), w = ConvWeights::data.
-  // Writes acc[OW][Mp] (lanes m >= M hold garbage).
-  void (*conv_row)(const ConvGeometry& g, const uint64_t* x_img, const uint64_t* w, int64_t oh,
-                   int32_t* acc);
+  // Accumulators of one output row: x_img = packed image n ([H][W][CW]).
+  // Writes acc[m * ldm + ow] for m < Mp, ow < OW (channel-major; ldm >= OW; lanes m >= M hold
+  // garbage).
+  void (*conv_row)(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& w, int64_t oh,
+                   int32_t* acc, int64_t ldm);
   // Accumulators of one row of a binary matmul: x = [KW] packed, w = LinearWeights::data [KW][Mp].
   // Writes acc[Mp] = K - 2*popcount(x ^ w_m).
   void (*gemm_row)(const uint64_t* x, int64_t K, int64_t KW, const uint64_t* w, int64_t Mp,
@@ -120,6 +125,43 @@ void gemm_int32(const IsaKernels& k, const uint64_t* xp, const LinearWeights& w,
 // Same, writing Y = float(acc) * scale[m] + bias[m] as float [rows, M]; bias may be null (0).
 void gemm_float(const IsaKernels& k, const uint64_t* xp, const LinearWeights& w,
                 const float* scale, const float* bias, float* y, int64_t begin, int64_t end);
+
+// ---- the fused SCALES convolution (ScalesConv2d, op-domain version 2; docs/ops.md) ----
+// Y = ((float(acc) * scale[m] + bias[m]) * S[n, oh, ow]) * Cs[n, m] + X[n, m, oh, ow], where
+//   S  = sigmoid(sum_c spatial_w[c] * X[n, c, oh*sH, ow*sW] + spatial_b)        (spatial branch)
+//   Cs = sigmoid(conv1d over the channel axis of the per-channel mean, k taps)  (channel branch)
+// and each factor or term is left out when its branch is absent. The channel mean is taken over
+// X (channel_from_input) or over the output after the spatial multiply.
+struct ScalesBranches {
+  const float* spatial_w = nullptr;  // [C], or null: no spatial branch
+  float spatial_b = 0.0f;
+  const float* channel_w = nullptr;  // [channel_k] (odd), or null: no channel branch
+  int64_t channel_k = 0;
+  bool channel_from_input = true;  // pool X (needs C == M) or the spatially scaled output
+  bool skip = false;               // add X (needs C == M, OH == H, OW == W)
+};
+// Returns "" if the branches fit the geometry, else the problem.
+std::string check_scales_branches(const ConvGeometry& g, const ScalesBranches& b);
+
+// Pass 1, work items are input rows r = n*H + h: binarize+pack as pack_nchw, and
+//  * with spatial_w: S[n, oh, ow] for the output rows oh whose source row h = oh*sH (S: [N, OH, OW]);
+//  * with row_sums (non-null): row_sums[r*C + c] = sum over w of X[n, c, h, w] (double).
+void pack_nchw_scales(const IsaKernels& k, const ConvGeometry& g, const float* x,
+                      const float* beta, const ScalesBranches& b, uint64_t* xp, float* S,
+                      double* row_sums, int64_t begin, int64_t end);
+// Cs[n*M + m] from per-channel sums over `count` elements each (sums: [N][M], summed in order).
+void channel_scales(const ScalesBranches& b, const double* sums, int64_t N, int64_t M,
+                    double count, float* cs);
+// Pass 2, work items are output rows r = n*OH + oh: Y as above with the given S (null: no spatial)
+// and Cs (null: not applied here); X is read for the skip.
+void scales_conv_rows(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
+                      const ConvWeights& w, const float* scale, const float* bias,
+                      const ScalesBranches& b, const float* x, const float* S, const float* cs,
+                      float* y, int64_t begin, int64_t end);
+// For the channel branch pooling the output: plane sums of y [N, M, P] (work items: planes
+// n*M + m) into sums[n*M + m], then y *= Cs per plane.
+void plane_sums(const float* y, int64_t P, double* sums, int64_t begin, int64_t end);
+void scale_planes(float* y, int64_t P, const float* cs, int64_t begin, int64_t end);
 
 }  // namespace kernels
 }  // namespace scales_edge

@@ -45,11 +45,11 @@ struct Ops {
     a.sums = vpadalq_u16(a.sums, a.part);
     a.part = vdupq_n_u16(0);
   }
-  static inline void finish(Acc& a, int64_t valid_bits, int32_t* out) {
+  static inline void finish(Acc& a, int64_t valid_bits, int32_t* out, int64_t stride) {
     flush(a);
     const uint64x2_t pop = vpaddlq_u32(a.sums);
     out[0] = static_cast<int32_t>(valid_bits - 2 * static_cast<int64_t>(vgetq_lane_u64(pop, 0)));
-    out[1] = static_cast<int32_t>(valid_bits - 2 * static_cast<int64_t>(vgetq_lane_u64(pop, 1)));
+    out[stride] = static_cast<int32_t>(valid_bits - 2 * static_cast<int64_t>(vgetq_lane_u64(pop, 1)));
   }
 };
 

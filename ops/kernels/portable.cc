@@ -34,7 +34,7 @@ struct Ops {
   static inline void zero(Acc& a) { a = 0; }
   static inline void add(Acc& a, Vec x, const uint64_t* w) { a += popcount64(x ^ *w); }
   static inline void flush(Acc&) {}
-  static inline void finish(Acc& a, int64_t valid_bits, int32_t* out) {
+  static inline void finish(Acc& a, int64_t valid_bits, int32_t* out, int64_t /*stride*/) {
     *out = static_cast<int32_t>(valid_bits - 2 * a);
   }
 };

@@ -10,10 +10,8 @@ namespace ort {
 
 namespace {
 
-constexpr const char* kOp = BinaryConv2dKernel::kName;
-
-std::vector<int64_t> ints_or(const Ort::ConstKernelInfo& info, const char* name, size_t count,
-                             int64_t fallback, int64_t min_value) {
+std::vector<int64_t> ints_or(const Ort::ConstKernelInfo& info, const char* kOp, const char* name,
+                             size_t count, int64_t fallback, int64_t min_value) {
   std::optional<std::vector<int64_t>> v = attr_ints(info, kOp, name);
   if (!v) return std::vector<int64_t>(count, fallback);
   if (v->size() != count)
@@ -29,7 +27,7 @@ std::vector<int64_t> ints_or(const Ort::ConstKernelInfo& info, const char* name,
 int64_t words_for(int64_t bits) { return (bits + 63) / 64; }
 
 // Checks a packed-weight tensor against the attributes and (when known, c >= 1) the channel count.
-void check_weights(const TensorRef& w, int64_t kh, int64_t kw, int64_t c) {
+void check_weights(const char* kOp, const TensorRef& w, int64_t kh, int64_t kw, int64_t c) {
   expect_type(w, ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64, kOp, "W");
   if (w.shape.size() != 4)
     fail(kOp, "input 'W' must be 4-D [M, kH, kW, ceil(C/64)], got shape " + shape_str(w.shape));
@@ -47,7 +45,9 @@ void check_weights(const TensorRef& w, int64_t kh, int64_t kw, int64_t c) {
 
 }  // namespace
 
-BinaryConv2dKernel::BinaryConv2dKernel(const OrtKernelInfo* raw_info) {
+ConvCore::ConvCore(const OrtKernelInfo* raw_info, const char* op, size_t max_inputs)
+    : op_(op), params_{op, "C", "channels", max_inputs} {
+  const char* kOp = op;
   Ort::ConstKernelInfo info(raw_info);
   kernels_ = &select_kernels_or_fail(kOp);
 
@@ -58,9 +58,9 @@ BinaryConv2dKernel::BinaryConv2dKernel(const OrtKernelInfo* raw_info) {
     fail(kOp, "attribute 'kernel_shape' = " + shape_str(*ks) + " is invalid; need [kH, kW], each >= 1");
   kH_ = (*ks)[0];
   kW_ = (*ks)[1];
-  const std::vector<int64_t> strides = ints_or(info, "strides", 2, 1, 1);
-  const std::vector<int64_t> pads = ints_or(info, "pads", 4, 0, 0);
-  const std::vector<int64_t> dilations = ints_or(info, "dilations", 2, 1, 1);
+  const std::vector<int64_t> strides = ints_or(info, kOp, "strides", 2, 1, 1);
+  const std::vector<int64_t> pads = ints_or(info, kOp, "pads", 4, 0, 0);
+  const std::vector<int64_t> dilations = ints_or(info, kOp, "dilations", 2, 1, 1);
   sH_ = strides[0];
   sW_ = strides[1];
   pT_ = pads[0];
@@ -81,22 +81,21 @@ BinaryConv2dKernel::BinaryConv2dKernel(const OrtKernelInfo* raw_info) {
   const int64_t c = params_.read_beta(info);  // -1 unless beta is constant
   int64_t m = -1;                             // M of a constant W
   if (std::optional<TensorRef> w = constant_input(info, 2, kOp, "W")) {
-    check_weights(*w, kH_, kW_, c);
+    check_weights(kOp, *w, kH_, kW_, c);
     m = w->shape[0];
     if (c >= 1) weights_ = kernels::relayout_conv_weights(w->as<uint64_t>(), m, kH_, kW_, c);
   }
   params_.read_scale_bias(info, m);
 }
 
-void BinaryConv2dKernel::Compute(OrtKernelContext* raw_context) const {
-  Ort::KernelContext ctx(raw_context);
-
+void ConvCore::prepare(Ort::KernelContext& ctx, Call& call) const {
+  const char* kOp = op_;
   // ---- X
   const TensorRef x = params_.input_x(ctx);
   if (x.shape.size() != 4)
     fail(kOp, "input 'X' must be 4-D [N, C, H, W], got " + std::to_string(x.shape.size()) +
                   "-D shape " + shape_str(x.shape));
-  kernels::ConvGeometry g;
+  kernels::ConvGeometry& g = call.g;
   g.N = x.shape[0];
   g.C = x.shape[1];
   g.H = x.shape[2];
@@ -104,26 +103,26 @@ void BinaryConv2dKernel::Compute(OrtKernelContext* raw_context) const {
   if (g.C < 1 || g.H < 1 || g.W < 1)
     fail(kOp, "input 'X' has shape " + shape_str(x.shape) + "; C, H and W must be >= 1");
   if (g.N < 1) fail(kOp, "the output would be empty: input 'X' has batch size 0");
+  call.x = x.as<float>();
+  call.x_shape = x.shape;
 
   // ---- beta
-  const float* beta = params_.beta(ctx, g.C, x.shape);
+  call.beta = params_.beta(ctx, g.C, x.shape);
 
   // ---- W
-  kernels::ConvWeights local_weights;
-  const kernels::ConvWeights* weights = nullptr;
   if (weights_) {
-    weights = &*weights_;  // relaid out at creation for C = len(beta), checked equal above
+    call.weights = &*weights_;  // relaid out at creation for C = len(beta), checked equal above
   } else {
     const TensorRef w = tensor_ref(ctx.GetInput(2), kOp, "W");
-    check_weights(w, kH_, kW_, g.C);
-    local_weights = kernels::relayout_conv_weights(w.as<uint64_t>(), w.shape[0], kH_, kW_, g.C);
-    weights = &local_weights;
+    check_weights(kOp, w, kH_, kW_, g.C);
+    call.local_weights = kernels::relayout_conv_weights(w.as<uint64_t>(), w.shape[0], kH_, kW_, g.C);
+    call.weights = &call.local_weights;
   }
-  g.M = weights->M;
+  g.M = call.weights->M;
 
   // ---- scale, bias
-  const float* scale = params_.scale(ctx, g.M);
-  const float* bias = params_.bias(ctx, g.M);
+  call.scale = params_.scale(ctx, g.M);
+  call.bias = params_.bias(ctx, g.M);
 
   // ---- geometry
   g.kH = kH_;
@@ -138,18 +137,24 @@ void BinaryConv2dKernel::Compute(OrtKernelContext* raw_context) const {
   g.dW = dW_;
   const std::string problem = kernels::check_conv_geometry(g);
   if (!problem.empty()) fail(kOp, problem + " (X " + shape_str(x.shape) + ")");
+}
+
+void BinaryConv2dKernel::Compute(OrtKernelContext* raw_context) const {
+  Ort::KernelContext ctx(raw_context);
+  ConvCore::Call call;
+  core_.prepare(ctx, call);
+  const kernels::ConvGeometry& g = call.g;
 
   // ---- run: pack X to [N, H, W, CW] bits, then convolve; both split over ORT's thread pool
   Ort::UnownedValue y_value = ctx.GetOutput(0, std::vector<int64_t>{g.N, g.M, g.OH, g.OW});
   float* y = y_value.GetTensorMutableData<float>();
   std::vector<uint64_t> xp(static_cast<size_t>(g.N * g.H * g.W * g.CW));
-  const kernels::IsaKernels& k = *kernels_;
-  const float* xdata = x.as<float>();
-  parallel_rows(ctx, kOp, g.N * g.H, [&](int64_t begin, int64_t end) {
-    kernels::pack_nchw(k, xdata, beta, g.N, g.C, g.H, g.W, xp.data(), begin, end);
+  const kernels::IsaKernels& k = *core_.kernels_;
+  parallel_rows(ctx, kName, g.N * g.H, [&](int64_t begin, int64_t end) {
+    kernels::pack_nchw(k, call.x, call.beta, g.N, g.C, g.H, g.W, xp.data(), begin, end);
   });
-  parallel_rows(ctx, kOp, g.N * g.OH, [&](int64_t begin, int64_t end) {
-    kernels::conv_float(k, g, xp.data(), *weights, scale, bias, y, begin, end);
+  parallel_rows(ctx, kName, g.N * g.OH, [&](int64_t begin, int64_t end) {
+    kernels::conv_float(k, g, xp.data(), *call.weights, call.scale, call.bias, y, begin, end);
   });
 }
 

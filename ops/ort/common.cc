@@ -108,14 +108,17 @@ void expect_vector(const TensorRef& t, int64_t n, const char* op, const char* in
 // ---- ConstParams
 
 namespace {
-[[noreturn]] void fail_input_count(const char* op, size_t inputs) {
-  fail(op, "expects 4 or 5 inputs (X, beta, W, scale[, bias]), got " + std::to_string(inputs));
+[[noreturn]] void fail_input_count(const char* op, size_t inputs, size_t max_inputs) {
+  fail(op, max_inputs == 5
+               ? "expects 4 or 5 inputs (X, beta, W, scale[, bias]), got " + std::to_string(inputs)
+               : "expects 4 to " + std::to_string(max_inputs) +
+                     " inputs (X, beta, W, scale[, bias, ...]), got " + std::to_string(inputs));
 }
 }  // namespace
 
 void ConstParams::check_node_inputs(const Ort::ConstKernelInfo& info) {
   const size_t inputs = info.GetInputCount();
-  if (inputs < 4 || inputs > 5) fail_input_count(op_, inputs);
+  if (inputs < 4 || inputs > max_inputs_) fail_input_count(op_, inputs, max_inputs_);
   bias_input_ = node_has_input(info, 4);
 }
 
@@ -151,7 +154,7 @@ void ConstParams::read_scale_bias(const Ort::ConstKernelInfo& info, int64_t m) {
 
 TensorRef ConstParams::input_x(const Ort::KernelContext& ctx) const {
   const size_t inputs = ctx.GetInputCount();
-  if (inputs < 4) fail_input_count(op_, inputs);
+  if (inputs < 4) fail_input_count(op_, inputs, max_inputs_);
   const TensorRef x = tensor_ref(ctx.GetInput(0), op_, "X");
   expect_type(x, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, op_, "X");
   return x;

@@ -106,11 +106,11 @@ void expect_vector(const TensorRef& t, int64_t n, const char* op, const char* in
 class ConstParams {
  public:
   // `dim` names beta's length ("C", "K") and `dim_noun` what it counts ("channels", "features").
-  ConstParams(const char* op, const char* dim, const char* dim_noun)
-      : op_(op), dim_(dim), dim_noun_(dim_noun) {}
+  ConstParams(const char* op, const char* dim, const char* dim_noun, size_t max_inputs = 5)
+      : op_(op), dim_(dim), dim_noun_(dim_noun), max_inputs_(max_inputs) {}
 
   // -- kernel creation, in this order (the op reads a constant W between beta and scale)
-  // Checks that the node has 4 or 5 inputs.
+  // Checks that the node has 4 to max_inputs inputs.
   void check_node_inputs(const Ort::ConstKernelInfo& info);
   // Copies a constant beta (a non-empty float vector); returns its length, or -1 if not constant.
   int64_t read_beta(const Ort::ConstKernelInfo& info);
@@ -140,6 +140,7 @@ class ConstParams {
   const char* op_;
   const char* dim_;
   const char* dim_noun_;
+  size_t max_inputs_;
   bool bias_input_ = false;  // the node has a (non-empty) bias input
   Floats beta_, scale_, bias_;
 };

@@ -14,30 +14,79 @@ namespace scales_edge {
 namespace ort {
 
 constexpr const char* kDomain = "scales_edge";
-constexpr int kDomainVersion = 1;
+// The domain's current version (docs/ops.md). BinaryConv2d and BinaryLinear are unchanged since
+// version 1; ScalesConv2d exists from version 2.
+constexpr int kDomainVersion = 2;
 
 // ---------------------------------------------------------------- BinaryConv2d
+// The convolution part shared by BinaryConv2d and ScalesConv2d: attributes, the inputs X, beta,
+// W, scale, bias, and the geometry of one call.
+class ConvCore {
+ public:
+  ConvCore(const OrtKernelInfo* info, const char* op, size_t max_inputs);
+
+  struct Call {
+    kernels::ConvGeometry g;
+    const float* x = nullptr;
+    const float* beta = nullptr;
+    const kernels::ConvWeights* weights = nullptr;
+    kernels::ConvWeights local_weights;  // when W is not a constant
+    const float* scale = nullptr;
+    const float* bias = nullptr;  // null: no bias
+    std::vector<int64_t> x_shape;
+  };
+  // Reads and checks the inputs of one call; fills `call` (the geometry is validated).
+  void prepare(Ort::KernelContext& ctx, Call& call) const;
+
+  const char* op_;
+  const kernels::IsaKernels* kernels_ = nullptr;
+  int64_t kH_ = 0, kW_ = 0, sH_ = 1, sW_ = 1, pT_ = 0, pL_ = 0, pB_ = 0, pR_ = 0, dH_ = 1, dW_ = 1;
+  ConstParams params_;                           // beta [C], scale [M], bias [M]
+  std::optional<kernels::ConvWeights> weights_;  // re-laid-out constant W (needs constant beta)
+};
+
 class BinaryConv2dKernel {
  public:
   static constexpr const char* kName = "BinaryConv2d";
-  explicit BinaryConv2dKernel(const OrtKernelInfo* info);
+  static constexpr size_t kInputs = 5;
+  static constexpr int kSinceVersion = 1;
+  explicit BinaryConv2dKernel(const OrtKernelInfo* info) : core_(info, kName, kInputs) {}
   OrtStatusPtr ComputeV2(OrtKernelContext* context) const {
     return guarded(kName, [&] { Compute(context); });
   }
 
  private:
   void Compute(OrtKernelContext* context) const;
+  ConvCore core_;
+};
 
-  const kernels::IsaKernels* kernels_ = nullptr;
-  int64_t kH_ = 0, kW_ = 0, sH_ = 1, sW_ = 1, pT_ = 0, pL_ = 0, pB_ = 0, pR_ = 0, dH_ = 1, dW_ = 1;
-  ConstParams params_{kName, "C", "channels"};   // beta [C], scale [M], bias [M]
-  std::optional<kernels::ConvWeights> weights_;  // re-laid-out constant W (needs constant beta)
+// ---------------------------------------------------------------- ScalesConv2d (version 2)
+// BinaryConv2d fused with the SCALES spatial and channel re-scalings and the skip.
+// Inputs: X, beta, W, scale, bias?, spatial_weight? [C], spatial_bias? [1], channel_weight? [k].
+class ScalesConv2dKernel {
+ public:
+  static constexpr const char* kName = "ScalesConv2d";
+  static constexpr size_t kInputs = 8;
+  static constexpr int kSinceVersion = 2;
+  explicit ScalesConv2dKernel(const OrtKernelInfo* info);
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) const {
+    return guarded(kName, [&] { Compute(context); });
+  }
+
+ private:
+  void Compute(OrtKernelContext* context) const;
+  ConvCore core_;
+  bool skip_ = false;
+  bool channel_from_input_ = true;
+  bool has_spatial_ = false, has_channel_ = false;
 };
 
 // ---------------------------------------------------------------- BinaryLinear
 class BinaryLinearKernel {
  public:
   static constexpr const char* kName = "BinaryLinear";
+  static constexpr size_t kInputs = 5;
+  static constexpr int kSinceVersion = 1;
   explicit BinaryLinearKernel(const OrtKernelInfo* info);
   OrtStatusPtr ComputeV2(OrtKernelContext* context) const {
     return guarded(kName, [&] { Compute(context); });
@@ -52,13 +101,14 @@ class BinaryLinearKernel {
 };
 
 // ---------------------------------------------------------------- the ORT op
-// Both ops have the inputs X (float), beta (float), W (uint64), scale (float) and an optional
-// bias (float), and one float output.
+// Every op has the inputs X (float), beta (float), W (uint64), scale (float), then optional float
+// inputs (bias, and ScalesConv2d's branch weights), and one float output. Each is registered for
+// the domain versions from the one that introduced it to the current one.
 template <class Kernel>
 struct BinaryOp : Ort::CustomOpBase<BinaryOp<Kernel>, Kernel, /*WithStatus=*/true> {
   explicit BinaryOp(int api_version) {
     OrtCustomOp::version = static_cast<uint32_t>(api_version);
-    this->start_ver_ = kDomainVersion;
+    this->start_ver_ = Kernel::kSinceVersion;
     this->end_ver_ = kDomainVersion;
   }
   OrtStatusPtr CreateKernelV2(const OrtApi&, const OrtKernelInfo* info, void** kernel) const {
@@ -66,12 +116,12 @@ struct BinaryOp : Ort::CustomOpBase<BinaryOp<Kernel>, Kernel, /*WithStatus=*/tru
     return guarded(Kernel::kName, [&] { *kernel = new Kernel(info); });
   }
   const char* GetName() const { return Kernel::kName; }
-  size_t GetInputTypeCount() const { return 5; }
+  size_t GetInputTypeCount() const { return Kernel::kInputs; }
   ONNXTensorElementDataType GetInputType(size_t index) const {
     return index == 2 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
   }
   OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
-    return index == 4 ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
+    return index >= 4 ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
                       : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
   }
   size_t GetOutputTypeCount() const { return 1; }
@@ -80,6 +130,7 @@ struct BinaryOp : Ort::CustomOpBase<BinaryOp<Kernel>, Kernel, /*WithStatus=*/tru
 
 using BinaryConv2dOp = BinaryOp<BinaryConv2dKernel>;
 using BinaryLinearOp = BinaryOp<BinaryLinearKernel>;
+using ScalesConv2dOp = BinaryOp<ScalesConv2dKernel>;
 
 }  // namespace ort
 }  // namespace scales_edge

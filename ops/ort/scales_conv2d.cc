@@ -1,0 +1,111 @@
+// scales_edge.ScalesConv2d (docs/ops.md, domain version 2): BinaryConv2d fused with SCALES'
+// spatial re-scaling, channel re-scaling and skip:
+//   Y = ((BinaryConv2d(X) * S) * Cs) + X
+// Pass 1 reads X once to binarize+pack it, compute S and the channel sums; pass 2 convolves and
+// applies the whole output transform as each output row is stored.
+#include <string>
+#include <vector>
+
+#include "ops.h"
+
+namespace scales_edge {
+namespace ort {
+
+namespace {
+
+constexpr const char* kOp = ScalesConv2dKernel::kName;
+
+bool flag_attr(const Ort::ConstKernelInfo& info, const char* name) {
+  const std::optional<int64_t> v = attr_int(info, kOp, name);
+  if (!v) return false;
+  if (*v != 0 && *v != 1)
+    fail(kOp, std::string("attribute '") + name + "' = " + std::to_string(*v) + " is invalid; it must be 0 or 1");
+  return *v == 1;
+}
+
+// A float vector input of length n (n < 0: any length >= 1).
+const float* float_vector(Ort::KernelContext& ctx, size_t index, const char* name, int64_t n,
+                          const char* what, int64_t* length) {
+  const TensorRef t = tensor_ref(ctx.GetInput(index), kOp, name);
+  expect_vector(t, n, kOp, name, what);
+  if (t.shape[0] < 1) fail(kOp, std::string("input '") + name + "' is empty");
+  if (length) *length = t.shape[0];
+  return t.as<float>();
+}
+
+}  // namespace
+
+ScalesConv2dKernel::ScalesConv2dKernel(const OrtKernelInfo* raw_info)
+    : core_(raw_info, kName, kInputs) {
+  Ort::ConstKernelInfo info(raw_info);
+  skip_ = flag_attr(info, "skip");
+  channel_from_input_ = !flag_attr(info, "channel_from_output");
+  has_spatial_ = node_has_input(info, 5);
+  if (node_has_input(info, 6) != has_spatial_)
+    fail(kOp, "inputs 'spatial_weight' (5) and 'spatial_bias' (6) must be given together");
+  has_channel_ = node_has_input(info, 7);
+}
+
+void ScalesConv2dKernel::Compute(OrtKernelContext* raw_context) const {
+  Ort::KernelContext ctx(raw_context);
+  ConvCore::Call call;
+  core_.prepare(ctx, call);
+  const kernels::ConvGeometry& g = call.g;
+
+  kernels::ScalesBranches b;
+  b.skip = skip_;
+  b.channel_from_input = channel_from_input_;
+  if (has_spatial_) {
+    b.spatial_w = float_vector(ctx, 5, "spatial_weight", g.C, "C", nullptr);
+    b.spatial_b = *float_vector(ctx, 6, "spatial_bias", 1, "1", nullptr);
+  }
+  if (has_channel_) b.channel_w = float_vector(ctx, 7, "channel_weight", -1, "k", &b.channel_k);
+  const std::string problem = kernels::check_scales_branches(g, b);
+  if (!problem.empty()) fail(kOp, problem + " (X " + shape_str(call.x_shape) + ")");
+
+  Ort::UnownedValue y_value = ctx.GetOutput(0, std::vector<int64_t>{g.N, g.M, g.OH, g.OW});
+  float* y = y_value.GetTensorMutableData<float>();
+  const kernels::IsaKernels& k = *core_.kernels_;
+  const bool pool_input = b.channel_w && b.channel_from_input;
+
+  // ---- pass 1: pack, S, per-row channel sums
+  std::vector<uint64_t> xp(static_cast<size_t>(g.N * g.H * g.W * g.CW));
+  std::vector<float> S(b.spatial_w ? static_cast<size_t>(g.N * g.OH * g.OW) : 0);
+  std::vector<double> row_sums(pool_input ? static_cast<size_t>(g.N * g.H * g.C) : 0);
+  parallel_rows(ctx, kName, g.N * g.H, [&](int64_t begin, int64_t end) {
+    kernels::pack_nchw_scales(k, g, call.x, call.beta, b, xp.data(), S.empty() ? nullptr : S.data(),
+                              pool_input ? row_sums.data() : nullptr, begin, end);
+  });
+  std::vector<float> cs(b.channel_w ? static_cast<size_t>(g.N * g.M) : 0);
+  if (pool_input) {
+    // Whole-image channel sums, rows added in order (the result does not depend on threading).
+    std::vector<double> sums(static_cast<size_t>(g.N * g.C), 0.0);
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t h = 0; h < g.H; ++h)
+        for (int64_t c = 0; c < g.C; ++c) sums[n * g.C + c] += row_sums[(n * g.H + h) * g.C + c];
+    kernels::channel_scales(b, sums.data(), g.N, g.C, static_cast<double>(g.H * g.W), cs.data());
+  }
+
+  // ---- pass 2: convolve and transform each output row
+  parallel_rows(ctx, kName, g.N * g.OH, [&](int64_t begin, int64_t end) {
+    kernels::scales_conv_rows(k, g, xp.data(), *call.weights, call.scale, call.bias, b, call.x,
+                              S.empty() ? nullptr : S.data(), pool_input ? cs.data() : nullptr, y,
+                              begin, end);
+  });
+
+  // ---- the channel branch pooling the output: one more pass over Y
+  if (b.channel_w && !b.channel_from_input) {
+    const int64_t P = g.OH * g.OW;
+    std::vector<double> sums(static_cast<size_t>(g.N * g.M));
+    parallel_rows(ctx, kName, g.N * g.M, [&](int64_t begin, int64_t end) {
+      kernels::plane_sums(y, P, sums.data(), begin, end);
+    });
+    kernels::channel_scales(b, sums.data(), g.N, g.M, static_cast<double>(P), cs.data());
+    parallel_rows(ctx, kName, g.N * g.M, [&](int64_t begin, int64_t end) {
+      kernels::scale_planes(y, P, cs.data(), begin, end);
+    });
+  }
+}
+
+}  // namespace ort
+}  // namespace scales_edge
