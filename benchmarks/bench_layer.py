@@ -2,7 +2,10 @@
 
 Models, all timed in one process with alternating runs (scales_edge.runtime.bench.benchmark):
   binary_op         scales_edge.BinaryConv2d alone, float in/out (binarize+pack inside the op)
-  scales_conv       a full ScalesConv2d: the op + spatial and channel re-scaling + skip (our export)
+  scales_conv       a full SCALES conv as our export writes it: one fused scales_edge.ScalesConv2d
+                    (binary conv + spatial and channel re-scaling + skip; op-domain version 2)
+  scales_conv_v1    the same layer exported with fuse=False: BinaryConv2d + the branches and the
+                    skip as standard ONNX ops (op-domain version 1)
   scales_fp32_ref   the same ScalesConv2d with the binary conv as an FP32 Conv on +-1 values
   fp32_conv         ORT FP32 Conv
   int8_qlinear      ORT QLinearConv, uint8 in/out (NCHW), int8 weights
@@ -91,15 +94,16 @@ def int8_model(path: Path, rng, float_io: bool) -> Path:
     return _save(nodes, io, out, inits, path)
 
 
-def scales_conv_models(d: Path) -> tuple[Path, Path]:
+def scales_conv_models(d: Path) -> tuple[Path, Path, Path]:
     torch.manual_seed(0)
     layer = ScalesConv2d(C, C).eval()
     with torch.no_grad():
         layer.beta.normal_(0, 0.1)
-    custom, ref = d / "scales_conv.onnx", d / "scales_fp32_ref.onnx"
-    export_onnx(layer, custom, sample_size=(16, 16))
+    fused, unfused, ref = d / "scales_conv.onnx", d / "scales_conv_v1.onnx", d / "scales_fp32_ref.onnx"
+    export_onnx(layer, fused, sample_size=(16, 16))
+    export_onnx(layer, unfused, sample_size=(16, 16), fuse=False)
     export_onnx(layer, ref, sample_size=(16, 16), binary_as="fp32-reference")
-    return custom, ref
+    return fused, unfused, ref
 
 
 def main() -> None:
@@ -112,10 +116,11 @@ def main() -> None:
     results = {"machine": machine_info(), "shape": [1, C, H, W], "macs": C * C * 9 * H * W, "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        scales_conv, scales_ref = scales_conv_models(d)
+        scales_conv, scales_v1, scales_ref = scales_conv_models(d)
         models = {
             "binary_op": binary_op_model(d / "binary_op.onnx", rng),
             "scales_conv": scales_conv,
+            "scales_conv_v1": scales_v1,
             "scales_fp32_ref": scales_ref,
             "fp32_conv": fp32_conv_model(d / "fp32_conv.onnx", rng),
             "int8_qlinear": int8_model(d / "int8_qlinear.onnx", rng, float_io=False),

@@ -4,8 +4,13 @@ How: every binary layer's *core* (see :mod:`scales_edge.nn.layers`) is swapped, 
 the export, for an ``autograd.Function`` whose ``forward`` computes the exact inference formula and
 whose ``symbolic`` emits ``scales_edge::BinaryConv2d`` / ``BinaryLinear`` with the bit-packed weights.
 The TorchScript exporter (``dynamo=False``) writes the packed weights as int64 initializers; a final
-pass re-types them as ``uint64`` (the same bits), as docs/ops.md requires. Everything else (head,
-tail, re-scaling branches, skips) is standard ONNX.
+pass re-types them as ``uint64`` (the same bits), as docs/ops.md requires.
+
+With ``fuse=True`` (the default) a whole SCALES convolution (:class:`ScalesConv2d`: binary core,
+spatial and channel re-scaling, skip) becomes one ``scales_edge::ScalesConv2d`` (op-domain
+version 2), which reads its input once and applies the re-scalings as it stores its output;
+``fuse=False`` writes ``BinaryConv2d`` with the branches as standard ops (version 1, readable by
+older op libraries). Everything else (head, tail, other layers) is standard ONNX.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import onnx
@@ -26,11 +31,15 @@ from onnx import numpy_helper
 from torch import Tensor, nn
 
 from ..errors import ConfigError, ScalesEdgeError
-from ..nn import BinaryConv2dBase, binary_layers, sign_pm1
+from ..nn import BinaryConv2dBase, ScalesConv2d, binary_layers, sign_pm1
 from .packing import pack_conv_weight, pack_linear_weight
+from .quantize import TAILS, quantize_head_tail
 
 DOMAIN = "scales_edge"
-DOMAIN_VERSION = 1
+#: The newest op-domain version this exporter writes (docs/ops.md); a model imports the lowest
+#: version that has every op it uses: 1 without ScalesConv2d, 2 with it.
+DOMAIN_VERSION = 2
+FUSED_SINCE_VERSION = 2
 DEFAULT_OPSET = 17
 
 
@@ -66,12 +75,64 @@ class _BinaryConv2dFn(torch.autograd.Function):
             dilations_i=[dil, dil],
             group_i=1,
         )
-        sizes = x.type().varyingSizes() if x.type().kind() == "TensorType" else None
         m = int(wsign.type().sizes()[0]) if wsign.type().sizes() else None
-        if sizes is not None and len(sizes) == 4:
-            oh = _out_size(sizes[2], k, stride, pad, pad, dil)
-            ow = _out_size(sizes[3], k, stride, pad, pad, dil)
-            y.setType(x.type().with_sizes([sizes[0], m, oh, ow]))
+        _set_conv_output_type(y, x, m, k, stride, pad, dil)
+        return y
+
+
+def _set_conv_output_type(y, x, m: int | None, k: int, stride: int, pad: int, dil: int) -> None:
+    sizes = x.type().varyingSizes() if x.type().kind() == "TensorType" else None
+    if sizes is not None and len(sizes) == 4:
+        oh = _out_size(sizes[2], k, stride, pad, pad, dil)
+        ow = _out_size(sizes[3], k, stride, pad, pad, dil)
+        y.setType(x.type().with_sizes([sizes[0], m, oh, ow]))
+
+
+def _const_int(v) -> int:
+    """A Python int, or the int of a constant graph value (how non-tensor arguments reach
+    ``symbolic`` when the exported module is the layer itself)."""
+    if isinstance(v, (bool, int)):
+        return int(v)
+    from torch.onnx import symbolic_helper
+
+    return int(symbolic_helper._get_const(v, "i", "attribute"))
+
+
+class _ScalesConv2dFn(torch.autograd.Function):
+    """A whole :class:`ScalesConv2d` (inference formula) as one ``ScalesConv2d`` node.
+
+    Absent branches are passed as empty tensors; :func:`_finish_binary_nodes` turns them into
+    empty (omitted) optional inputs."""
+
+    @staticmethod
+    def forward(ctx, x, beta, packed, scale, bias, sw, sb, cw, wsign, k, stride, pad, dil, skip, from_output):  # type: ignore[override]
+        y = _BinaryConv2dFn.forward(ctx, x, beta, packed, scale, bias, wsign, k, stride, pad, dil)
+        if sw.numel():
+            y = y * torch.sigmoid(F.conv2d(x, sw.view(1, -1, 1, 1), sb, stride))
+        if cw.numel():
+            pooled = (y if from_output else x).mean(dim=(2, 3)).unsqueeze(1)
+            cs = torch.sigmoid(F.conv1d(pooled, cw.view(1, 1, -1), padding=cw.numel() // 2))
+            y = y * cs.squeeze(1)[:, :, None, None]
+        if skip:
+            y = y + x
+        return y
+
+    @staticmethod
+    def symbolic(g, x, beta, packed, scale, bias, sw, sb, cw, wsign, k, stride, pad, dil, skip, from_output):
+        k, stride, pad, dil, skip, from_output = map(_const_int, (k, stride, pad, dil, skip, from_output))
+        y = g.op(
+            f"{DOMAIN}::ScalesConv2d",
+            x, beta, packed, scale, bias, sw, sb, cw,
+            kernel_shape_i=[k, k],
+            strides_i=[stride, stride],
+            pads_i=[pad, pad, pad, pad],
+            dilations_i=[dil, dil],
+            group_i=1,
+            skip_i=skip,
+            channel_from_output_i=from_output,
+        )
+        m = int(wsign.type().sizes()[0]) if wsign.type().sizes() else None
+        _set_conv_output_type(y, x, m, k, stride, pad, dil)
         return y
 
 
@@ -94,17 +155,45 @@ def _as_int64_bits(packed: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(packed).view(np.int64).copy())
 
 
-@contextlib.contextmanager
-def custom_op_cores(model: nn.Module) -> Iterator[list[str]]:
-    """Within the block, the model's binary cores run through the custom-op Functions.
+def _fused_args(layer: ScalesConv2d, p, packed: Tensor, bias: Tensor, wsign: Tensor) -> tuple:
+    empty = torch.zeros(0)
+    if layer.spatial is not None:
+        sw = layer.spatial.weight.detach().reshape(-1).clone()
+        sb = (layer.spatial.bias.detach().clone() if layer.spatial.bias is not None else torch.zeros(1))
+    else:
+        sw = sb = empty
+    cw = layer.channel.weight.detach().reshape(-1).clone() if layer.channel is not None else empty
+    return (p.beta, packed, p.scale, bias, sw, sb, cw, wsign, layer.kernel_size, layer.stride,
+            layer.padding, layer.dilation, int(layer.skip), int(not layer.channel_from_input))
 
-    Yields a list that receives the qualified name of each binary layer as its core runs, in
-    execution order (the order of the ops in the traced graph).
+
+@contextlib.contextmanager
+def custom_op_cores(model: nn.Module, fuse: bool = False) -> Iterator[list[str]]:
+    """Within the block, the model's binary cores run through the custom-op Functions; with
+    ``fuse``, each :class:`ScalesConv2d` runs whole through the ``ScalesConv2d`` Function.
+
+    Yields a list that receives the qualified name of each binary layer as it runs, in execution
+    order (the order of the ops in the traced graph).
     """
     layers = binary_layers(model)
     called: list[str] = []
+    fused: list[nn.Module] = []
     try:
         for name, layer in layers:
+            if fuse and isinstance(layer, ScalesConv2d):
+                p = layer.core_params()
+                wsign = p.weight_sign.float()
+                bias = p.bias if p.bias is not None else torch.zeros_like(p.scale)
+                packed = _as_int64_bits(pack_conv_weight(wsign.numpy()))
+                args = _fused_args(layer, p, packed, bias, wsign)
+
+                def whole(x, args=args, name=name):
+                    called.append(name)
+                    return _ScalesConv2dFn.apply(x, *args)
+
+                layer.forward = whole  # an instance attribute shadows the class's forward
+                fused.append(layer)
+                continue
             p = layer.core_params()
             wsign = p.weight_sign.float()
             bias = p.bias if p.bias is not None else torch.zeros_like(p.scale)
@@ -126,6 +215,8 @@ def custom_op_cores(model: nn.Module) -> Iterator[list[str]]:
     finally:
         for _, layer in layers:
             layer.core_override = None
+        for layer in fused:
+            del layer.forward
 
 
 def _constants_to_initializers(model: onnx.ModelProto) -> None:
@@ -146,7 +237,7 @@ def _constants_to_initializers(model: onnx.ModelProto) -> None:
     model.graph.node.extend(keep)
 
 
-INPUT_ROLES = ("beta", "packed_weight", "scale", "bias")
+INPUT_ROLES = ("beta", "packed_weight", "scale", "bias", "spatial_weight", "spatial_bias", "channel_weight")
 
 
 def _finish_binary_nodes(model: onnx.ModelProto, layer_names: list[str]) -> None:
@@ -162,11 +253,14 @@ def _finish_binary_nodes(model: onnx.ModelProto, layer_names: list[str]) -> None
             consumers[i] = consumers.get(i, 0) + 1
     for node, layer in zip(nodes, layer_names):
         node.name = layer
-        for pos, role in enumerate(INPUT_ROLES, start=1):
+        for pos, role in enumerate(INPUT_ROLES[: len(node.input) - 1], start=1):
             old = node.input[pos]
             if old not in inits:
                 raise ExportError(f"input {role} of {layer} is not a constant")
             tensor = inits[old]
+            if pos >= 5 and 0 in tensor.dims:  # an absent branch: an omitted optional input
+                node.input[pos] = ""
+                continue
             if pos == 2:
                 arr = numpy_helper.to_array(tensor)
                 if arr.dtype != np.int64:
@@ -176,12 +270,14 @@ def _finish_binary_nodes(model: onnx.ModelProto, layer_names: list[str]) -> None
                 new = f"{layer}.{role}"
                 tensor.name = new
                 node.input[pos] = new
+        while len(node.input) > 5 and node.input[-1] == "":
+            node.input.pop()
 
 
 BINARY_AS = ("custom", "fp32-reference")
 
 
-def model_metadata(model: nn.Module, binary_as: str = "custom") -> dict[str, str]:
+def model_metadata(model: nn.Module, binary_as: str = "custom", domain_version: int = 1) -> dict[str, str]:
     from .. import __version__
 
     cfg = dict(getattr(model, "config", {}) or {})
@@ -199,7 +295,7 @@ def model_metadata(model: nn.Module, binary_as: str = "custom") -> dict[str, str
     }
     if binary_as == "custom":
         meta["scales_edge.op_domain"] = DOMAIN
-        meta["scales_edge.op_domain_version"] = str(DOMAIN_VERSION)
+        meta["scales_edge.op_domain_version"] = str(domain_version)
     return meta
 
 
@@ -212,6 +308,9 @@ def export_onnx(
     sample_size: tuple[int, int] = (32, 32),
     custom_lib: str | None = None,
     binary_as: str = "custom",
+    fuse: bool = True,
+    tail: str = "fp32",
+    calib: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
 ) -> onnx.ModelProto:
     """Export ``model`` (eval mode is forced) to ``path``; returns the saved ModelProto.
 
@@ -222,18 +321,35 @@ def export_onnx(
     ``"fp32-reference"`` writes the same math with standard ops only (threshold, ``Where`` to ±1, an
     FP32 ``Conv``/``MatMul`` with ±1 weights, scale, bias): the baseline that measures what the
     binary kernels buy on an identical computation.
+
+    ``fuse`` (custom only) writes each SCALES convolution as one ``ScalesConv2d`` (op-domain
+    version 2); ``fuse=False`` keeps ``BinaryConv2d`` plus standard ops for its branches (version 1).
+
+    ``tail="int8"`` quantizes the FP head and tail (the convolutions before the first and after the
+    last binary layer) with ONNX Runtime static quantization (QDQ, per-channel int8 weights, uint8
+    activations) calibrated on photos: ``calib`` (a folder or a list of images) or the packaged
+    ones; the body is unchanged (:mod:`scales_edge.export.quantize`). ``"fp32"`` keeps them FP32.
     """
     if binary_as not in BINARY_AS:
         raise ExportError(f"binary_as must be one of {', '.join(BINARY_AS)}, not {binary_as!r}")
+    if tail not in TAILS:
+        raise ExportError(f"tail must be one of {', '.join(TAILS)}, not {tail!r}")
+    if calib is not None and tail != "int8":
+        raise ExportError("calibration photos are for tail='int8' (--tail int8); an FP32 tail needs none")
     model = model.eval()
     in_ch = _input_channels(model)
     x = torch.rand(1, in_ch, *sample_size)
     buf = io.BytesIO()
-    cores = custom_op_cores(model) if binary_as == "custom" else contextlib.nullcontext(None)
+    fused = fuse and binary_as == "custom" and any(isinstance(m, ScalesConv2d) for _, m in binary_layers(model))
+    version = FUSED_SINCE_VERSION if fused else 1
+    cores = custom_op_cores(model, fuse=fused) if binary_as == "custom" else contextlib.nullcontext(None)
+    # A fused layer exported on its own is traced inside a wrapper: as the top-level module its
+    # replaced forward would be traced with every argument as a graph input.
+    traced = _Wrapper(model) if fused and isinstance(model, ScalesConv2d) else model
     with cores as called, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model,
+            traced,
             (x,),
             buf,
             dynamo=False,
@@ -241,19 +357,27 @@ def export_onnx(
             input_names=["input"],
             output_names=["output"],
             dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "out_height", 3: "out_width"}},
-            custom_opsets={DOMAIN: DOMAIN_VERSION} if called else None,
+            custom_opsets={DOMAIN: version} if called else None,
             do_constant_folding=True,
         )
     proto = onnx.load_from_string(buf.getvalue())
     _constants_to_initializers(proto)
     if called is not None:
         _finish_binary_nodes(proto, called)
+        # The TorchScript exporter does not always apply custom_opsets' version: set it here.
+        for imp in proto.opset_import:
+            if imp.domain == DOMAIN:
+                imp.version = version
     if simplify:
         proto = _simplify(proto, custom_lib)
         _constants_to_initializers(proto)
+    meta = {"scales_edge.tail": tail}
+    if tail == "int8":
+        proto, quant = quantize_head_tail(proto, model, calib, custom_ops=called is not None)
+        meta["scales_edge.quantization"] = json.dumps(quant, sort_keys=True)
     # onnxsim records its run in metadata; keep only ours.
     del proto.metadata_props[:]
-    for key, value in model_metadata(model, binary_as).items():
+    for key, value in {**model_metadata(model, binary_as, version), **meta}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.producer_name = "scales-edge"
@@ -262,6 +386,15 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, path)
     return proto
+
+
+class _Wrapper(nn.Module):
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.inner(x)
 
 
 def _input_channels(model: nn.Module) -> int:

@@ -1,4 +1,4 @@
-"""Numpy reference of the ``scales_edge`` ONNX operator domain, version 1.
+"""Numpy reference of the ``scales_edge`` ONNX operator domain, versions 1 and 2.
 
 This module is the executable form of ``docs/ops.md``: the contract between the exporter, this
 reference and the C++ op library (``ops/``). It is written from the document alone, independent
@@ -11,6 +11,7 @@ Public functions
     pack_bits(values, axis) / unpack_bits(words, length, axis)
     binary_conv2d_acc(...) / binary_conv2d(...)
     binary_linear_acc(...) / binary_linear(...)
+    scales_conv2d(...)                       the fused SCALES convolution (version 2)
     custom_ops()                             OpRun classes for onnx.reference.ReferenceEvaluator
 
 Malformed inputs raise ``ValueError`` whose message starts with ``scales_edge.<Op>:``, in the
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 DOMAIN = "scales_edge"
-DOMAIN_VERSION = 1
+DOMAIN_VERSION = 2
 WORD_BITS = 64
 
 __all__ = [
@@ -39,7 +40,9 @@ __all__ = [
     "binary_conv2d",
     "binary_linear_acc",
     "binary_linear",
+    "scales_conv2d",
     "BinaryConv2d",
+    "ScalesConv2d",
     "BinaryLinear",
     "custom_ops",
 ]
@@ -243,6 +246,70 @@ def binary_conv2d(X, beta, W_packed, scale, bias=None, kernel_shape=None, stride
     return (prod + bias.reshape(1, m, 1, 1)).astype(np.float32)
 
 
+# --------------------------------------------------------------------------- ScalesConv2d
+
+
+def _sigmoid32(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, np.float32)
+    return (np.float32(1) / (np.float32(1) + np.exp(-v))).astype(np.float32)
+
+
+def scales_conv2d(X, beta, W_packed, scale, bias=None, spatial_weight=None, spatial_bias=None,
+                  channel_weight=None, kernel_shape=None, strides=None, pads=None, dilations=None,
+                  group=1, skip=0, channel_from_output=0) -> np.ndarray:
+    """ScalesConv2d (version 2): ``Y = ((BinaryConv2d(X) * S) * Cs) + X`` in float32, each factor
+    or term present only with its input or attribute (docs/ops.md).
+
+    S  = sigmoid(sum_c spatial_weight[c] * X[n, c, oh*sH, ow*sW] + spatial_bias)
+    Cs = sigmoid(Conv1d over the channel axis (zero padding k//2, no bias) of the per-channel mean
+         of X, or with ``channel_from_output=1`` of ``BinaryConv2d(X) * S``)
+    The reference sums in float64 and rounds each sum to float32 once.
+    """
+    op = "ScalesConv2d"
+    y = binary_conv2d(X, beta, W_packed, scale, bias, kernel_shape=kernel_shape, strides=strides,
+                      pads=pads, dilations=dilations, group=group)
+    X = np.asarray(X, np.float32)
+    n, c, h, w = X.shape
+    m, oh, ow = y.shape[1:]
+    st = _ints(op, "strides", strides, 2, 1, 1)
+    flags = {}
+    for name, value in (("skip", skip), ("channel_from_output", channel_from_output)):
+        if int(value) not in (0, 1):
+            raise _err(op, f"attribute '{name}' = {int(value)} is invalid; it must be 0 or 1")
+        flags[name] = bool(int(value))
+    if (spatial_weight is None) != (spatial_bias is None):
+        raise _err(op, "inputs 'spatial_weight' (5) and 'spatial_bias' (6) must be given together")
+    if spatial_weight is not None:
+        sw = _vector(op, "spatial_weight", spatial_weight, c, "C")
+        sb = _vector(op, "spatial_bias", spatial_bias, 1, "1")
+        sub = X[:, :, ::st[0], ::st[1]]
+        if sub.shape[2:] != (oh, ow):
+            raise _err(op, f"the spatial re-scaling (a 1x1 conv with the op's strides, no padding) "
+                           f"gives {list(sub.shape[2:])} pixels but the binary conv gives {[oh, ow]}")
+        dot = np.einsum("nchw,c->nhw", sub.astype(np.float64), sw.astype(np.float64))
+        S = _sigmoid32(dot.astype(np.float32) + sb[0])
+        y = (y * S[:, None]).astype(np.float32)
+    if channel_weight is not None:
+        cw = _float_array(op, "channel_weight", channel_weight)
+        if cw.ndim != 1 or cw.size < 1 or cw.size % 2 != 1:
+            raise _err(op, f"input 'channel_weight' must be [k] with k odd, got shape {list(cw.shape)}")
+        source = y if flags["channel_from_output"] else X
+        if not flags["channel_from_output"] and c != m:
+            raise _err(op, f"channel re-scaling from the input needs C == M (C = {c}, M = {m})")
+        mean = source.astype(np.float64).mean(axis=(2, 3)).astype(np.float32)  # [N, M]
+        k = cw.size
+        padded = np.pad(mean.astype(np.float64), ((0, 0), (k // 2, k // 2)))
+        conv = sum(cw[t].astype(np.float64) * padded[:, t:t + m] for t in range(k))
+        Cs = _sigmoid32(conv.astype(np.float32))
+        y = (y * Cs[:, :, None, None]).astype(np.float32)
+    if flags["skip"]:
+        if (c, h, w) != (m, oh, ow):
+            raise _err(op, f"the skip needs an output of the input's shape: C, H, W = {[c, h, w]} "
+                           f"but M, OH, OW = {[m, oh, ow]}")
+        y = (y + X).astype(np.float32)
+    return y
+
+
 # --------------------------------------------------------------------------- BinaryLinear
 
 
@@ -341,9 +408,26 @@ if _OpRun is not None:
             _reject_unknown("BinaryLinear", attrs, ())
             return (binary_linear(X, beta, W, scale, bias),)
 
+    class ScalesConv2d(_OpRun):
+        """``scales_edge.ScalesConv2d`` v2 for ``onnx.reference.ReferenceEvaluator``."""
+
+        op_domain = DOMAIN
+
+        def _run(self, X, beta, W, scale, bias=None, spatial_weight=None, spatial_bias=None,  # noqa: N803
+                 channel_weight=None, **attrs):
+            _reject_unknown("ScalesConv2d", attrs,
+                            ("kernel_shape", "strides", "pads", "dilations", "group", "skip",
+                             "channel_from_output"))
+            return (scales_conv2d(X, beta, W, scale, bias, spatial_weight, spatial_bias,
+                                  channel_weight, kernel_shape=attrs.get("kernel_shape"),
+                                  strides=attrs.get("strides"), pads=attrs.get("pads"),
+                                  dilations=attrs.get("dilations"), group=attrs.get("group", 1),
+                                  skip=attrs.get("skip", 0),
+                                  channel_from_output=attrs.get("channel_from_output", 0)),)
+
     def custom_ops() -> list[type]:
         """OpRun classes of the domain: ``ReferenceEvaluator(model, new_ops=custom_ops())``."""
-        return [BinaryConv2d, BinaryLinear]
+        return [BinaryConv2d, BinaryLinear, ScalesConv2d]
 
 else:  # pragma: no cover
 

@@ -282,6 +282,11 @@ def export_cmd(
         help="custom: binary layers as scales_edge ops; fp32-reference: the same math with standard FP32 ops "
         "(the baseline that isolates what the binary kernels buy).",
     ),
+    fuse: bool = typer.Option(
+        True, "--fuse/--no-fuse",
+        help="Write each SCALES conv (binary conv + re-scalings + skip) as one fused ScalesConv2d "
+        "(op-domain version 2; faster); --no-fuse writes BinaryConv2d plus standard ops (version 1).",
+    ),
 ) -> None:
     """Export a checkpoint to ONNX with binary layers as scales_edge custom ops (bit-packed weights).
 
@@ -292,7 +297,7 @@ def export_cmd(
     from .export import export_onnx
 
     model = _load_ckpt(ckpt, arch, set_)
-    proto = _run(export_onnx, model, output, simplify=simplify, opset=opset, binary_as=binary_as)
+    proto = _run(export_onnx, model, output, simplify=simplify, opset=opset, binary_as=binary_as, fuse=fuse)
     n_ops = sum(1 for n in proto.graph.node if n.domain == "scales_edge")
     size = output.stat().st_size
     typer.echo(f"wrote {output} ({size / 1e6:.2f} MB, {n_ops} binary ops, {len(proto.graph.node)} nodes)")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from scales_edge.export import DOMAIN, export_onnx, pack_conv_weight, pack_linear_weight, pack_signs
+from scales_edge.export import DOMAIN, DOMAIN_VERSION, export_onnx, pack_conv_weight, pack_linear_weight, pack_signs
 from scales_edge.models import build_model
 from scales_edge.nn import binary_layers
 
@@ -72,18 +72,20 @@ def _tiny(arch, binary="scales", scale=2, **kw):
     return build_model(arch, binary=binary, scale=scale, **{**cfgs[arch], **kw}).eval()
 
 
-def test_export_structure_and_metadata(tmp_path):
+@pytest.mark.parametrize("fuse", [True, False])
+def test_export_structure_and_metadata(tmp_path, fuse):
     model = _tiny("srresnet", scale=4)
     path = tmp_path / "m.onnx"
-    proto = export_onnx(model, path)
+    proto = export_onnx(model, path, fuse=fuse)
     onnx.checker.check_model(onnx.load(path))
     ours = [n for n in proto.graph.node if n.domain == DOMAIN]
     layers = dict(binary_layers(model))
     assert [n.name for n in ours] == list(layers)  # one op per binary layer, named after it
-    assert {(i.domain, i.version) for i in proto.opset_import} >= {(DOMAIN, 1)}
+    version = 2 if fuse else 1  # the lowest version that has every op used
+    assert (DOMAIN, version) in {(i.domain, i.version) for i in proto.opset_import}
     inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     for node in ours:
-        assert node.op_type == "BinaryConv2d"
+        assert node.op_type == ("ScalesConv2d" if fuse else "BinaryConv2d")
         layer = layers[node.name]
         params = layer.core_params()
         packed = inits[node.input[2]]
@@ -93,11 +95,21 @@ def test_export_structure_and_metadata(tmp_path):
         expected_scale = (layer.alpha * layer.weight.abs().mean(dim=(1, 2, 3))).detach().numpy()
         np.testing.assert_allclose(inits[node.input[3]], expected_scale, rtol=1e-6)
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        assert attrs == {"kernel_shape": [3, 3], "strides": [1, 1], "pads": [1, 1, 1, 1], "dilations": [1, 1], "group": 1}
+        conv_attrs = {"kernel_shape": [3, 3], "strides": [1, 1], "pads": [1, 1, 1, 1], "dilations": [1, 1], "group": 1}
+        if not fuse:
+            assert attrs == conv_attrs
+            continue
+        # The fused op carries the branches: spatial 1x1 conv weights, the channel Conv1d taps, skip.
+        assert attrs == {**conv_attrs, "skip": int(layer.skip), "channel_from_output": 0}
+        assert node.input[4:] == [f"{node.name}.{r}" for r in ("bias", "spatial_weight", "spatial_bias", "channel_weight")]
+        np.testing.assert_array_equal(inits[node.input[5]], layer.spatial.weight.detach().reshape(-1).numpy())
+        np.testing.assert_array_equal(inits[node.input[6]], layer.spatial.bias.detach().numpy())
+        np.testing.assert_array_equal(inits[node.input[7]], layer.channel.weight.detach().reshape(-1).numpy())
+    assert any(layers[n.name].skip for n in ours) and not all(layers[n.name].skip for n in ours)
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta["scales_edge.arch"] == "srresnet" and meta["scales_edge.scale"] == "4"
     assert meta["scales_edge.channels"] == "40" and meta["scales_edge.binary"] == "scales"
-    assert meta["scales_edge.op_domain_version"] == "1" and meta["scales_edge.input_range"] == "0,1"
+    assert meta["scales_edge.op_domain_version"] == str(version) and meta["scales_edge.input_range"] == "0,1"
     assert meta["scales_edge.color"] == "RGB" and meta["scales_edge.version"]
     assert json.loads(meta["scales_edge.config"]) == model.config
     assert not any(k.startswith("onnxsim.") for k in meta)
@@ -155,16 +167,17 @@ def test_export_cli(tmp_path):
 
 
 def test_session_refuses_an_unknown_domain_version(tmp_path):
-    """ORT does not check a custom domain's version, so make_session does."""
+    """A version newer than this release's gets an error that names it, before ORT's own
+    "not a registered function/op"."""
     from scales_edge.runtime import ModelError, make_session
 
     proto = export_onnx(_tiny("srresnet"), tmp_path / "m.onnx")
     for imp in proto.opset_import:
         if imp.domain == DOMAIN:
-            imp.version = 2
-    onnx.save(proto, tmp_path / "v2.onnx")
-    with pytest.raises(ModelError, match="op-domain version 2"):
-        make_session(tmp_path / "v2.onnx", register_ops=False)
+            imp.version = DOMAIN_VERSION + 1
+    onnx.save(proto, tmp_path / "v3.onnx")
+    with pytest.raises(ModelError, match=f"op-domain version {DOMAIN_VERSION + 1}"):
+        make_session(tmp_path / "v3.onnx", register_ops=False)
 
 
 def test_export_cli_fp32_reference(tmp_path):

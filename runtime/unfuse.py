@@ -1,0 +1,122 @@
+"""Rewrite ``ScalesConv2d`` (op-domain version 2) as version 1: ``BinaryConv2d`` plus standard ops.
+
+The result computes what the fused op computes (docs/ops.md), with the re-scaling branches as the
+same standard ops the exporter writes with ``fuse=False`` (1x1 ``Conv`` + ``Sigmoid``;
+``ReduceMean`` over H, W + ``Conv`` along the channels + ``Sigmoid``; ``Mul``; ``Add``). Graph tools
+that need to see inside a SCALES convolution use it: tiling (whose exactness rests on making the
+channel means graph inputs) and OP counting.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+DOMAIN = "scales_edge"
+FUSED_OP = "ScalesConv2d"
+_CONV_ATTRS = ("kernel_shape", "strides", "pads", "dilations", "group")
+
+
+def has_fused(proto: onnx.ModelProto) -> bool:
+    return any(n.domain == DOMAIN and n.op_type == FUSED_OP for n in proto.graph.node)
+
+
+def _opset(proto: onnx.ModelProto) -> int:
+    return next((int(i.version) for i in proto.opset_import if i.domain in ("", "ai.onnx")), 17)
+
+
+def unfuse(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``proto`` with every ``ScalesConv2d`` expanded (domain version set to 1 when no
+    version-2 op remains). Models without one are returned as an unchanged copy."""
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    if not has_fused(proto):
+        return out
+    graph = out.graph
+    inits = {t.name: t for t in graph.initializer}
+    opset = _opset(proto)
+    new_nodes: list[onnx.NodeProto] = []
+    new_inits: list[onnx.TensorProto] = []
+    shared: dict[str, str] = {}
+
+    def const_ints(name: str, values: list[int]) -> str:
+        if name not in shared:
+            new_inits.append(numpy_helper.from_array(np.array(values, np.int64), name))
+            shared[name] = name
+        return name
+
+    for node in graph.node:
+        if not (node.domain == DOMAIN and node.op_type == FUSED_OP):
+            new_nodes.append(node)
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        ins = list(node.input) + [""] * (8 - len(node.input))
+        x, y = ins[0], node.output[0]
+        base = (node.name or y) + "/unfused"
+        conv_attrs = {k: attrs[k] for k in _CONV_ATTRS if k in attrs}
+        core = f"{base}/core"
+        new_nodes.append(helper.make_node("BinaryConv2d", [v for v in ins[:5]], [core], name=node.name or base,
+                                          domain=DOMAIN, **conv_attrs))
+        cur = core
+        if ins[5]:
+            sw = numpy_helper.to_array(inits[ins[5]])
+            w4 = numpy_helper.from_array(sw.reshape(1, -1, 1, 1).astype(np.float32), f"{base}/spatial.weight")
+            new_inits.append(w4)
+            strides = attrs.get("strides", [1, 1])
+            new_nodes += [
+                helper.make_node("Conv", [x, w4.name, ins[6]], [f"{base}/spatial"], name=f"{base}/spatial/Conv",
+                                 kernel_shape=[1, 1], strides=strides),
+                helper.make_node("Sigmoid", [f"{base}/spatial"], [f"{base}/S"], name=f"{base}/Sigmoid"),
+                helper.make_node("Mul", [cur, f"{base}/S"], [f"{base}/mul_S"], name=f"{base}/Mul"),
+            ]
+            cur = f"{base}/mul_S"
+        if ins[7]:
+            cw = numpy_helper.to_array(inits[ins[7]])
+            k = int(cw.size)
+            w3 = numpy_helper.from_array(cw.reshape(1, 1, k).astype(np.float32), f"{base}/channel.weight")
+            new_inits.append(w3)
+            source = cur if attrs.get("channel_from_output", 0) else x
+            if opset >= 18:
+                mean = helper.make_node("ReduceMean", [source, const_ints("unfused/axes_hw", [2, 3])], [f"{base}/mean"],
+                                        name=f"{base}/ReduceMean", keepdims=0)
+            else:
+                mean = helper.make_node("ReduceMean", [source], [f"{base}/mean"], name=f"{base}/ReduceMean",
+                                        axes=[2, 3], keepdims=0)
+            ax1 = const_ints("unfused/axis_1", [1])
+            new_nodes += [
+                mean,
+                helper.make_node("Unsqueeze", [f"{base}/mean", ax1], [f"{base}/mean3"], name=f"{base}/Unsqueeze"),
+                helper.make_node("Conv", [f"{base}/mean3", w3.name], [f"{base}/channel"], name=f"{base}/channel/Conv",
+                                 kernel_shape=[k], pads=[k // 2, k // 2]),
+                helper.make_node("Sigmoid", [f"{base}/channel"], [f"{base}/Cs3"], name=f"{base}/Sigmoid_1"),
+                helper.make_node("Squeeze", [f"{base}/Cs3", ax1], [f"{base}/Cs2"], name=f"{base}/Squeeze"),
+                helper.make_node("Unsqueeze", [f"{base}/Cs2", const_ints("unfused/axes_hw", [2, 3])], [f"{base}/Cs"],
+                                 name=f"{base}/Unsqueeze_1"),
+                helper.make_node("Mul", [cur, f"{base}/Cs"], [f"{base}/mul_Cs"], name=f"{base}/Mul_1"),
+            ]
+            cur = f"{base}/mul_Cs"
+        if attrs.get("skip", 0):
+            new_nodes.append(helper.make_node("Add", [cur, x], [f"{base}/skip"], name=f"{base}/Add"))
+            cur = f"{base}/skip"
+        # The last node writes the op's output name.
+        last = new_nodes[-1]
+        for i, o in enumerate(last.output):
+            if o == cur:
+                last.output[i] = y
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    graph.initializer.extend(new_inits)
+    # Drop the fused op's now unused 1-D branch weights.
+    used = {i for n in graph.node for i in n.input}
+    keep = [t for t in graph.initializer if t.name in used or t.name in {i.name for i in graph.input}]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    if not has_fused(out):
+        for imp in out.opset_import:
+            if imp.domain == DOMAIN:
+                imp.version = 1
+        for p in out.metadata_props:
+            if p.key == "scales_edge.op_domain_version":
+                p.value = "1"
+    return out
