@@ -76,25 +76,25 @@ static inline void valid_taps_conv(int64_t base, int64_t d, int64_t k, int64_t e
   *t1 = hi;
 }
 
-// Output pixels [ow, ow + P) of one row (all with the same valid taps j0..j1, i0..i1), channels
-// [m0, m0 + 4R). xs = the input rows split into nibbles: word k of pixel w of row ih is at
-// xs + ((ih - ih_first) * W + w) * 2 * CW + k (low nibbles), + CW (high nibbles).
-template <int P, int R>
+// One output pixel of one row, channels [m0, m0 + 4R). xs = the input rows split into nibbles:
+// word k of pixel w of row ih is at xs + ((ih - ih_first) * W + w) * 2 * CW + k (low nibbles),
+// + CW (high nibbles). kFold: the pixel sums more than 31 words, so the byte counters (+8 per
+// word at most) are folded into 64-bit sums every 31 words; without it (e.g. 3x3 taps of <= 192
+// channels) they never fold and the loop carries nothing else.
+template <int R, bool kFold>
 static inline void nibble_block(const ConvGeometry& g, const uint64_t* xs, int64_t ih_first,
                                 const uint64_t* wn, int64_t m0, int64_t ih0, int64_t i0,
                                 int64_t i1, int64_t iw0, int64_t j0, int64_t j1, int32_t* out,
                                 int64_t ldm) {
   const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,  //
                                        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
-  __m256i bytes[P][R];
-  alignas(32) int64_t sums[P][R][4];  // folded byte counts (rarely touched: kept in memory)
-  for (int p = 0; p < P; ++p)
-    for (int r = 0; r < R; ++r) {
-      bytes[p][r] = _mm256_setzero_si256();
-      for (int l = 0; l < 4; ++l) sums[p][r][l] = 0;
-    }
+  __m256i bytes[R];
+  __m256i sums[R];
+  for (int r = 0; r < R; ++r) {
+    bytes[r] = _mm256_setzero_si256();
+    sums[r] = _mm256_setzero_si256();
+  }
   const int64_t CW = g.CW, Mp = g.Mp, CW2 = 2 * CW;
-  const int64_t pstride = g.sW * CW2;  // words from one output pixel's input to the next's
   int pending = 0;
   for (int64_t i = i0; i < i1; ++i) {
     const uint64_t* xrow = xs + (ih0 + i * g.dH - ih_first) * g.W * CW2;
@@ -102,59 +102,50 @@ static inline void nibble_block(const ConvGeometry& g, const uint64_t* xs, int64
       const uint64_t* xp = xrow + (iw0 + j * g.dW) * CW2;
       const uint64_t* wp = wn + (i * g.kW + j) * CW * 2 * Mp + m0;
       for (int64_t k = 0; k < CW; ++k) {
-        __m256i xl[P], xh[P];
-        for (int p = 0; p < P; ++p) {
-          xl[p] = _mm256_set1_epi64x(static_cast<long long>(xp[p * pstride + k]));
-          xh[p] = _mm256_set1_epi64x(static_cast<long long>(xp[p * pstride + CW + k]));
-        }
+        const __m256i xl = _mm256_set1_epi64x(static_cast<long long>(xp[k]));
+        const __m256i xh = _mm256_set1_epi64x(static_cast<long long>(xp[CW + k]));
         const uint64_t* wl = wp + k * 2 * Mp;
         const uint64_t* wh = wl + Mp;
         for (int r = 0; r < R; ++r) {
-          const __m256i vl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wl + 4 * r));
-          const __m256i vh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wh + 4 * r));
-          for (int p = 0; p < P; ++p) {
-            bytes[p][r] = _mm256_add_epi8(bytes[p][r],
-                                          _mm256_shuffle_epi8(lut, _mm256_xor_si256(xl[p], vl)));
-            bytes[p][r] = _mm256_add_epi8(bytes[p][r],
-                                          _mm256_shuffle_epi8(lut, _mm256_xor_si256(xh[p], vh)));
-          }
+          const __m256i lo = _mm256_xor_si256(
+              xl, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wl + 4 * r)));
+          const __m256i hi = _mm256_xor_si256(
+              xh, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wh + 4 * r)));
+          bytes[r] = _mm256_add_epi8(bytes[r], _mm256_shuffle_epi8(lut, lo));
+          bytes[r] = _mm256_add_epi8(bytes[r], _mm256_shuffle_epi8(lut, hi));
         }
-        // A word adds at most 8 to a byte counter: fold them into 64-bit sums every 31 words.
-        if (++pending == 31) {
-          for (int p = 0; p < P; ++p)
-            for (int r = 0; r < R; ++r) {
-              alignas(32) int64_t t[4];
-              _mm256_store_si256(reinterpret_cast<__m256i*>(t),
-                                 _mm256_sad_epu8(bytes[p][r], _mm256_setzero_si256()));
-              for (int l = 0; l < 4; ++l) sums[p][r][l] += t[l];
-              bytes[p][r] = _mm256_setzero_si256();
-            }
+        if (kFold && ++pending == 31) {
+          for (int r = 0; r < R; ++r) {
+            sums[r] = _mm256_add_epi64(sums[r], _mm256_sad_epu8(bytes[r], _mm256_setzero_si256()));
+            bytes[r] = _mm256_setzero_si256();
+          }
           pending = 0;
         }
       }
     }
   }
   const int64_t valid_bits = (i1 - i0) * (j1 - j0) * g.C;
-  for (int p = 0; p < P; ++p)
-    for (int r = 0; r < R; ++r) {
-      alignas(32) int64_t t[4];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(t),
-                         _mm256_sad_epu8(bytes[p][r], _mm256_setzero_si256()));
-      int32_t* o = out + p + (m0 + 4 * r) * ldm;
-      for (int l = 0; l < 4; ++l)
-        o[l * ldm] = static_cast<int32_t>(valid_bits - 2 * (sums[p][r][l] + t[l]));
-    }
+  alignas(32) int64_t pop[R][4];
+  for (int r = 0; r < R; ++r) {
+    __m256i total = _mm256_sad_epu8(bytes[r], _mm256_setzero_si256());
+    if (kFold) total = _mm256_add_epi64(total, sums[r]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(pop[r]), total);
+  }
+  int32_t* o = out + m0 * ldm;
+  for (int r = 0; r < R; ++r)
+    for (int l = 0; l < 4; ++l)
+      o[(4 * r + l) * ldm] = static_cast<int32_t>(valid_bits - 2 * pop[r][l]);
 }
 
-template <int P>
-static inline void nibble_pixels(const ConvGeometry& g, const uint64_t* xs, int64_t ih_first,
-                                 const uint64_t* wn, int64_t ih0, int64_t i0, int64_t i1,
-                                 int64_t iw0, int64_t j0, int64_t j1, int32_t* out, int64_t ldm) {
+template <bool kFold>
+static inline void nibble_pixel(const ConvGeometry& g, const uint64_t* xs, int64_t ih_first,
+                                const uint64_t* wn, int64_t ih0, int64_t i0, int64_t i1,
+                                int64_t iw0, int64_t j0, int64_t j1, int32_t* out, int64_t ldm) {
   int64_t m0 = 0;
   for (; m0 + 16 <= g.Mp; m0 += 16)
-    nibble_block<P, 4>(g, xs, ih_first, wn, m0, ih0, i0, i1, iw0, j0, j1, out, ldm);
+    nibble_block<4, kFold>(g, xs, ih_first, wn, m0, ih0, i0, i1, iw0, j0, j1, out, ldm);
   for (; m0 < g.Mp; m0 += 8)  // Mp is a multiple of kChannelPad = 8
-    nibble_block<P, 2>(g, xs, ih_first, wn, m0, ih0, i0, i1, iw0, j0, j1, out, ldm);
+    nibble_block<2, kFold>(g, xs, ih_first, wn, m0, ih0, i0, i1, iw0, j0, j1, out, ldm);
 }
 
 static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
@@ -183,6 +174,7 @@ static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const Co
       xs[q * 2 * CW + k] = v & kLowNibbles;
       xs[q * 2 * CW + CW + k] = (v >> 4) & kLowNibbles;
     }
+  const bool fold = g.kH * g.kW * CW > 31;
   int64_t ow = 0;
   while (ow < g.OW) {
     const int64_t iw0 = ow * g.sW - g.pL;
@@ -196,7 +188,10 @@ static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const Co
     }
     // One pixel at a time: blocking two pixels (sharing weight loads) needs more than the 16
     // vector registers for 4 vectors of accumulators and was slower here.
-    nibble_pixels<1>(g, xs, ih_first, wn, ih0, i0, i1, iw0, j0, j1, out, ldm);
+    if (fold)
+      nibble_pixel<true>(g, xs, ih_first, wn, ih0, i0, i1, iw0, j0, j1, out, ldm);
+    else
+      nibble_pixel<false>(g, xs, ih_first, wn, ih0, i0, i1, iw0, j0, j1, out, ldm);
     ++ow;
   }
   std::free(xs);
