@@ -54,6 +54,12 @@ def metadata(model: onnx.ModelProto) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
 
+def tail_precision(meta: dict[str, str]) -> str:
+    """A model's FP head/tail precision from its metadata: ``"int8"`` (exported with ``--tail int8``)
+    or ``"fp32"`` (also models exported before the key existed)."""
+    return meta.get("scales_edge.tail", "fp32")
+
+
 def make_session(
     model: ModelLike,
     threads: int | None = None,

@@ -287,20 +287,47 @@ def export_cmd(
         help="Write each SCALES conv (binary conv + re-scalings + skip) as one fused ScalesConv2d "
         "(op-domain version 2; faster); --no-fuse writes BinaryConv2d plus standard ops (version 1).",
     ),
+    tail: str = typer.Option(
+        "fp32",
+        "--tail",
+        help="Precision of the FP head and tail (the convs before the first and after the last binary layer): "
+        "fp32 (as trained), or int8: ONNX Runtime static quantization (QDQ, int8 per-channel weights, uint8 "
+        "activations, MinMax ranges from photos); the binary body is unchanged.",
+    ),
+    calib: Optional[Path] = typer.Option(
+        None,
+        "--calib",
+        help="With --tail int8: folder of photos to calibrate on (LR crops made with MATLAB bicubic). Default: "
+        "the photos packaged with scikit-image/matplotlib, minus the demo's held-out ones.",
+    ),
 ) -> None:
     """Export a checkpoint to ONNX with binary layers as scales_edge custom ops (bit-packed weights).
 
+    --tail int8 quantizes the FP head and tail to INT8 (smaller file, faster tail on CPU) at a small PSNR cost; `scales-edge validate OUT.onnx --images DIR --ckpt CKPT` reports that cost.
+
     Example: scales-edge export runs/x4/model.pth model.onnx
 
-    Example (baseline): scales-edge export runs/x4/model.pth model_fp32ref.onnx --as fp32-reference
-    """
-    from .export import export_onnx
+    Example (INT8 head and tail): scales-edge export runs/x4/model.pth model_int8.onnx --tail int8 --calib photos/
 
+    Example (baseline): scales-edge export runs/x4/model.pth model_fp32ref.onnx --as fp32-reference
+
+    Example (baseline with an FP32 body and the INT8 head/tail): scales-edge export runs/x4/model.pth ref_int8.onnx --as fp32-reference --tail int8
+    """
+    from .export import TAILS, export_onnx
+
+    if tail not in TAILS:
+        fail(f"--tail must be one of {', '.join(TAILS)}, not {tail!r}")
+    if calib is not None and tail != "int8":
+        fail("--calib chooses the calibration photos of --tail int8; drop it or add --tail int8")
     model = _load_ckpt(ckpt, arch, set_)
-    proto = _run(export_onnx, model, output, simplify=simplify, opset=opset, binary_as=binary_as, fuse=fuse)
+    proto = _run(
+        export_onnx, model, output, simplify=simplify, opset=opset, binary_as=binary_as, fuse=fuse, tail=tail,
+        calib=calib,
+    )
     n_ops = sum(1 for n in proto.graph.node if n.domain == "scales_edge")
     size = output.stat().st_size
-    typer.echo(f"wrote {output} ({size / 1e6:.2f} MB, {n_ops} binary ops, {len(proto.graph.node)} nodes)")
+    precision = ", INT8 head/tail" if tail == "int8" else ""
+    typer.echo(f"wrote {output} ({size / 1e6:.2f} MB, {n_ops} binary ops, {len(proto.graph.node)} nodes{precision})")
 
 
 @command("validate")
@@ -310,7 +337,8 @@ def validate_cmd(
         None, "--ckpt", help="The checkpoint it was exported from: numerical parity (alone) or PyTorch's scores (with --images)."
     ),
     images: Optional[Path] = typer.Option(
-        None, "--images", help="Folder of HR photos: PSNR/SSIM of the model beside bicubic (LR made with MATLAB bicubic)."
+        None, "--images", help="Folder of HR photos: PSNR/SSIM of the model beside bicubic (LR made with MATLAB bicubic). "
+        "CNNs run in exact tiles; Transformers (SwinIR, HAT) run whole images, as PyTorch does."
     ),
     scale: Optional[int] = typer.Option(None, "--scale", help="Expected scale; an error if the model's differs."),
     save_dir: Optional[Path] = typer.Option(
@@ -322,14 +350,17 @@ def validate_cmd(
         [], "--size", help="Parity input size WxH (repeatable); default 23x17, 64x64, 320x180."
     ),
     threads: Optional[int] = typer.Option(None, help="ORT intra-op threads."),
-    threshold: float = typer.Option(60.0, help="Parity: minimum PSNR (dB) between ORT and PyTorch outputs."),
+    threshold: Optional[float] = typer.Option(
+        None, help="Parity: minimum PSNR (dB) between ORT and PyTorch outputs. Default 60, or 30 for a model "
+        "exported with --tail int8 (its quantized head/tail against PyTorch's FP32 ones).",
+    ),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON."),
 ) -> None:
     """Check an exported model: parity with PyTorch (--ckpt), or quality on photos (--images).
 
     Parity (--ckpt alone): ORT with our ops vs PyTorch on random tensors and photo crops; exit 1 below --threshold.
 
-    Quality (--images): each HR photo is mod-cropped, downscaled with MATLAB bicubic, super-resolved by ONNX Runtime and scored (PSNR/SSIM on Y, border = scale, BasicSR convention) beside bicubic and, with --ckpt, beside the PyTorch model.
+    Quality (--images): each HR photo is mod-cropped, downscaled with MATLAB bicubic, super-resolved by ONNX Runtime and scored (PSNR/SSIM on Y, border = scale, BasicSR convention) beside bicubic and, with --ckpt, beside the PyTorch model and the difference (for an INT8 head/tail model: what the quantization costs).
 
     Example: scales-edge validate model.onnx --ckpt runs/x4/model.pth --json parity.json
 
@@ -355,11 +386,16 @@ def validate_cmd(
         _validate_images(model, upscaler, images, torch_model, ckpt, save_dir, json_out)
         return
 
-    from .runtime.validate import DEFAULT_SIZES, check_parity, make_inputs
+    from .runtime.validate import DEFAULT_SIZES, PARITY_PSNR_DB, check_parity, make_inputs
 
     sizes = [_parse_size(item) for item in size]
     inputs = make_inputs(sizes or DEFAULT_SIZES, channels=int(torch_model.config.get("num_in_ch", 3)))
     report = check_parity(model, torch_model, inputs, threads=threads, threshold_db=threshold)
+    if report.tail == "int8":
+        typer.echo(
+            f"{model.name} has an INT8 head/tail (quantized); PyTorch runs them in FP32, so the outputs differ by "
+            f"the quantization: bar {report.threshold_db:g} dB instead of {PARITY_PSNR_DB:g} dB"
+        )
     table = Table("input", "max |err|", "mean |err|", "PSNR (dB)", "sign flips")
     for c in report.cases:
         table.add_row(
@@ -368,7 +404,7 @@ def validate_cmd(
     Console().print(table)
     verdict = "PASS" if report.passed else "FAIL"
     typer.echo(
-        f"{verdict}: min PSNR {report.min_psnr:.2f} dB (threshold {threshold} dB), max |err| {report.max_abs:.2e}, "
+        f"{verdict}: min PSNR {report.min_psnr:.2f} dB (threshold {report.threshold_db:g} dB), max |err| {report.max_abs:.2e}, "
         f"sign flips {report.flip_share:.2e}"
     )
     if json_out:
@@ -387,6 +423,7 @@ def _validate_images(model, upscaler, images: Path, torch_model, ckpt, save_dir,
     import numpy as np
 
     from .data import imread, list_images
+    from .runtime.session import tail_precision
     from .quality import mean_scores, min_hr_side, score_images, torch_upscale
     from .runtime.infer import DEFAULT_TILE
 
@@ -401,8 +438,12 @@ def _validate_images(model, upscaler, images: Path, torch_model, ckpt, save_dir,
                 f"(after cropping to a multiple of {scale}, SSIM's 11-px window must fit inside the {scale}-px border crop)"
             )
 
+    # Whole images for window-attention Transformers, as PyTorch runs them: their tiles are exact only
+    # with an overlap of their (wide) receptive field, and scores should be the model's own.
+    tile = 0 if upscaler.window else DEFAULT_TILE
+
     def ort_up(rgb):
-        return upscaler.upscale_image(np.ascontiguousarray(rgb[..., ::-1]), tile=DEFAULT_TILE)[..., ::-1]
+        return upscaler.upscale_image(np.ascontiguousarray(rgb[..., ::-1]), tile=tile)[..., ::-1]
 
     runs = [("ONNX Runtime", ort_up, save_dir)]
     if torch_model is not None:
@@ -417,24 +458,31 @@ def _validate_images(model, upscaler, images: Path, torch_model, ckpt, save_dir,
             )
     ort_scores = results[0]
     torch_scores = results[1] if len(results) > 1 else None
-    cols = ["image", "bicubic PSNR / SSIM", "ONNX Runtime PSNR / SSIM"] + (["PyTorch PSNR / SSIM"] if torch_scores else [])
+    int8 = tail_precision(upscaler.meta) == "int8"
+    cols = ["image", "bicubic PSNR / SSIM", f"ONNX Runtime{' (INT8 head/tail)' if int8 else ''} PSNR / SSIM"]
+    if torch_scores:
+        # PyTorch runs the FP32 head/tail: for an INT8 model the difference is what quantization costs
+        cols += [f"PyTorch{' (FP32)' if int8 else ''} PSNR / SSIM", f"{'INT8 cost: ' if int8 else ''}PyTorch - ORT"]
     table = Table(*cols, title=f"{Path(model).name} x{scale} on {images} (Y channel, border {scale})")
     rows = []
     for k, sc in enumerate(ort_scores):
         row = {"image": sc.image, "psnr": sc.psnr, "ssim": sc.ssim, "bicubic_psnr": sc.bicubic_psnr, "bicubic_ssim": sc.bicubic_ssim}
         cells = [sc.image, f"{sc.bicubic_psnr:.2f} / {sc.bicubic_ssim:.4f}", f"{sc.psnr:.2f} / {sc.ssim:.4f}"]
         if torch_scores:
-            row.update(torch_psnr=torch_scores[k].psnr, torch_ssim=torch_scores[k].ssim)
-            cells.append(f"{torch_scores[k].psnr:.2f} / {torch_scores[k].ssim:.4f}")
+            t = torch_scores[k]
+            row.update(torch_psnr=t.psnr, torch_ssim=t.ssim, torch_minus_ort_psnr=t.psnr - sc.psnr,
+                       torch_minus_ort_ssim=t.ssim - sc.ssim)
+            cells += [f"{t.psnr:.2f} / {t.ssim:.4f}", f"{t.psnr - sc.psnr:+.3f} dB / {t.ssim - sc.ssim:+.5f}"]
         rows.append(row)
         table.add_row(*cells)
     mean = mean_scores(ort_scores)
-    if torch_scores:
-        tm = mean_scores(torch_scores)
-        mean.update(torch_psnr=tm["psnr"], torch_ssim=tm["ssim"])
     cells = ["mean", f"{mean['bicubic_psnr']:.2f} / {mean['bicubic_ssim']:.4f}", f"{mean['psnr']:.2f} / {mean['ssim']:.4f}"]
     if torch_scores:
-        cells.append(f"{mean['torch_psnr']:.2f} / {mean['torch_ssim']:.4f}")
+        tm = mean_scores(torch_scores)
+        mean.update(torch_psnr=tm["psnr"], torch_ssim=tm["ssim"], torch_minus_ort_psnr=tm["psnr"] - mean["psnr"],
+                    torch_minus_ort_ssim=tm["ssim"] - mean["ssim"])
+        cells += [f"{mean['torch_psnr']:.2f} / {mean['torch_ssim']:.4f}",
+                  f"{mean['torch_minus_ort_psnr']:+.3f} dB / {mean['torch_minus_ort_ssim']:+.5f}"]
     table.add_row(*cells, style="bold")
     Console().print(table)
     typer.echo(
@@ -442,17 +490,31 @@ def _validate_images(model, upscaler, images: Path, torch_model, ckpt, save_dir,
         f"({mean['psnr'] - mean['bicubic_psnr']:+.2f} dB) on {len(paths)} image(s)"
         + (f"; SR images and comparisons in {save_dir}" if save_dir else "")
     )
+    if int8 and torch_scores:
+        typer.echo(
+            f"INT8 head/tail cost: {mean['torch_minus_ort_psnr']:+.3f} dB PSNR, {mean['torch_minus_ort_ssim']:+.5f} SSIM "
+            f"(PyTorch with its FP32 head/tail {mean['torch_psnr']:.2f} dB, this model {mean['psnr']:.2f} dB)"
+        )
+    elif int8:
+        typer.echo("INT8 head/tail: add --ckpt CKPT to score the FP32 PyTorch model beside it and see what quantization costs")
     if json_out:
         payload = {
             "model": str(model),
             "checkpoint": str(ckpt) if ckpt else None,
             "images_dir": str(images),
             "scale": scale,
+            "tail": "int8" if int8 else "fp32",
             "metric": "PSNR/SSIM on Y (BT.601), border = scale, BasicSR convention",
             "images": rows,
             "mean": mean,
             "save_dir": str(save_dir) if save_dir else None,
         }
+        if int8 and torch_scores:
+            payload["int8_cost"] = {
+                "psnr_db": mean["torch_minus_ort_psnr"],
+                "ssim": mean["torch_minus_ort_ssim"],
+                "meaning": "mean over the images of PyTorch (FP32 head/tail) minus ONNX Runtime (INT8 head/tail)",
+            }
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(payload, indent=2))
 
@@ -670,7 +732,9 @@ def upscale_cmd(
     tile: int = typer.Option(256, help="Tile side in LR pixels (the kept part of each tile); 0 = whole image at once."),
     overlap: Optional[int] = typer.Option(
         None, help="Extra LR pixels each tile sees on every side. Default: the model's receptive-field radius "
-        "(tiled output = whole-image output), at most a quarter of the tile (at least 16)."
+        "(tiled output = whole-image output), at most a quarter of the tile (at least 16). Transformers (SwinIR, "
+        "HAT): whole windows; a real-size model's field is wider than the default, so its tiles come out close to "
+        "a whole-image run, not equal (docs/benchmarks-transformers.md)."
     ),
     threads: Optional[int] = typer.Option(None, help="ORT intra-op threads (default: all cores)."),
     scale: Optional[int] = typer.Option(None, "--scale", help="Expected scale; an error if the model's differs."),
@@ -678,11 +742,13 @@ def upscale_cmd(
 ) -> None:
     """Super-resolve images: files, folders or globs; gray, RGB, RGBA and 16-bit kept as they are.
 
-    Colour goes through the model (gray is replicated to RGB and converted back); an alpha channel is upscaled bicubically; 16-bit images stay 16-bit (the model runs on float input). Large images run in tiles with overlap, and the channel statistics of SCALES' re-scaling are taken over the whole image, so the result equals a whole-image run while memory stays bounded. Never overwrites a file unless --overwrite.
+    Colour goes through the model (gray is replicated to RGB and converted back); an alpha channel is upscaled bicubically; 16-bit images stay 16-bit (the model runs on float input). Large images run in tiles with overlap, and the channel statistics of SCALES' re-scaling are taken over the whole image, so the result equals a whole-image run while memory stays bounded. Window-attention Transformers (SwinIR, HAT) get tiles aligned to their window grid and the same whole-image statistics; their tiles equal a whole-image run when --overlap covers their receptive field (the first line printed says whether it does) and are close otherwise; --tile 0 runs whole images. Never overwrites a file unless --overwrite.
 
     Example: scales-edge upscale photo.jpg --model model.onnx
 
     Example: scales-edge upscale 'shots/*.png' out/ --model model.onnx --tile 192 --threads 2
+
+    Example (SwinIR-light, overlap covering its 175-px receptive field): scales-edge upscale big.png -m swinir_light.onnx --overlap 176
     """
     from .data import imread_any
     from .runtime.infer import Upscaler
@@ -698,12 +764,19 @@ def upscale_cmd(
     single = len(inputs) == 1 and Path(input).is_file()
     outputs = _upscale_outputs(inputs, output, s, overwrite, single)
     if tile:
-        from .runtime.tiling import TilingError
+        from .runtime.tiling import TilingError, aligned_overlap
 
         try:
-            ov = upscaler.auto_overlap(tile) if overlap is None else overlap
-            exact = upscaler.runner.geometry.exact_overlap
-            note = "covers the receptive field" if ov >= exact else f"below the receptive field, {exact} px: near-exact"
+            g = upscaler.runner.geometry
+            ov = aligned_overlap(upscaler.auto_overlap(tile) if overlap is None else overlap, g.window or 1)
+            if not g.exact:
+                note = "receptive field unknown: approximate near tile borders"
+            elif ov >= g.exact_overlap:
+                note = "covers the receptive field"
+            elif g.window:  # window attention: a difference at a tile border does not fade
+                note = f"below the receptive field, {g.exact_overlap} px: approximate, see docs/benchmarks-transformers.md; --tile 0 is exact"
+            else:
+                note = f"below the receptive field, {g.exact_overlap} px: near-exact"
             typer.echo(f"{model.name}: x{s}, tiles of {tile} px + {ov} px overlap ({note})", err=True)
         except TilingError:  # images larger than a tile will say so
             pass
@@ -747,7 +820,7 @@ def info_cmd(
 ) -> None:
     """What a model is and costs: arch, scale, parameters, bytes, OPs, custom ops.
 
-    OPs follow the SCALES paper: FP MACs + binary MACs / 64, where FP MACs are the multiply-accumulates of the full-precision convolutions / linears (re-scaling branches included) and binary MACs those of the XNOR/popcount layers; element-wise ops are not counted. "binary layers only" restricts the count to the binarized layers and their branches (the paper's ablation table counts only the body).
+    OPs follow the SCALES paper: FP MACs + binary MACs / 64, where FP MACs are the multiply-accumulates of the full-precision convolutions / linears (re-scaling branches and a Transformer's attention products included) and binary MACs those of the XNOR/popcount layers; element-wise ops are not counted. "binary layers only" restricts the count to the binarized layers and their branches (the paper's ablation table counts only the body). An .onnx and the checkpoint it came from give the same counts; a Transformer is counted at --size padded to its window multiple, as it runs.
 
     Example: scales-edge info model.onnx --size 320x180 --json info.json
 
@@ -762,7 +835,12 @@ def info_cmd(
     chans = f", {info['channels']} channels" if info["channels"] is not None else ""
     table.add_row("architecture", f"{info['arch']} x{info['scale']}{chans}, binary={info['binary']}")
     table.add_row("file", f"{info['format']}, {info['bytes_on_disk']:,} bytes on disk")
-    table.add_row("parameters", f"{p['binary']:,} binary + {p['fp']:,} FP = {p['total']:,} ({info['weights_bytes']:,} bytes as 1-bit + FP32)")
+    stored = "1-bit + INT8 + FP32" if info["int8_params"] else "1-bit + FP32"
+    table.add_row("parameters", f"{p['binary']:,} binary + {p['fp']:,} FP = {p['total']:,} ({info['weights_bytes']:,} bytes as {stored})")
+    table.add_row(
+        "FP head and tail",
+        f"INT8 ({info['int8_params']:,} int8 weights, QDQ)" if info["tail"] == "int8" else "FP32",
+    )
     table.add_row("input -> output", f"{info['input_size'][0]}x{info['input_size'][1]} -> {info['output_size'][0]}x{info['output_size'][1]}")
     table.add_row("OPs", f"{_si(info['ops'])} = {_si(m['fp'])} FP MACs + {_si(m['binary'])} binary MACs / 64")
     table.add_row("OPs, binary layers only", f"{_si(info['ops_binary_layers'])} (FP branches {_si(m['fp_in_binary_layers'])} + binary / 64)")

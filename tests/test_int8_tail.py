@@ -1,0 +1,311 @@
+"""``export --tail int8``: the FP head and tail quantized (ONNX Runtime QDQ), the binary body untouched.
+
+The reference for the quantized graph is PyTorch: the same model with each quantized convolution's
+input and output fake-quantized (``round(x / s) + z``, clamped to uint8) with the scales and zero
+points of the exported graph and its weights replaced by their int8 values times their per-channel
+scales. ONNX Runtime's integer kernels must reproduce that network; the FP PyTorch model must stay
+within the INT8 parity bar of it, and clearly below the 60 dB an FP32 tail reaches.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+from typer.testing import CliRunner
+
+from scales_edge import build_model, save_checkpoint
+from scales_edge.cli import app
+from scales_edge.demo import HELD_OUT
+from scales_edge.export import ExportError, QuantizeError, export_onnx
+from scales_edge.export.quantize import calibration_crops, calibration_photos, head_tail_convs
+from scales_edge.runtime import make_session
+from scales_edge.runtime.validate import INT8_PARITY_PSNR_DB, PARITY_PSNR_DB, image_psnr, make_inputs
+from _opslib import require_installed_library
+
+require_installed_library()
+torch.set_num_threads(1)
+runner = CliRunner()
+
+HEAD_TAIL = ["conv_first", "upconv1", "upconv2", "conv_hr", "conv_last"]
+
+
+def _small_srresnet(seed: int = 0):
+    """SRResNet x4, 16 channels, 2 blocks. ``conv_last`` is scaled up so the residual it adds to the
+    bilinear base has an image's amplitude, as in a trained model (at initialisation it is ~0 and
+    so would be any quantization error)."""
+    torch.manual_seed(seed)
+    model = build_model("srresnet", scale=4, num_feat=16, num_block=2).eval()
+    with torch.no_grad():
+        model.conv_last.weight.mul_(16)
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    d = tmp_path_factory.mktemp("int8")
+    model = _small_srresnet()
+    fp32 = export_onnx(model, d / "fp32.onnx")
+    int8 = export_onnx(model, d / "int8.onnx", tail="int8")
+    return d, model, fp32, int8
+
+
+def _inits(proto):
+    return {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+
+
+def test_head_and_tail_layers_are_found_by_execution_order():
+    assert head_tail_convs(_small_srresnet()) == (["conv_first"], ["upconv1", "upconv2", "conv_hr", "conv_last"])
+    rdn = build_model("rdn", scale=2, num_feat=8, num_block=2, num_layer=2, growth=4)
+    assert head_tail_convs(rdn) == (["sfe1", "sfe2"], ["upsample.0", "conv_last"])
+    rcan = build_model("rcan", scale=2, num_feat=8, num_group=1, num_block=1, squeeze_factor=4)
+    head, tail = head_tail_convs(rcan)  # the channel attention's FP convs are body, not tail
+    assert head == ["conv_first"] and tail == ["upsample.0", "conv_last"]
+
+
+def test_quantize_dequantize_only_around_head_and_tail(exported):
+    _, _, fp32, int8 = exported
+    g = int8.graph
+    producer = {o: n for n in g.node for o in n.output}
+    qdq = {"QuantizeLinear", "DequantizeLinear"}
+    assert sum(n.op_type == "QuantizeLinear" for n in g.node) >= 5
+    assert not any(n.op_type.startswith("QLinear") for n in g.node)  # QDQ format: ORT fuses at load
+    # The convolutions that read quantized weights are exactly the head and tail.
+    quantized_convs = [n for n in g.node if n.op_type == "Conv" and producer.get(n.input[1], n).op_type == "DequantizeLinear"]
+    assert sorted(n.name for n in quantized_convs) == sorted(f"/{name}/Conv" for name in HEAD_TAIL)
+    for conv in quantized_convs:  # int8 weights, one scale per output channel, int32 bias
+        wq = producer[conv.input[1]]
+        inits = _inits(int8)
+        assert inits[wq.input[0]].dtype == np.int8
+        assert inits[wq.input[1]].shape == (inits[wq.input[0]].shape[0],)
+        assert inits[producer[conv.input[2]].input[0]].dtype == np.int32
+        assert inits[producer[conv.input[0]].input[2]].dtype == np.uint8  # uint8 activations
+    # The body (our ops and every node of body.*) is unchanged, node for node and weight for weight,
+    # and none of it reads a quantized tensor.
+    body = [n for n in fp32.graph.node if n.domain == "scales_edge" or "/body/" in n.name]
+    assert any(n.domain == "scales_edge" for n in body)
+    new_nodes = {n.SerializeToString() for n in g.node}
+    fp_inits, q_inits = _inits(fp32), _inits(int8)
+    for n in body:
+        assert n.SerializeToString() in new_nodes, n.name
+        for t in n.input:
+            if t in fp_inits:
+                np.testing.assert_array_equal(q_inits[t], fp_inits[t])
+    body_names = {n.name for n in body}
+    for n in g.node:
+        if n.name in body_names:
+            assert not any(producer.get(t) is not None and producer[t].op_type in qdq for t in n.input), n.name
+    assert sum(n.domain == "scales_edge" for n in g.node) == sum(n.domain == "scales_edge" for n in fp32.graph.node)
+    onnx.checker.check_model(int8)
+
+
+def test_metadata_records_the_tail(exported):
+    _, _, fp32, int8 = exported
+    meta = {p.key: p.value for p in int8.metadata_props}
+    assert meta["scales_edge.tail"] == "int8"
+    q = json.loads(meta["scales_edge.quantization"])
+    assert q["head"] == ["conv_first"] and q["tail"] == HEAD_TAIL[1:]
+    assert q["format"] == "QDQ" and q["activations"] == "uint8"
+    assert q["calibration_photos"] and not {name.rsplit(".", 1)[0] for name in q["calibration_photos"]} & set(HELD_OUT)
+    assert {p.key: p.value for p in fp32.metadata_props}["scales_edge.tail"] == "fp32"
+
+
+def _fake_quant(x, s, z):
+    return (torch.clamp(torch.round(x / s) + z, 0, 255) - z) * s
+
+
+def _fake_quantized_torch(model, proto):
+    """``model`` with the head/tail convolutions quantized as ``proto`` says (see the module doc)."""
+    g = proto.graph
+    inits = _inits(proto)
+    producer = {o: n for n in g.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in g.node:
+        for t in n.input:
+            consumers.setdefault(t, []).append(n)
+    modules = dict(model.named_modules())
+    for name in HEAD_TAIL:
+        conv = next(n for n in g.node if n.name == f"/{name}/Conv")
+        xq, wq, bq = (producer[t] for t in conv.input[:3])
+        yq = next(n for n in consumers[conv.output[0]] if n.op_type == "QuantizeLinear")
+        w = inits[wq.input[0]].astype(np.float32) * inits[wq.input[1]].reshape(-1, 1, 1, 1)
+        b = inits[bq.input[0]].astype(np.float64) * inits[bq.input[1]]
+        mod = modules[name]
+        with torch.no_grad():
+            mod.weight.copy_(torch.from_numpy(w))
+            mod.bias.copy_(torch.from_numpy(b.astype(np.float32)))
+        sx, zx = float(inits[xq.input[1]]), int(inits[xq.input[2]])
+        sy, zy = float(inits[yq.input[1]]), int(inits[yq.input[2]])
+        mod.register_forward_pre_hook(lambda _m, a, s=sx, z=zx: (_fake_quant(a[0], s, z),))
+        mod.register_forward_hook(lambda _m, a, out, s=sy, z=zy: _fake_quant(out, s, z))
+    return model
+
+
+def test_ort_runs_the_quantized_network_and_stays_near_the_fp_model(exported):
+    _, model, fp32, int8 = exported
+    reference = _fake_quantized_torch(_small_srresnet(), int8)
+    s8, s32 = make_session(int8, threads=1), make_session(fp32, threads=1)
+    photo = [(name, x) for name, x in make_inputs(((48, 64),)) if not name.startswith("random")]
+    assert photo, "needs a packaged photo"
+    for name, x in make_inputs(((48, 64),)):
+        with torch.no_grad():
+            fp = model(torch.from_numpy(x)).numpy()
+            fq = reference(torch.from_numpy(x)).numpy()
+        out8 = s8.run(None, {"input": x})[0]
+        # ORT's integer kernels compute the QDQ network (a rounding tie may differ: one step)
+        assert image_psnr(out8, fq) > 65, name
+        # and quantization really happened: the FP tail matches PyTorch, the INT8 one is near
+        assert image_psnr(s32.run(None, {"input": x})[0], fp) > PARITY_PSNR_DB, name
+        assert INT8_PARITY_PSNR_DB < image_psnr(out8, fp) < 55, name
+
+
+def test_input_range_is_calibrated_on_photos(exported):
+    """MinMax calibration: the graph input's uint8 scale is the brightest calibration pixel / 255."""
+    _, model, _, int8 = exported
+    inits = _inits(int8)
+    producer = {o: n for n in int8.graph.node for o in n.output}
+    conv = next(n for n in int8.graph.node if n.name == "/conv_first/Conv")
+    dq = producer[conv.input[0]]
+    brightest = max(float(c.max()) for c in calibration_crops(calibration_photos(), 4))
+    assert float(inits[dq.input[1]]) == pytest.approx(brightest / 255, rel=1e-6)
+    assert int(inits[dq.input[2]]) == 0
+
+
+def test_int8_file_is_smaller(exported):
+    d, *_ = exported
+    assert (d / "int8.onnx").stat().st_size < 0.7 * (d / "fp32.onnx").stat().st_size
+
+
+def test_calibration_defaults_exclude_held_out_and_are_deterministic(tmp_path, tiny_photo_dir):
+    names = {p.stem for p in calibration_photos()}
+    assert names and not names & set(HELD_OUT)
+    a = list(calibration_crops(calibration_photos(), 4, count=5, size=16))
+    b = list(calibration_crops(calibration_photos(), 4, count=5, size=16))
+    assert len(a) == 5 and all(x.shape == (1, 3, 16, 16) and x.dtype == np.float32 for x in a)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    # --calib DIR: the user's photos (48 px HR at x4: 12 px LR crops, used whole)
+    crops = list(calibration_crops(calibration_photos(tiny_photo_dir), 4, count=3))
+    assert [c.shape for c in crops] == [(1, 3, 12, 12)] * 3
+
+
+def test_fp32_reference_body_with_int8_tail(exported, tmp_path):
+    _, model, _, int8 = exported
+    ref = export_onnx(model, tmp_path / "ref_int8.onnx", binary_as="fp32-reference", tail="int8")
+    assert not any(n.domain == "scales_edge" for n in ref.graph.node)
+    assert {p.key: p.value for p in ref.metadata_props}["scales_edge.tail"] == "int8"
+    x = next(x for name, x in make_inputs(((32, 40),)) if not name.startswith("random"))
+    with torch.no_grad():
+        fp = model(torch.from_numpy(x)).numpy()
+    out_ref = make_session(ref, register_ops=False, threads=1).run(None, {"input": x})[0]
+    out_custom = make_session(int8, threads=1).run(None, {"input": x})[0]
+    assert image_psnr(out_ref, fp) > INT8_PARITY_PSNR_DB
+    assert image_psnr(out_ref, out_custom) > 50  # same calibration, same quantized layers
+
+
+@pytest.mark.parametrize(
+    "arch, cfg",
+    [
+        ("edsr", dict(scale=2, num_feat=16, num_block=1)),
+        ("edsr_l", dict(scale=3, num_feat=24, num_block=1)),
+        ("rdn", dict(scale=2, num_feat=16, num_block=2, num_layer=2, growth=8)),
+        ("rcan", dict(scale=4, num_feat=16, num_group=1, num_block=1, squeeze_factor=4)),
+        ("swinir", dict(scale=2, embed_dim=12, depths=[1], num_heads=[2], window_size=8, upsampler="pixelshuffledirect")),
+    ],
+)
+def test_every_arch_with_a_binary_body(arch, cfg, tmp_path):
+    torch.manual_seed(0)
+    model = build_model(arch, **cfg).eval()
+    head, tail = head_tail_convs(model)
+    proto = export_onnx(model, tmp_path / "m.onnx", tail="int8")
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    quantized = [n for n in proto.graph.node if n.op_type == "Conv" and producer.get(n.input[1], n).op_type == "DequantizeLinear"]
+    assert len(quantized) == len(head) + len(tail)
+    fused = make_session(proto, threads=1)
+    # the same graph with no optimization: Q, DQ and Conv one by one in float, no integer kernels
+    plain = make_session(proto, threads=1, optimization="disable")
+    for name, x in make_inputs(((24, 24),)):
+        with torch.no_grad():
+            ref = model(torch.from_numpy(x)).numpy()
+        out = fused.run(None, {"input": x})[0]
+        assert image_psnr(out, plain.run(None, {"input": x})[0]) > 60, name
+        assert INT8_PARITY_PSNR_DB < image_psnr(out, ref) < 70, name
+
+
+def test_bad_tail_and_unsupported_models_are_clear_errors(tmp_path):
+    model = build_model("srresnet", scale=2, num_feat=8, num_block=1)
+    with pytest.raises(ExportError, match="tail must be one of fp32, int8"):
+        export_onnx(model, tmp_path / "x.onnx", tail="int4")
+    with pytest.raises(ExportError, match="calibration photos are for tail='int8'"):
+        export_onnx(model, tmp_path / "x.onnx", calib=tmp_path)
+    fp_model = build_model("srresnet", scale=2, num_feat=8, num_block=1, binary="fp")
+    with pytest.raises(QuantizeError, match="no binary layers"):
+        export_onnx(fp_model, tmp_path / "x.onnx", tail="int8")
+    with pytest.raises(QuantizeError, match="opset >= 13"):
+        export_onnx(model, tmp_path / "x.onnx", tail="int8", opset=12)
+    ckpt = save_checkpoint(model, tmp_path / "m.pth")
+    fp_ckpt = save_checkpoint(fp_model, tmp_path / "fp.pth")
+    for args, message in [
+        ([str(ckpt), str(tmp_path / "o.onnx"), "--tail", "int4"], "--tail must be one of fp32, int8, not 'int4'"),
+        ([str(ckpt), str(tmp_path / "o.onnx"), "--calib", str(tmp_path)], "--calib chooses the calibration photos"),
+        ([str(fp_ckpt), str(tmp_path / "o.onnx"), "--tail", "int8"], "has no binary layers (binary=fp)"),
+        ([str(ckpt), str(tmp_path / "o.onnx"), "--tail", "int8", "--calib", str(tmp_path / "none")], "does not exist"),
+    ]:
+        res = runner.invoke(app, ["export", *args])
+        assert res.exit_code == 2, res.output
+        assert message in res.output and len(res.output.strip().splitlines()) == 1, res.output
+
+
+def test_cli_export_with_own_photos_then_info_and_validate(tmp_path, tiny_photo_dir):
+    model = _small_srresnet()
+    ckpt = save_checkpoint(model, tmp_path / "m.pth")
+    out = tmp_path / "m_int8.onnx"
+    res = runner.invoke(app, ["export", str(ckpt), str(out), "--tail", "int8", "--calib", str(tiny_photo_dir)])
+    assert res.exit_code == 0, res.output
+    assert "INT8 head/tail" in res.output
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert sorted(json.loads(meta["scales_edge.quantization"])["calibration_photos"]) == sorted(
+        p.name for p in tiny_photo_dir.iterdir()
+    )
+
+    res = runner.invoke(app, ["info", str(out), "--json", str(tmp_path / "info.json")])
+    assert res.exit_code == 0, res.output
+    info = json.loads((tmp_path / "info.json").read_text())
+    modules = dict(model.named_modules())
+    assert info["tail"] == "int8" and "INT8" in res.output
+    assert info["int8_params"] == sum(modules[n].weight.numel() for n in HEAD_TAIL)
+    fp_info_path = tmp_path / "fp.json"
+    export_onnx(model, tmp_path / "fp.onnx")
+    assert runner.invoke(app, ["info", str(tmp_path / "fp.onnx"), "--json", str(fp_info_path)]).exit_code == 0
+    fp_info = json.loads(fp_info_path.read_text())
+    assert info["params"] == fp_info["params"] and fp_info["tail"] == "fp32"
+    assert info["weights_bytes"] == fp_info["weights_bytes"] - 3 * info["int8_params"]
+
+    # parity: the INT8 bar, said so
+    res = runner.invoke(app, ["validate", str(out), "--ckpt", str(ckpt), "--size", "40x32", "--threads", "1",
+                              "--json", str(tmp_path / "parity.json")])
+    assert res.exit_code == 0, res.output
+    assert "INT8 head/tail" in res.output and f"threshold {INT8_PARITY_PSNR_DB:g} dB" in res.output
+    parity = json.loads((tmp_path / "parity.json").read_text())
+    assert parity["tail"] == "int8" and parity["threshold_db"] == INT8_PARITY_PSNR_DB
+    assert INT8_PARITY_PSNR_DB < parity["min_psnr_db"] < PARITY_PSNR_DB
+    res = runner.invoke(app, ["validate", str(out), "--ckpt", str(ckpt), "--size", "40x32", "--threads", "1",
+                              "--threshold", "60"])
+    assert res.exit_code == 1 and "FAIL" in res.output
+
+    # quality on photos beside the FP PyTorch model: the cost is explicit
+    res = runner.invoke(app, ["validate", str(out), "--images", str(tiny_photo_dir), "--ckpt", str(ckpt),
+                              "--threads", "1", "--json", str(tmp_path / "q.json")])
+    assert res.exit_code == 0, res.output
+    assert "INT8 head/tail cost" in res.output
+    q = json.loads((tmp_path / "q.json").read_text())
+    assert q["tail"] == "int8"
+    m = q["mean"]
+    assert q["int8_cost"]["psnr_db"] == pytest.approx(m["torch_psnr"] - m["psnr"])
+    assert q["int8_cost"]["ssim"] == pytest.approx(m["torch_ssim"] - m["ssim"])
+    for row in q["images"]:
+        assert row["torch_minus_ort_psnr"] == pytest.approx(row["torch_psnr"] - row["psnr"])
+    assert abs(q["int8_cost"]["psnr_db"]) < 1.0
