@@ -3,7 +3,8 @@
 :class:`Upscaler` runs an exported model on whole images (``upscaler(rgb_uint8)``, what quality
 scoring uses) or on any image OpenCV reads, tile by tile (:meth:`Upscaler.upscale_image`): gray,
 BGR, BGRA, 8 or 16 bits, returned in the same layout and bit depth. Tiling with overlap and
-whole-image channel statistics makes the tiled output equal the whole-image output; see
+whole-image channel statistics makes the tiled output equal the whole-image output (for the
+window-attention Transformers when the overlap covers their wide receptive field, else close); see
 :mod:`scales_edge.runtime.tiling`.
 """
 
@@ -16,10 +17,8 @@ import numpy as np
 import onnx
 
 from ..errors import ScalesEdgeError
-from .session import DOMAIN, ModelError, domain_version, load_model, make_session, metadata
+from .session import DOMAIN, SUPPORTED_DOMAIN_VERSIONS, ModelError, domain_version, load_model, make_session, metadata
 
-#: Op-domain versions this release runs.
-SUPPORTED_DOMAIN_VERSIONS = (1,)
 #: Default tile side (LR pixels of each tile's kept core) and the cap of the automatic overlap.
 DEFAULT_TILE = 256
 #: BT.601 luma weights (R, G, B), as OpenCV's RGB2GRAY: how a gray input's RGB output goes back to gray.
@@ -125,6 +124,18 @@ class Upscaler:
         return self._runner
 
     @property
+    def window(self) -> int:
+        """The attention window of a window-attention Transformer (SwinIR, HAT), 0 for a CNN. Its
+        tiles are aligned to the window grid and exact only with an overlap of the model's
+        receptive field (see :func:`~scales_edge.runtime.tiling.analyze_windowed`)."""
+        from .tiling import model_config
+
+        try:
+            return int(model_config(self.proto).get("window_size") or 0)
+        except (TypeError, ValueError):
+            return 0
+
+    @property
     def min_side(self) -> int:
         """The smallest input side (LR pixels) every op of the model accepts."""
         from .tiling import TilingError
@@ -136,8 +147,13 @@ class Upscaler:
 
     def auto_overlap(self, tile: int) -> int:
         """The overlap that makes tiles exact (the receptive-field radius), capped at a quarter
-        of the tile (at least 16) for models whose field is wider than that (RDN, RCAN)."""
-        return min(self.runner.geometry.exact_overlap, max(16, tile // 4))
+        of the tile (at least 16) for models whose field is wider than that (RDN, RCAN, the
+        real-size Transformers); window models' overlaps are whole windows."""
+        from .tiling import aligned_overlap
+
+        g = self.runner.geometry
+        cap = aligned_overlap(max(16, tile // 4), g.window or 1)
+        return min(g.exact_overlap, cap) if g.exact else cap
 
     def upscale_image(
         self,

@@ -30,6 +30,20 @@ activation that rounding flips): ``tests/test_upscale.py`` checks >= 60 dB betwe
 demo model gives identical 8-bit images when one statistics tile covers the image and ~78 dB
 otherwise. An ``overlap`` below the radius trades exactness for speed (the error then decays
 with the distance from the tile border).
+
+A fused ``ScalesConv2d`` (op-domain version 2) pools inside the op; the runner expands it first
+(:func:`scales_edge.runtime.unfuse.unfuse`), so its pool is a graph node like the others.
+
+**Window-attention Transformers** (SwinIR, HAT) reshape the feature map into windows, which the
+graph analysis cannot follow; :func:`analyze_windowed` takes what it needs from the export's
+configuration instead. Tiles start on the window grid (cores and overlaps are whole windows), so a
+tile's windows, shifted windows and bottom/right padding to a window multiple are the whole
+image's; their global pools (SCALES' channel re-scaling of each group's conv, HAT's channel
+attention) get whole-image statistics over the padded map. A token's field grows by up to a window
+per attention block, so the radius the zoo declares is wide (SwinIR-light 175 px, HAT-S 665 px);
+with ``overlap`` >= it tiles are exact again. Below it they are approximate near tile borders, and
+more so than a CNN's: a difference at a border reaches every token of a window at once, and a
+binarized activation it flips does not fade. Measured figures: docs/benchmarks-transformers.md.
 """
 
 from __future__ import annotations
@@ -44,8 +58,9 @@ from onnx import helper, numpy_helper
 
 from ..errors import ScalesEdgeError
 from .session import DOMAIN
+from .unfuse import has_fused, unfuse
 
-__all__ = ["TilingError", "Geometry", "analyze", "tile_grid", "TiledRunner"]
+__all__ = ["TilingError", "Geometry", "analyze", "analyze_windowed", "model_geometry", "tile_grid", "TiledRunner"]
 
 
 class TilingError(ScalesEdgeError):
@@ -79,18 +94,27 @@ class Pool:
 
 @dataclass
 class Geometry:
-    """What tiling needs to know about a model (see :func:`analyze`)."""
+    """What tiling needs to know about a model (see :func:`analyze` and :func:`analyze_windowed`)."""
 
-    radius: float  # receptive-field radius of the output, in input (LR) pixels
+    radius: float  # receptive-field radius of the output, in input (LR) pixels (inf: unbounded)
     scale: float  # output pixels per input pixel
     pools: list[Pool] = field(default_factory=list)
     min_side: int = 1  # smallest input side every op accepts
+    window: int = 0  # window-attention models: the window side (tiles align to its grid); 0 for CNNs
+
+    @property
+    def exact(self) -> bool:
+        """Whether the receptive field is known, so some overlap makes tiles exact."""
+        return math.isfinite(self.radius)
 
     @property
     def exact_overlap(self) -> int:
         """The smallest overlap that makes tiles exact (the radius, rounded up, plus one pixel for
-        the rounding of sub-pixel positions after pixel shuffles and resizes)."""
-        return int(math.ceil(self.radius - 1e-9)) + 1
+        the rounding of sub-pixel positions after pixel shuffles and resizes; for window models
+        rounded up to whole windows)."""
+        if not self.exact:
+            raise TilingError("the model declares no receptive field, so no overlap is known to make tiles exact")
+        return aligned_overlap(int(math.ceil(self.radius - 1e-9)) + 1, self.window or 1)
 
 
 def _attr(node: onnx.NodeProto, name: str, default=None):
@@ -169,9 +193,7 @@ def analyze(proto: onnx.ModelProto) -> Geometry:
     graph = proto.graph
     consts = _constants(proto)
     facts: dict[str, _T | None] = {name: None for name in consts}
-    inputs = [i.name for i in graph.input if i.name not in consts]
-    if len(inputs) != 1:
-        raise TilingError(f"tiling needs a model with one image input, this one has {len(inputs)}")
+    inputs = [_image_input(proto, consts)]
     facts[inputs[0]] = _T(0.0, 1.0)
     pools: list[Pool] = []
     # size propagation for the minimum input side: each tensor's side as a function of n
@@ -273,6 +295,92 @@ def analyze(proto: onnx.ModelProto) -> Geometry:
     return Geometry(final.radius, final.scale, pools, min_side)
 
 
+def _image_input(proto: onnx.ModelProto, consts: dict[str, np.ndarray]) -> str:
+    inputs = [i.name for i in proto.graph.input if i.name not in consts]
+    if len(inputs) != 1:
+        raise TilingError(f"tiling needs a model with one image input, this one has {len(inputs)}")
+    return inputs[0]
+
+
+def model_config(proto: onnx.ModelProto) -> dict[str, Any]:
+    """The build configuration in the ``scales_edge.config`` metadata ({} if there is none)."""
+    import json
+
+    from .session import metadata
+
+    raw = metadata(proto).get("scales_edge.config")
+    if not raw:
+        return {}
+    try:
+        cfg = json.loads(raw)
+    except ValueError:
+        raise TilingError("the model's scales_edge.config metadata is not JSON; re-export it with scales-edge") from None
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def window_radius(cfg: dict[str, Any]) -> float:
+    """The receptive-field radius (LR pixels) the model zoo declares for this window-attention
+    configuration (``receptive_radius`` of its registry entry), or inf if it declares none."""
+    from ..errors import ConfigError
+    from ..models import get_arch
+
+    try:
+        fn = get_arch(str(cfg.get("arch", ""))).receptive_radius
+        return math.inf if fn is None else float(fn(cfg))
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return math.inf
+
+
+# Ops that start the upsampling tail (global pools must come before them, at LR resolution).
+_UPSAMPLING = {"DepthToSpace", "Resize", "Upsample", "ConvTranspose"}
+
+
+def analyze_windowed(proto: onnx.ModelProto, window: int, radius: float = math.inf) -> Geometry:
+    """Geometry of a window-attention Transformer (SwinIR, HAT) exported by scales-edge.
+
+    Its graph reshapes the feature map into windows, which :func:`analyze` cannot follow, and its
+    receptive field grows by up to a window per attention block (far beyond a CNN's). What tiling
+    needs comes from the export instead: the window (tiles are aligned to
+    its grid so that inside a tile the windows, shifted windows and the padding of the image's
+    bottom and right edges are the whole image's), the receptive-field ``radius`` the zoo
+    declares for the configuration (:func:`window_radius`), and the global pools of the LR body
+    (SCALES' channel re-scaling, HAT's channel attention), which get whole-image statistics as
+    for CNNs. The pools' inputs are at the *padded* LR size (a multiple of the window)."""
+    from .session import metadata
+
+    if window < 1:
+        raise TilingError(f"window size must be >= 1, got {window}")
+    consts = _constants(proto)
+    _image_input(proto, consts)
+    try:
+        scale = float(int(metadata(proto)["scales_edge.scale"]))
+    except (KeyError, ValueError):
+        raise TilingError("no scales_edge.scale in the model metadata; re-export it with scales-edge") from None
+    pools: list[Pool] = []
+    upsampled = False
+    for idx, node in enumerate(proto.graph.node):
+        if node.op_type in _UPSAMPLING:
+            upsampled = True
+        if _is_spatial_mean(node, consts):
+            if upsampled:
+                raise TilingError(f"{node.op_type} node {node.name!r} pools after the upsampling")
+            pools.append(Pool(idx, node.input[0], node.output[0], bool(_attr(node, "keepdims", 1)), 1.0))
+    return Geometry(radius, scale, pools, 1, window)
+
+
+def model_geometry(proto: onnx.ModelProto) -> Geometry:
+    """:func:`analyze_windowed` for window-attention Transformers (a ``window_size`` in the
+    export's configuration: SwinIR, HAT), :func:`analyze` for the rest."""
+    cfg = model_config(proto)
+    if not cfg.get("window_size"):
+        return analyze(proto)
+    try:
+        window = int(cfg["window_size"])
+    except (TypeError, ValueError):
+        raise TilingError(f"window_size {cfg['window_size']!r} in the model metadata is not a number") from None
+    return analyze_windowed(proto, window, window_radius(cfg))
+
+
 @dataclass(frozen=True)
 class Tile:
     y0: int  # core, in input pixels (half-open)
@@ -285,25 +393,40 @@ class Tile:
     rx1: int
 
 
-def _cuts(n: int, tile: int) -> list[tuple[int, int]]:
-    """``ceil(n / tile)`` spans of near-equal length (each <= ``tile``) covering ``[0, n)``."""
-    parts = -(-n // tile)
-    bounds = [round(i * n / parts) for i in range(parts + 1)]
+def _cuts(n: int, tile: int, align: int = 1) -> list[tuple[int, int]]:
+    """``ceil(n / tile)`` spans of near-equal length (each <= ``tile``) covering ``[0, n)``, each
+    starting at a multiple of ``align`` (spans are whole ``align`` cells; the last may be partial)."""
+    cells = -(-n // align)
+    per = max(1, tile // align)
+    parts = -(-cells // per)
+    bounds = [min(n, round(i * cells / parts) * align) for i in range(parts + 1)]
     return [(bounds[i], bounds[i + 1]) for i in range(parts)]
 
 
-def tile_grid(h: int, w: int, tile: int, overlap: int) -> list[Tile]:
+def aligned_overlap(overlap: int, align: int) -> int:
+    """``overlap`` rounded up to a multiple of ``align``."""
+    return -(-overlap // align) * align
+
+
+def tile_grid(h: int, w: int, tile: int, overlap: int, align: int = 1) -> list[Tile]:
     """Cores of at most ``tile`` x ``tile`` input pixels covering ``h`` x ``w`` (near-equal sizes,
     so there is no thin last row or column), each grown by ``overlap`` pixels on every side and
     clipped to the image. Sorted largest region first: ONNX Runtime's memory arena then reaches
-    its high-water mark on the first tile and the smaller ones reuse its blocks."""
+    its high-water mark on the first tile and the smaller ones reuse its blocks.
+
+    With ``align`` > 1 (a window-attention model's window) cores and regions start on multiples
+    of ``align``: cores are whole cells of the grid (at least one, even if ``tile`` is smaller)
+    and the overlap is rounded up to a multiple of ``align`` (:func:`aligned_overlap`)."""
     if tile < 1:
         raise ValueError(f"tile must be >= 1, got {tile}")
     if overlap < 0:
         raise ValueError(f"overlap must be >= 0, got {overlap}")
+    if align < 1:
+        raise ValueError(f"align must be >= 1, got {align}")
+    overlap = aligned_overlap(overlap, align)
     tiles = []
-    for y0, y1 in _cuts(h, tile):
-        for x0, x1 in _cuts(w, tile):
+    for y0, y1 in _cuts(h, tile, align):
+        for x0, x1 in _cuts(w, tile, align):
             tiles.append(
                 Tile(y0, y1, x0, x1, max(0, y0 - overlap), min(h, y1 + overlap), max(0, x0 - overlap), min(w, x1 + overlap))
             )
@@ -442,8 +565,9 @@ class TiledRunner:
         tol: float = 3e-4,
         stats_tile: int | None = None,
     ) -> None:
-        self.proto = proto
-        self.geometry = analyze(proto)
+        # A fused ScalesConv2d pools inside the op: expanded, its pool is a node like the others.
+        self.proto = unfuse(proto) if has_fused(proto) else proto
+        self.geometry = model_geometry(self.proto)
         self._make = make_session
         self._full = full_session
         self._sessions: dict[str, Session] = {}
@@ -482,6 +606,12 @@ class TiledRunner:
         cover the image; their cores must not overlap)."""
         pools = self.geometry.pools
         h, w = x.shape[2], x.shape[3]
+        # A window model pools its *padded* map: the image's bottom and right edges are padded to
+        # a multiple of the window. Tiles are aligned to the window grid, so a tile on that edge
+        # pads the same rows (columns); its crop takes them in, and the sums are divided by the
+        # padded area.
+        m = self.geometry.window or 1
+        pad_h, pad_w = -h % m, -w % m
         means: list[np.ndarray] | None = None
         self.last_passes = 0
         # One tile covering the image: its own means are the image's, exact after one pass.
@@ -492,10 +622,12 @@ class TiledRunner:
             sums: list[np.ndarray] | None = None
             for t in tiles:
                 feed = {self.input_name: np.ascontiguousarray(x[:, :, t.ry0 : t.ry1, t.rx0 : t.rx1])}
+                ey = t.y1 - t.ry0 + (pad_h if t.y1 == h else 0)
+                ex = t.x1 - t.rx0 + (pad_w if t.x1 == w else 0)
                 for p in pools:
                     starts, ends = _crop_input(p.scale)
                     feed[starts] = np.array([(t.y0 - t.ry0) * p.scale, (t.x0 - t.rx0) * p.scale], np.int64)
-                    feed[ends] = np.array([(t.y1 - t.ry0) * p.scale, (t.x1 - t.rx0) * p.scale], np.int64)
+                    feed[ends] = np.array([ey * p.scale, ex * p.scale], np.int64)
                 if means is not None:
                     for p, m in zip(pools, means):
                         feed[p.output] = m
@@ -511,8 +643,8 @@ class TiledRunner:
             assert sums is not None
             new = []
             for p, s in zip(pools, sums):
-                m = (s / (h * p.scale * w * p.scale)).astype(np.float32)
-                new.append(m.reshape(m.shape + (1, 1)) if p.keepdims else m)
+                mean = (s / ((h + pad_h) * p.scale * (w + pad_w) * p.scale)).astype(np.float32)
+                new.append(mean.reshape(mean.shape + (1, 1)) if p.keepdims else mean)
             self.last_passes = it + 1
             done = means is not None and all(
                 np.max(np.abs(a - b)) <= self.tol * max(1.0, float(np.max(np.abs(b)))) for a, b in zip(new, means)
@@ -526,9 +658,13 @@ class TiledRunner:
         """Core side of the statistics passes' tiles. They run the body only (at LR resolution,
         no upsampled tail), whose activations per pixel are about ``scale**2`` times smaller than
         the tail's, so ``tile * scale`` keeps their memory near the output tiles' and needs fewer,
-        wider tiles (less overlap to recompute, and one pass when one tile covers the image)."""
+        wider tiles (less overlap to recompute, and one pass when one tile covers the image).
+        Not for window-attention models: their LR body (attention matrices of every window) is
+        what takes the memory, so their statistics tiles are the output tiles' size."""
         if self.stats_tile_override:
             return self.stats_tile_override
+        if self.geometry.window:
+            return tile
         return tile * max(1, int(round(self.geometry.scale)))
 
     def run(
@@ -551,9 +687,10 @@ class TiledRunner:
                 on_progress(1.0)
             self.last_passes = 0
             return
-        tiles = tile_grid(h, w, tile, overlap)
+        align = self.geometry.window or 1
+        tiles = tile_grid(h, w, tile, overlap, align)
         pools = self.geometry.pools
-        stats_tiles = tile_grid(h, w, self.stats_tile(tile), overlap) if pools else []
+        stats_tiles = tile_grid(h, w, self.stats_tile(tile), overlap, align) if pools else []
         bound = 1 if len(stats_tiles) == 1 else self.passes_bound()
         # Progress in units of LR pixels run through the model: a statistics tile costs its area
         # (the body dominates the binary nets' time), an output tile its area times 1.5 (the

@@ -6,10 +6,13 @@ Convention (the SCALES paper's "OPs", binary operations counted as 1/64 of a FP 
 
 * **FP MACs**: multiply-accumulates of the full-precision ``Conv`` / ``ConvTranspose`` / ``Gemm`` /
   ``MatMul`` layers (``nn.Conv*`` / ``nn.Linear``), the SCALES re-scaling branches included
-  (the 1x1 spatial conv and the channel Conv1d). One MAC counts as one operation, as the paper's
-  tables count them (their FP SRResNet figure is a MAC count).
+  (the 1x1 spatial conv and the channel Conv1d, also those of a fused ``ScalesConv2d``), and a
+  Transformer's attention products (``q @ kᵀ`` and ``attn @ v``, FP in every binarization). One
+  MAC counts as one operation, as the paper's tables count them (their FP SRResNet figure is a
+  MAC count).
 * **Binary MACs**: the XNOR/popcount multiply-accumulates of the binary convolutions / linears
-  (``scales_edge::BinaryConv2d`` / ``BinaryLinear``), ``OH*OW*M*C*kH*kW``; divided by 64.
+  (``scales_edge::BinaryConv2d`` / ``ScalesConv2d`` / ``BinaryLinear``), ``OH*OW*M*C*kH*kW``;
+  divided by 64.
 * Not counted: element-wise work (activation thresholds, scaling, sigmoids, skips, pixel shuffle,
   the bilinear base, pooling), as in the paper.
 
@@ -20,8 +23,18 @@ Parameters are counted in their deployed form: ``binary`` = one-bit weights of t
 ``fp`` = the weights and biases of the FP convolutions, linears and normalisations, plus each binary
 layer's threshold ``beta`` [C], ``scale`` [M] and ``bias`` [M] (alpha and a batch norm fold into
 ``scale``/``bias``). Other learned tensors (a transformer's position-bias tables) are not counted.
+An INT8 head/tail (``export --tail int8``) counts the same weights, read through their
+``DequantizeLinear``; ``int8_params`` says how many are stored in 8 bits (``weights_bytes`` counts
+them as 1 byte each) and ``tail`` is ``"int8"`` or ``"fp32"``.
 An ONNX file and the checkpoint it was exported from give the same counts (tested for the CNN
-zoo and SwinIR).
+zoo, SwinIR-light and HAT-S). One exception: the exporter's simplifier removes the ``Add`` of a
+bias that is all zeros (a freshly initialised linear), so such an ``.onnx`` counts fewer FP
+parameters than its checkpoint; trained weights have no such biases.
+
+A Transformer's ``.onnx`` computes its window layout from the input's shape at run time (padding to a
+multiple of the window, the number of windows), which ONNX shape inference cannot follow past a
+``Range``; :func:`onnx_info` then fixes the input to ``size`` and folds that shape arithmetic into
+constants (:func:`_fold_shapes`), so every count is taken at the padded size, as PyTorch runs it.
 """
 
 from __future__ import annotations
@@ -54,9 +67,13 @@ def _result(**kw: Any) -> dict[str, Any]:
     kw["ops_convention"] = OPS_CONVENTION
     p = kw["params"]
     p["total"] = p["binary"] + p["fp"]
-    kw["weights_bytes"] = int(math.ceil(p["binary"] / 8)) + 4 * p["fp"]
+    kw.setdefault("int8_params", 0)
+    kw.setdefault("tail", "fp32")
+    # FP parameters take 4 bytes, the INT8 head/tail's weights 1 (their int32 biases count as FP)
+    kw["weights_bytes"] = int(math.ceil(p["binary"] / 8)) + 4 * p["fp"] - 3 * kw["int8_params"]
     order = [
-        "model", "format", "arch", "scale", "channels", "binary", "bytes_on_disk", "params", "weights_bytes",
+        "model", "format", "arch", "scale", "channels", "binary", "tail", "bytes_on_disk", "params", "int8_params",
+        "weights_bytes",
         "input_size", "output_size", "ops", "ops_binary_layers", "macs", "ops_convention", "custom_ops",
         "op_domain", "op_domain_version",
     ]
@@ -152,21 +169,27 @@ def _shapes(model) -> dict[str, list[int]]:
 
 def onnx_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str, Any]:
     """Cost of an ONNX model at input ``size`` = (H, W), counted from the graph (see module doc)."""
-    from .runtime.session import domain_version, load_model, metadata
+    import onnx
+
+    from .runtime.session import domain_version, load_model, metadata, tail_precision
+    from .runtime.unfuse import has_fused, unfuse
 
     path = Path(path)
     proto = load_model(path)
     meta = metadata(proto)
+    version = domain_version(proto)
+    # A fused ScalesConv2d (version 2), expanded into the version-1 ops it computes, shows its FP
+    # branches (1x1 spatial conv, channel Conv1d) to the counting below like any other layer.
+    proto = unfuse(proto) if has_fused(proto) else proto
     h, w = size
     proxy, unpacked = _shape_proxy(proto, h, w)
     shapes = _shapes(proxy)
     weighted = [n.output[0] for n in proto.graph.node if n.domain == DOMAIN or n.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul")]
     if any(min(shapes.get(o, [-1])) < 0 for o in weighted):
-        # Shapes computed at run time (e.g. padding to a multiple of a window): fold them with
-        # onnxsim at this input size (it runs the constant parts in ONNX Runtime), then infer again.
-        proto = _static_model(proto, h, w, path)
-        proxy, unpacked = _shape_proxy(proto, h, w)
-        shapes = _shapes(proxy)
+        # Shapes computed at run time (a Transformer pads to a multiple of its window and sizes
+        # its windows from the input's shape; ONNX shape inference stops at the first Range):
+        # fold the shape arithmetic of the proxy at this input size, then infer again.
+        shapes = _shapes(_fold_shapes(proxy, h, w, path))
     inits = {t.name: t for t in proto.graph.initializer}
     float_types = {1, 10, 11, 16}  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
 
@@ -177,11 +200,15 @@ def onnx_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str,
         return s
 
     root = _view_roots(proto)
+    gates = _gates(proto)
     producer_op = {o: n.op_type for n in proto.graph.node for o in n.output}
     binary_inputs = {root(n.input[0]) for n in proto.graph.node if n.domain == DOMAIN}
     pooled = _pool_derived(proto)
     fp = fp_branch = binary = 0
-    p_bin = p_fp = 0  # counted per use (export may share identical constants between layers)
+    p_bin = p_fp = p_int8 = 0  # counted per use (export may share identical constants between layers)
+    dequantized = {
+        n.output[0]: inits[n.input[0]] for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+    }
     for idx, node in enumerate(proto.graph.node):
         op = node.op_type
         if node.domain == DOMAIN:
@@ -215,7 +242,10 @@ def onnx_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str,
             out = known(node.output[0])
             macs = int(np.prod(out)) * a[-1]
         if macs:
-            in_branch = root(node.input[0]) in binary_inputs or (
+            # a re-scaling branch: a gate (-> Sigmoid) computed from a binary op's input, or the
+            # channel branch's Conv1d over pooled values (HAT's CAB convs read the same input as
+            # the attention's qkv but are no gate)
+            in_branch = (root(node.input[0]) in binary_inputs and gates(node.output[0])) or (
                 op == "Conv" and len(known(node.input[1])) == 3 and node.input[0] in pooled
             )
             fp += macs
@@ -232,6 +262,11 @@ def onnx_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str,
                 t = inits.get(name)
                 if t is not None and t.data_type in float_types:
                     p_fp += int(np.prod(t.dims))
+                elif name in dequantized:  # a quantized (INT8 head/tail) weight or its int32 bias
+                    t = dequantized[name]
+                    p_fp += int(np.prod(t.dims))
+                    if t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8):
+                        p_int8 += int(np.prod(t.dims))
     out_shape = shapes.get(proto.graph.output[0].name) or [-1, -1, -1, -1]
     scale_meta = meta.get("scales_edge.scale")
     scale = int(scale_meta) if scale_meta and scale_meta.isdigit() else (
@@ -247,33 +282,29 @@ def onnx_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str,
         binary=meta.get("scales_edge.binary") or ("none" if p_bin == 0 else "unknown"),
         bytes_on_disk=path.stat().st_size,
         params={"binary": p_bin, "fp": p_fp},
+        int8_params=p_int8,
+        tail=tail_precision(meta),
         input_size=[w, h],
         output_size=[out_shape[-1], out_shape[-2]] if len(out_shape) >= 2 else None,
         macs={"fp": fp, "fp_in_binary_layers": fp_branch, "binary": binary},
         custom_ops=sum(1 for n in proto.graph.node if n.domain == DOMAIN),
         op_domain=DOMAIN,
-        op_domain_version=domain_version(proto),
+        op_domain_version=version,
     )
 
 
-def _static_model(proto, h: int, w: int, path):
+def _fold_shapes(proxy, h: int, w: int, path):
+    """The proxy (:func:`_shape_proxy`: standard ops only, input ``[1, C, h, w]``) with everything
+    that depends only on shapes folded into constants by onnxsim (it runs those nodes in ONNX
+    Runtime), and no other rewriting: every tensor that is still computed keeps its name, so the
+    shapes inferred on the result are the original graph's."""
     import onnxsim
 
-    from .runtime.library import find_library
-
-    inits = {t.name for t in proto.graph.initializer}
-    name = next(i.name for i in proto.graph.input if i.name not in inits)
-    dims = proto.graph.input[0].type.tensor_type.shape.dim
-    channels = dims[1].dim_value if len(dims) > 1 and dims[1].dim_value else 3
-    kwargs: dict[str, Any] = {"check_n": 0, "overwrite_input_shapes": {name: [1, channels, h, w]}}
-    lib = find_library(required=False)
-    if lib:
-        kwargs["custom_lib"] = lib
     try:
-        static, _ = onnxsim.simplify(proto, **kwargs)
+        folded, _ = onnxsim.simplify(proxy, check_n=0, perform_optimization=False)
     except Exception as exc:
         raise ScalesEdgeError(f"{path}: cannot compute the layer shapes at input {w}x{h}: {str(exc).splitlines()[0]}") from None
-    return static
+    return folded
 
 
 _VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity"}
@@ -292,6 +323,25 @@ def _view_roots(proto):
         return name
 
     return root
+
+
+def _gates(proto):
+    """``gates(t)``: the tensor ``t`` goes into a ``Sigmoid`` (through at most a bias ``Add`` and
+    reshapes), as a SCALES spatial branch's product does."""
+    consumers: dict[str, list[Any]] = {}
+    for n in proto.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+
+    def gates(name: str, depth: int = 0) -> bool:
+        for n in consumers.get(name, []):
+            if n.op_type == "Sigmoid":
+                return True
+            if depth < 3 and (n.op_type == "Add" or n.op_type in _VIEW_OPS) and gates(n.output[0], depth + 1):
+                return True
+        return False
+
+    return gates
 
 
 def _pool_derived(proto) -> set[str]:

@@ -57,9 +57,12 @@ def test_validate_images_with_ckpt(setup, tmp_path):
     data = json.loads(out.read_text())
     assert {"model", "checkpoint", "images_dir", "scale", "metric", "images", "mean", "save_dir"} <= set(data)
     assert data["scale"] == 2 and len(data["images"]) == 3
-    keys = {"image", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "torch_psnr", "torch_ssim"}
+    assert data["tail"] == "fp32" and "int8_cost" not in data
+    keys = {"image", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "torch_psnr", "torch_ssim",
+            "torch_minus_ort_psnr", "torch_minus_ort_ssim"}
     for row in data["images"]:
         assert set(row) == keys
+        assert row["torch_minus_ort_psnr"] == pytest.approx(row["torch_psnr"] - row["psnr"])
         hr_img = modcrop(imread(hr / row["image"]), 2)
         # bicubic, recomputed here: MATLAB-bicubic down, then up, PSNR on Y with a 2-px border
         bic = imresize(make_lr(hr_img, 2), 2)
@@ -85,6 +88,25 @@ def test_validate_images_without_ckpt(setup, tmp_path):
     data = json.loads(out.read_text())
     assert data["checkpoint"] is None and "torch_psnr" not in data["images"][0]
     assert set(data["mean"]) == {"psnr", "ssim", "bicubic_psnr", "bicubic_ssim"}
+
+
+def test_validate_images_and_bench_on_a_transformer(setup, tmp_path):
+    """A small SwinIR-light: its photos (odd sizes, not window multiples) scored by ONNX Runtime
+    as by PyTorch, and bench at a size that is no window multiple either."""
+    _, _, _, hr = setup
+    torch.manual_seed(0)
+    model = build_model("swinir_light", scale=2, embed_dim=12, depths=[2], num_heads=2, window_size=8)
+    ckpt = save_checkpoint(model, tmp_path / "t.pth")
+    export_onnx(model, tmp_path / "t.onnx")
+    out = tmp_path / "q.json"
+    res = invoke(["validate", str(tmp_path / "t.onnx"), "--images", str(hr), "--ckpt", str(ckpt), "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(out.read_text())["images"]
+    assert len(rows) == 3 and all(r["psnr"] == pytest.approx(r["torch_psnr"], abs=0.05) for r in rows)
+    bench = tmp_path / "b.json"
+    res = invoke(["bench", str(tmp_path / "t.onnx"), "--size", "37x23", "--runs", "2", "--warmup", "1", "--json", str(bench)])
+    assert res.exit_code == 0, res.output
+    assert "median" in res.output and bench.exists()
 
 
 @pytest.mark.skipif(not DEMO_CHECKPOINT.exists(), reason="the bundled demo model is still being trained")

@@ -26,7 +26,8 @@ def invoke(args):
 torch.set_num_threads(1)
 
 KEYS = {
-    "model", "format", "arch", "scale", "channels", "binary", "bytes_on_disk", "params", "weights_bytes",
+    "model", "format", "arch", "scale", "channels", "binary", "tail", "bytes_on_disk", "params", "int8_params",
+    "weights_bytes",
     "input_size", "output_size", "ops", "ops_binary_layers", "macs", "ops_convention", "custom_ops",
     "op_domain", "op_domain_version",
 }
@@ -70,7 +71,8 @@ def test_info_counts_by_hand(tiny, tmp_path):
     assert info["bytes_on_disk"] == onnx_path.stat().st_size
     assert (info["arch"], info["scale"], info["channels"], info["binary"]) == ("srresnet", 2, 8, "scales")
     assert info["input_size"] == [20, 10] and info["output_size"] == [40, 20]
-    assert info["custom_ops"] == 2 and info["op_domain"] == "scales_edge" and info["op_domain_version"] == 1
+    # the fused ScalesConv2d's version; its branches are counted as the version-1 ops it expands to
+    assert info["custom_ops"] == 2 and info["op_domain"] == "scales_edge" and info["op_domain_version"] == 2
     assert "binary MACs / 64" in info["ops_convention"] and "OPs" in text
 
 
@@ -112,6 +114,58 @@ def test_paper_scale_numbers():
     s40 = module_info(build_model("srresnet", scale=4, num_feat=40), (180, 320))
     assert s40["ops"] == pytest.approx(31.41e9, rel=1e-3)
     assert s40["ops_binary_layers"] == pytest.approx(0.488e9, rel=1e-2)
+
+
+#: Small Transformers (window 4): SwinIR-light with shifted windows, HAT-S with CAB and OCAB.
+SMALL_TRANSFORMERS = {
+    "swinir_light": dict(embed_dim=12, depths=[2, 1], num_heads=2, window_size=4),
+    "hat_s": dict(embed_dim=12, depths=[2], num_heads=2, window_size=4, compress_ratio=3, squeeze_factor=4, upsample_feat=8),
+}
+
+
+@pytest.mark.parametrize(
+    "arch,binary,fuse",
+    [("swinir_light", "scales", True), ("swinir_light", "scales", False), ("swinir_light", "bibert", True),
+     ("swinir_light", "fp", True), ("hat_s", "scales", True), ("hat_s", "bibert", True)],
+)
+def test_transformer_onnx_and_checkpoint_agree(tmp_path, arch, binary, fuse):
+    """A Transformer's .onnx sizes its windows from the input's shape at run time (dynamic H, W):
+    info fixes the input to --size and folds that shape arithmetic. It must give exactly the
+    checkpoint's counts, attention products included, also at a size that is not a window multiple
+    (both count the padded 24 x 40 map). All weights are perturbed: the exporter's simplifier drops
+    an Add of an all-zero bias (freshly initialised linears), whose parameters an .onnx then lacks."""
+    torch.manual_seed(0)
+    model = build_model(arch, scale=3, binary=binary, **SMALL_TRANSFORMERS[arch])
+    with torch.no_grad():
+        for prm in model.parameters():
+            prm.add_(torch.randn_like(prm) * 0.05)
+    ckpt = save_checkpoint(model, tmp_path / "m.pth")
+    export_onnx(model, tmp_path / "m.onnx", fuse=fuse)
+    a, text = _info(tmp_path / "m.onnx", tmp_path, "--size", "37x23")
+    b, _ = _info(ckpt, tmp_path, "--size", "37x23")
+    for key in KEYS - {"model", "format", "bytes_on_disk", "op_domain_version"}:
+        assert a[key] == b[key], key
+    assert a["output_size"] == [111, 69] and a["macs"]["fp"] > 0
+    if binary != "fp":
+        assert a["macs"]["binary"] > 0 and a["params"]["binary"] > 0
+    if binary == "scales":
+        assert a["macs"]["fp_in_binary_layers"] > 0
+
+
+def test_transformer_ops_by_hand(tmp_path):
+    """FP SwinIR-light (12 ch, 2 blocks, 2 heads, window 4, x2) at 8 x 8 px = 4 windows of 16
+    tokens: every linear, both attention products and every convolution, counted by hand. A 7 x 6
+    input is padded to 8 x 8 and costs the same."""
+    torch.manual_seed(0)
+    model = build_model("swinir_light", scale=2, binary="fp", embed_dim=12, depths=[2], num_heads=2, window_size=4)
+    export_onnx(model, tmp_path / "fp.onnx")
+    px, c, windows, heads, n, d = 64, 12, 4, 2, 16, 6
+    block = px * c * 3 * c + 2 * windows * heads * n * n * d + px * c * c + px * c * 2 * c + px * 2 * c * c
+    convs = px * 3 * c * 9 + 2 * px * c * c * 9 + px * c * (4 * 3) * 9  # first; RSTB + after-body; upsample
+    for size in ("8x8", "7x6"):
+        info, _ = _info(tmp_path / "fp.onnx", tmp_path, "--size", size)
+        assert info["macs"] == {"fp": 2 * block + convs, "fp_in_binary_layers": 0, "binary": 0}, size
+    assert module_info(model, (6, 7))["macs"]["fp"] == 2 * block + convs
 
 
 def test_info_errors(tiny, tmp_path):

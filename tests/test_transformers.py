@@ -413,7 +413,8 @@ def test_export_is_shape_generic_and_simplified(tmp_path, arch):
     ops = [n for n in proto.graph.node if n.domain == DOMAIN]
     n_lin, n_conv = _expected_binary_layers(arch)
     assert [n.op_type for n in ops].count("BinaryLinear") == n_lin
-    assert [n.op_type for n in ops].count("BinaryConv2d") == n_conv
+    # The residual groups' closing SCALES convs export fused (op-domain version 2).
+    assert [n.op_type for n in ops].count("ScalesConv2d") == n_conv
     assert [n.name for n in ops] == [n for n, _ in binary_layers(model)]
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta["scales_edge.arch"] == arch and meta["scales_edge.channels"] == "12"

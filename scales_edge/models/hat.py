@@ -37,6 +37,7 @@ from .transformer_common import (
     Mlp,
     PatchEmbed,
     WindowAttention,
+    frame_radius,
     image_to_tokens,
     lookup_in_graph,
     overlap_position_index,
@@ -47,6 +48,7 @@ from .transformer_common import (
     shifted_window_mask,
     tokens_to_image,
     window_partition,
+    window_block_radius,
     window_reverse,
 )
 
@@ -275,6 +277,18 @@ class HAT(nn.Module):
         return x[:, :, : h * self.scale, : w * self.scale]
 
 
+def receptive_radius(cfg: dict) -> float:
+    """LR pixels an output pixel depends on, on each side (windows aligned with the image's grid):
+    per RHAG its HABs (window attention beside the CAB's two 3×3 convs), the OCAB (a query window
+    reads keys ``(ows - ws) / 2`` px beyond it) and the closing 3×3 conv, plus the FP frame."""
+    ws = int(cfg["window_size"])
+    ows = int(ws * float(cfg["overlap_ratio"])) + ws
+    hab = max(window_block_radius(ws), 2)
+    ocab = window_block_radius(ws) + (ows - ws) // 2
+    body = sum(int(d) * hab + ocab + 1 for d in cfg["depths"])
+    return body + frame_radius("pixelshuffle", int(cfg["scale"]))
+
+
 _BINARIES = ("scales", "bibert", "fp")
 _COMMON = dict(depths=[6, 6, 6, 6, 6, 6], num_heads=6, window_size=16, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2.0)
 
@@ -283,6 +297,7 @@ register(
     family="transformer",
     description="HAT-S: 144 ch, 6x6 hybrid attention blocks + OCAB, window 16, compress 24, squeeze 24",
     binaries=_BINARIES,
+    receptive_radius=receptive_radius,
     defaults=dict(_COMMON, embed_dim=144, compress_ratio=24, squeeze_factor=24),
 )(HAT)
 
@@ -291,5 +306,6 @@ register(
     family="transformer",
     description="HAT: 180 ch, 6x6 hybrid attention blocks + OCAB, window 16, compress 3, squeeze 30",
     binaries=_BINARIES,
+    receptive_radius=receptive_radius,
     defaults=dict(_COMMON, embed_dim=180, compress_ratio=3, squeeze_factor=30),
 )(HAT)

@@ -24,6 +24,10 @@ class ArchEntry:
     description: str
     binaries: tuple[str, ...]
     defaults: dict[str, Any] = field(default_factory=dict)
+    # For window-attention models: LR pixels an output pixel depends on, on each side, given the
+    # full configuration (``model.config``), when the windows align with the image's grid (see
+    # scales_edge.runtime.tiling). None: not declared.
+    receptive_radius: Callable[[dict[str, Any]], float] | None = None
 
 
 _REGISTRY: dict[str, ArchEntry] = {}
@@ -36,6 +40,7 @@ def register(
     description: str,
     binaries: tuple[str, ...],
     defaults: dict[str, Any] | None = None,
+    receptive_radius: Callable[[dict[str, Any]], float] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register ``builder`` under ``name``; ``defaults`` override the builder's own defaults."""
 
@@ -43,7 +48,7 @@ def register(
         key = name.lower()
         if key in _REGISTRY:
             raise ValueError(f"architecture {name!r} is registered twice")
-        _REGISTRY[key] = ArchEntry(key, builder, family, description, binaries, dict(defaults or {}))
+        _REGISTRY[key] = ArchEntry(key, builder, family, description, binaries, dict(defaults or {}), receptive_radius)
         return builder
 
     return deco

@@ -33,12 +33,14 @@ from .transformer_common import (
     Mlp,
     PatchEmbed,
     WindowAttention,
+    frame_radius,
     image_to_tokens,
     pad_to_multiple,
     relative_position_index,
     shifted_attention,
     shifted_window_mask,
     tokens_to_image,
+    window_block_radius,
 )
 
 UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect")
@@ -204,6 +206,14 @@ def _init_weights(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
+def receptive_radius(cfg: dict) -> float:
+    """LR pixels an output pixel depends on, on each side (windows aligned with the image's grid):
+    per RSTB its blocks' windows and its closing 3×3 conv, plus the FP frame."""
+    reach = window_block_radius(int(cfg["window_size"]))
+    body = sum(int(d) * reach + 1 for d in cfg["depths"])
+    return body + frame_radius(cfg["upsampler"], int(cfg["scale"]))
+
+
 _BINARIES = ("scales", "bibert", "fp")
 
 register(
@@ -211,6 +221,7 @@ register(
     family="transformer",
     description="SwinIR-S lightweight SR: 60 ch, 4x6 Swin blocks, 6 heads, window 8, pixelshuffledirect",
     binaries=_BINARIES,
+    receptive_radius=receptive_radius,
     defaults=dict(embed_dim=60, depths=[6, 6, 6, 6], num_heads=6, window_size=8, mlp_ratio=2.0, upsampler="pixelshuffledirect"),
 )(SwinIR)
 
@@ -219,5 +230,6 @@ register(
     family="transformer",
     description="SwinIR-M classical SR: 180 ch, 6x6 Swin blocks, 6 heads, window 8, pixelshuffle",
     binaries=_BINARIES,
+    receptive_radius=receptive_radius,
     defaults=dict(embed_dim=180, depths=[6, 6, 6, 6, 6, 6], num_heads=6, window_size=8, mlp_ratio=2.0, upsampler="pixelshuffle"),
 )(SwinIR)

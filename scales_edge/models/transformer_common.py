@@ -55,6 +55,26 @@ def window_layout(depths: Sequence[int], num_heads: int | Sequence[int], window_
     return depths, per_layer(num_heads, len(depths), "num_heads")
 
 
+def frame_radius(upsampler: str, scale: int) -> float:
+    """LR pixels the FP frame around the body reaches: ``conv_first`` and ``conv_after_body``
+    (3×3 at LR, 1 each) and the upsampler: ``pixelshuffledirect`` one 3×3 conv at LR;
+    ``pixelshuffle`` ``conv_before_upsample`` at LR, one 3×3 conv per shuffle stage at that
+    stage's input resolution, ``conv_last`` at HR."""
+    if upsampler == "pixelshuffledirect":
+        return 3.0
+    reach, res = 3.0, 1
+    for f in [3] if scale == 3 else [2] * (scale // 2):
+        reach += 1 / res
+        res *= f
+    return reach + 1 / res
+
+
+def window_block_radius(window_size: int) -> int:
+    """A (shifted) window attention block: a token attends to its own window, whose windows are
+    aligned with the image's grid (shifted ones by half a window), so it reaches ``ws - 1`` px."""
+    return window_size - 1
+
+
 # --------------------------------------------------------------------------------------------
 # shape-generic helpers (ints in eager mode, 0-d tensors under the ONNX tracer)
 
