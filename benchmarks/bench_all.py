@@ -1,0 +1,335 @@
+"""The speed benchmark of issue 4 in one run: a layer and whole models, our code beside its baselines.
+
+(a) One 3x3 conv 64->64 on 1x64x180x320 (2.12 G MACs):
+    kernel_packed_<path>  our binary convolution on bit-packed input (C API, int32 out), per kernel path
+    binary_op             scales_edge.BinaryConv2d in ORT, float in/out (binarize+pack inside)
+    scales_conv           the fused ScalesConv2d: float in/out, spatial + channel re-scaling, skip
+    scales_conv_v1        the same layer as BinaryConv2d + standard ops (op-domain version 1)
+    fp32_conv             ORT FP32 Conv                     int8_qlinear   ORT QLinearConv, uint8 in/out
+    int8_float_io         Quantize -> QLinearConv -> Dequantize (float in/out)
+    openvino_*            OpenVINO BinaryConvolution (kernel-only from its profiler, and float in/out),
+                          when the optional `openvino` package is installed (pip install .[bench])
+(b) SRResNet (64 channels, 16 blocks; random weights: speed does not depend on them) at 320x180 input:
+    x2 and x4 SCALES with an FP32 tail and with an INT8 tail, the FP32 network, its head+tail-only
+    floor (no body: what any binary body costs at least) and, at x4, the all-INT8 network (ORT static
+    QDQ quantization calibrated on photos).
+Every group is timed in one process with alternating runs (scales_edge.runtime.bench.benchmark) at 1
+thread and at all cores; ratios are of medians from the same run. Writes benchmarks/results/all.json
+and regenerates docs/benchmarks.md (CPU, flags, versions, tables, the issue's targets beside them).
+
+    python benchmarks/bench_all.py [--runs 15] [--model-runs 5] [--threads 1 2] [--no-models]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))  # _opslib: the ctypes wrapper of the library's C ABI
+
+import bench_layer  # noqa: E402  (the layer models)
+
+from scales_edge.export import export_onnx  # noqa: E402
+from scales_edge.models import build_model  # noqa: E402
+from scales_edge.runtime import get_library_path  # noqa: E402
+from scales_edge.runtime.bench import benchmark, machine_info  # noqa: E402
+
+C, H, W = bench_layer.C, bench_layer.H, bench_layer.W
+SIZE = (180, 320)  # model input H, W: a 720p output at x4
+
+
+# --------------------------------------------------------------------------- (a) the layer
+
+
+def _kernel_packed(path: str, runs: int, threads: int) -> dict | None:
+    """Our binary convolution on already packed input through the library's C test ABI
+    (``scales_edge_bconv_int32``: int32 accumulators out; one thread, the C API has no pool)."""
+    if threads != 1:
+        return None
+    from _opslib import KernelLib, _enc, _ptr  # the ctypes wrapper of the C API, shared with the tests
+
+    lib = KernelLib(Path(get_library_path()))
+    if path not in lib.paths():
+        return None
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, C, H, W)).astype(np.float32)
+    xp = lib.pack_nchw(x, np.zeros(C, np.float32), path=path)
+    wp = np.ascontiguousarray(rng.integers(0, 2**63, (C, 3, 3, 1), dtype=np.uint64))
+    acc = np.zeros((1, C, H, W), np.int32)
+    st, pd, dl = (np.asarray(v, np.int64) for v in ((1, 1), (1, 1, 1, 1), (1, 1)))
+    err = ctypes.create_string_buffer(512)
+    times = []
+    for i in range(runs + 2):
+        t0 = time.perf_counter()
+        rc = lib.lib.scales_edge_bconv_int32(_enc(path), _ptr(xp), 1, C, H, W, _ptr(wp), C, 3, 3,
+                                             _ptr(st), _ptr(pd), _ptr(dl), _ptr(acc), err, 512)
+        if i >= 2:
+            times.append((time.perf_counter() - t0) * 1e3)
+        if rc != 0:
+            raise RuntimeError(err.value.decode())
+    return {"median_ms": statistics.median(times), "min_ms": min(times), "runs": runs}
+
+
+def bench_layer_group(d: Path, runs: int, threads: int) -> dict:
+    rng = np.random.default_rng(0)
+    fused, v1, _ = bench_layer.scales_conv_models(d)
+    models = {
+        "binary_op": bench_layer.binary_op_model(d / "binary_op.onnx", rng),
+        "scales_conv": fused,
+        "scales_conv_v1": v1,
+        "fp32_conv": bench_layer.fp32_conv_model(d / "fp32_conv.onnx", rng),
+        "int8_qlinear": bench_layer.int8_model(d / "int8_qlinear.onnx", rng, float_io=False),
+        "int8_float_io": bench_layer.int8_model(d / "int8_float_io.onnx", rng, float_io=True),
+    }
+    res = benchmark(list(models.values()), size=(H, W), threads=threads, runs=runs, warmup=3)
+    rows = {name: r.to_dict() for name, r in zip(models, res)}
+    from _opslib import KernelLib
+
+    for path in KernelLib(Path(get_library_path())).paths():
+        k = _kernel_packed(path, runs, threads)
+        if k:
+            rows[f"kernel_packed_{path}"] = k
+    try:
+        import openvino_layer
+
+        if openvino_layer.available():
+            ov = openvino_layer.time_layer(threads=threads, runs=runs, warmup=3)
+            rows["openvino_kernel_only"] = {"median_ms": ov["kernel_only_ms"], **{k: v for k, v in ov.items() if k != "kernel_only_ms"}}
+            rows["openvino_float_io"] = {"median_ms": ov["float_io_ms"]}
+    except ImportError:
+        pass
+    return rows
+
+
+# --------------------------------------------------------------------------- (b) models
+
+
+def _random_scales_params(model: torch.nn.Module) -> None:
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("beta"):
+                p.uniform_(-0.1, 0.1)
+
+
+def _all_int8(fp32_path: Path, out: Path, scale: int) -> Path:
+    """FP32 SRResNet quantized whole with ORT static QDQ (per-channel int8 weights, uint8
+    activations, MinMax on the same photo crops as our INT8 tail)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from scales_edge.export.quantize import calibration_crops, calibration_photos
+
+    crops = list(calibration_crops(calibration_photos(), scale))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(crops)
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {"input": x}
+
+    quantize_static(str(fp32_path), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return out
+
+
+def model_files(d: Path, scale: int) -> dict[str, Path]:
+    from scales_edge.export.quantize import quantize_head_tail
+
+    files: dict[str, Path] = {}
+    scales = build_model("srresnet", scale=scale, num_feat=64, num_block=16, binary="scales").eval()
+    _random_scales_params(scales)
+    files["scales_fp32_tail"] = d / f"scales_x{scale}.onnx"
+    proto = export_onnx(scales, files["scales_fp32_tail"])
+    q, _ = quantize_head_tail(proto, scales)
+    files["scales_int8_tail"] = d / f"scales_x{scale}_int8tail.onnx"
+    onnx.save(q, files["scales_int8_tail"])
+    fp32 = build_model("srresnet", scale=scale, num_feat=64, num_block=16, binary="fp").eval()
+    files["fp32"] = d / f"fp32_x{scale}.onnx"
+    export_onnx(fp32, files["fp32"])
+    floor = build_model("srresnet", scale=scale, num_feat=64, num_block=0, binary="fp").eval()
+    files["fp32_head_tail_floor"] = d / f"floor_x{scale}.onnx"
+    export_onnx(floor, files["fp32_head_tail_floor"])
+    if scale == 4:
+        files["all_int8"] = _all_int8(files["fp32"], d / f"int8_x{scale}.onnx", scale)
+    return files
+
+
+def bench_models(d: Path, scale: int, runs: int, threads: int, files: dict[str, Path]) -> dict:
+    res = benchmark(list(files.values()), size=SIZE, threads=threads, runs=runs, warmup=1)
+    return {name: r.to_dict() for name, r in zip(files, res)}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _ratio(rows: dict, a: str, b: str) -> float | None:
+    if a in rows and b in rows:
+        return rows[b]["median_ms"] / rows[a]["median_ms"]
+    return None
+
+
+def targets(results: dict) -> list[tuple[str, str, str]]:
+    """(target, measured, met?) rows for the issue's targets, from this run's numbers."""
+    out = []
+    one = results["layer"].get("1", {})
+
+    def fmt(v, unit="x"):
+        return "n/a" if v is None else (f"{v:.2f}{unit}")
+
+    kp = [v["median_ms"] for k, v in one.items() if k.startswith("kernel_packed_") and k != "kernel_packed_portable"]
+    best_kernel = min(kp) if kp else None
+    out.append(("binary kernel on packed input <= 2.0 ms (AVX-512 VPOPCNTDQ)",
+                fmt(best_kernel, " ms") + (" (no AVX-512 on this CPU)" if "kernel_packed_avx512" not in one else ""),
+                "yes" if best_kernel is not None and best_kernel <= 2.0 else "no"))
+    if "openvino_kernel_only" in one and best_kernel is not None:
+        ov = one["openvino_kernel_only"]["median_ms"]
+        out.append(("binary kernel faster than OpenVINO's BinaryConvolution kernel",
+                    f"{best_kernel:.2f} vs {ov:.2f} ms", "yes" if best_kernel < ov else "no"))
+    r = _ratio(one, "scales_conv", "fp32_conv")
+    out.append(("full SCALES conv >= 8x faster than ORT FP32 Conv", fmt(r), "yes" if r and r >= 8 else "no"))
+    r8 = _ratio(one, "scales_conv", "int8_qlinear")
+    out.append(("full SCALES conv >= 1.5x faster than ORT INT8 QLinearConv u8", fmt(r8), "yes" if r8 and r8 >= 1.5 else "no"))
+    out.append(("AVX2 path >= 4x faster than ORT FP32 Conv (full SCALES conv)", fmt(r), "yes" if r and r >= 4 else "no"))
+    two = results["layer"].get("2", {})
+    if "scales_conv" in one and "scales_conv" in two:
+        s = one["scales_conv"]["median_ms"] / two["scales_conv"]["median_ms"]
+        out.append(("2 threads >= 1.6x faster than 1 thread (binary layer)", fmt(s), "yes" if s >= 1.6 else "no"))
+    m1 = results.get("models", {}).get("1", {})
+    x2, x4 = m1.get("x2", {}), m1.get("x4", {})
+    if x2:
+        f = x2["scales_fp32_tail"]["median_ms"] / x2["fp32_head_tail_floor"]["median_ms"]
+        out.append(("SRResNet-SCALES x2 within 1.2x of its FP32 head+tail floor", f"{f:.2f}x the floor", "yes" if f <= 1.2 else "no"))
+    if x4:
+        r = _ratio(x4, "scales_int8_tail", "fp32")
+        out.append(("x4 with INT8 tail >= 2.5x faster than FP32 SRResNet x4", fmt(r), "yes" if r and r >= 2.5 else "no"))
+        r = _ratio(x4, "scales_int8_tail", "all_int8")
+        out.append(("x4 with INT8 tail faster than all-INT8 SRResNet x4", fmt(r), "yes" if r and r > 1 else "no"))
+    return out
+
+
+def write_doc(results: dict, path: Path) -> None:
+    m = results["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `python benchmarks/bench_all.py` (do not edit by hand); raw numbers in",
+        "`benchmarks/results/all.json`. Medians of alternating runs in one process; ratios are of medians",
+        "from the same run. The machine is shared and noisy: compare rows of one table, not across runs.",
+        "",
+        f"- date: {results['date']}",
+        f"- CPU: {m.get('cpu')} ({m.get('cores')} cores); SIMD flags: {', '.join(m.get('cpu_flags', [])) or 'none'};"
+        f" kernel paths here: {', '.join(results['kernel_paths'])}",
+        f"- ONNX Runtime {m.get('onnxruntime')}, Python {m.get('python')}, torch {results['versions']['torch']},"
+        f" onnx {results['versions']['onnx']}" + (f", OpenVINO {results['versions']['openvino']}" if results['versions'].get('openvino') else ""),
+        "",
+        "## Targets (issue 4)",
+        "",
+        "| target | measured | met |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {t} | {v} | {ok} |" for t, v, ok in targets(results)]
+    lines += ["", "## (a) 3x3 conv 64->64 on 1x64x180x320 (2.12 G MACs)", ""]
+    for th, rows in results["layer"].items():
+        base = rows["fp32_conv"]["median_ms"]
+        lines += [f"{th} thread(s), {results['runs']} runs:", "", "| model | median ms | min ms | vs ORT FP32 Conv |", "| --- | --- | --- | --- |"]
+        for name, r in rows.items():
+            mn = r.get("min_ms")
+            lines.append(f"| {name} | {r['median_ms']:.2f} | {'' if mn is None else f'{mn:.2f}'} | {base / r['median_ms']:.2f}x |")
+        lines.append("")
+    if results.get("models"):
+        lines += ["## (b) SRResNet (64 ch, 16 blocks) at 320x180 input", ""]
+        for th, groups in results["models"].items():
+            for sc, rows in groups.items():
+                base = rows["fp32"]["median_ms"]
+                lines += [f"{sc}, {th} thread(s), {results['model_runs']} runs:", "",
+                          "| model | median ms | MB on disk | vs FP32 |", "| --- | --- | --- | --- |"]
+                for name, r in rows.items():
+                    lines.append(f"| {name} | {r['median_ms']:.0f} | {r['file_bytes'] / 1e6:.2f} | {base / r['median_ms']:.2f}x |")
+                lines.append("")
+    lines += [
+        "Model names: `scales_fp32_tail` / `scales_int8_tail`: SRResNet-SCALES as `scales-edge export` writes it",
+        "(fused `ScalesConv2d` body) with its FP head/tail in FP32 or INT8 (`--tail int8`);",
+        "`fp32`: SRResNet with FP32 convs; `fp32_head_tail_floor`: the same without its 16 blocks;",
+        "`all_int8`: the FP32 network quantized whole (ORT static QDQ, uint8 activations, int8 per-channel",
+        "weights, calibrated on the same photo crops as the INT8 tail).",
+        "",
+    ]
+    path.write_text("\n".join(lines))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=15, help="timed runs per layer model")
+    ap.add_argument("--model-runs", type=int, default=5, help="timed runs per whole model")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, os.cpu_count() or 1])
+    ap.add_argument("--no-models", action="store_true", help="only the layer (a)")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "all.json")
+    ap.add_argument("--doc", type=Path, default=HERE.parent / "docs" / "benchmarks.md")
+    args = ap.parse_args()
+    threads = sorted(set(args.threads))
+    from _opslib import KernelLib
+
+    versions = {"torch": torch.__version__, "onnx": onnx.__version__, "python": platform.python_version()}
+    try:
+        import openvino_layer
+
+        if openvino_layer.available():
+            versions["openvino"] = openvino_layer.version()
+    except ImportError:
+        pass
+    results: dict = {
+        "schema": "scales-edge.bench-all/1",
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine_info(),
+        "versions": versions,
+        "kernel_paths": KernelLib(Path(get_library_path())).paths(),
+        "runs": args.runs,
+        "model_runs": args.model_runs,
+        "layer": {},
+        "models": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        for th in threads:
+            print(f"(a) layer, {th} thread(s)", flush=True)
+            results["layer"][str(th)] = bench_layer_group(d, args.runs, th)
+            for name, r in results["layer"][str(th)].items():
+                print(f"  {name:24s} {r['median_ms']:9.2f} ms")
+        if not args.no_models:
+            files = {sc: model_files(d, sc) for sc in (2, 4)}
+            for th in threads:
+                results["models"][str(th)] = {}
+                for sc in (2, 4):
+                    print(f"(b) SRResNet x{sc}, {th} thread(s)", flush=True)
+                    rows = bench_models(d, sc, args.model_runs, th, files[sc])
+                    results["models"][str(th)][f"x{sc}"] = rows
+                    for name, r in rows.items():
+                        print(f"  {name:24s} {r['median_ms']:9.1f} ms  {r['file_bytes'] / 1e6:6.2f} MB")
+    print("\ntargets:")
+    for t, v, ok in targets(results):
+        print(f"  [{ok:3s}] {t}: {v}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    write_doc(results, args.doc)
+    print(f"wrote {args.out} and {args.doc}")
+
+
+if __name__ == "__main__":
+    main()
