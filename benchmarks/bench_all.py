@@ -9,6 +9,10 @@
     int8_float_io         Quantize -> QLinearConv -> Dequantize (float in/out)
     openvino_*            OpenVINO BinaryConvolution (kernel-only from its profiler, and float in/out),
                           when the optional `openvino` package is installed (pip install .[bench])
+(c) BinaryLinear over 57,600 tokens (one per pixel of a 320x180 image), 60->60 and 60->120, against
+    ORT's FP32 MatMul, the same math as FP32 ops, and a copy floor (an elementwise op reading the
+    input and writing an output of the same size: what any float-in/float-out op must move);
+    SwinIR-light x4 SCALES vs FP32 end to end (1 thread; benchmarks/bench_binary_linear.py).
 (b) SRResNet (64 channels, 16 blocks; random weights: speed does not depend on them) at 320x180 input:
     x2 and x4 SCALES with an FP32 tail and with an INT8 tail, the FP32 network, its head+tail-only
     floor (no body: what any binary body costs at least) and, at x4, the all-INT8 network (ORT static
@@ -42,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))  # _opslib: the ctypes wrapper of the library's C ABI
 
+import bench_binary_linear  # noqa: E402  (the BinaryLinear models)
 import bench_layer  # noqa: E402  (the layer models)
 
 from scales_edge.export import export_onnx  # noqa: E402
@@ -176,6 +181,40 @@ def bench_models(d: Path, scale: int, runs: int, threads: int, files: dict[str, 
     return {name: r.to_dict() for name, r in zip(files, res)}
 
 
+# --------------------------------------------------------------------------- (c) BinaryLinear
+
+
+def _copy_floor_ms(k: int, m: int, threads: int, runs: int) -> float:
+    """Median ms of the cheapest ORT graph that reads [1, T, k] floats and writes [1, T, m]."""
+    from onnx import TensorProto, helper
+
+    from scales_edge.runtime import make_session
+
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, bench_binary_linear.TOKENS, k])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, None)
+    node = (helper.make_node("Neg", ["input"], ["output"]) if m == k else
+            helper.make_node("Concat", ["input"] * (m // k), ["output"], axis=-1))
+    proto = helper.make_model(helper.make_graph([node], "floor", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
+    sess = make_session(proto, threads=threads)
+    feed = {"input": np.random.default_rng(0).standard_normal((1, bench_binary_linear.TOKENS, k)).astype(np.float32)}
+    times = []
+    for i in range(runs + 2):
+        t0 = time.perf_counter()
+        sess.run(None, feed)
+        if i >= 2:
+            times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def bench_linear_group(runs: int, threads: int) -> dict:
+    out = {}
+    for k, m in ((60, 60), (60, 120)):
+        r = bench_binary_linear.bench_linear(k, m, threads, runs, warmup=3)
+        r["copy_floor_ms"] = _copy_floor_ms(k, m, threads, runs)
+        out[f"{k}->{m}"] = r
+    return out
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -211,6 +250,14 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
     if "scales_conv" in one and "scales_conv" in two:
         s = one["scales_conv"]["median_ms"] / two["scales_conv"]["median_ms"]
         out.append(("2 threads >= 1.6x faster than 1 thread (binary layer)", fmt(s), "yes" if s >= 1.6 else "no"))
+    for shape, r in results.get("linear", {}).get("1", {}).items():
+        sp = r["speedup_vs_fp32_matmul"]
+        out.append((f"BinaryLinear {shape} on 57,600 tokens >= 8x faster than ORT FP32 MatMul (issue 7)",
+                    f"{sp:.2f}x (copy floor {r['median_ms']['fp32'] / r['copy_floor_ms']:.1f}x)", "yes" if sp >= 8 else "no"))
+    e2e = results.get("swinir_light_e2e")
+    if e2e:
+        out.append(("SwinIR-light-SCALES x4 vs SwinIR-light FP32 end to end (issue 7, no numeric target)",
+                    f"{e2e['speedup_vs_fp32']:.2f}x", "-"))
     m1 = results.get("models", {}).get("1", {})
     x2, x4 = m1.get("x2", {}), m1.get("x4", {})
     if x2:
@@ -263,6 +310,28 @@ def write_doc(results: dict, path: Path) -> None:
                 for name, r in rows.items():
                     lines.append(f"| {name} | {r['median_ms']:.0f} | {r['file_bytes'] / 1e6:.2f} | {base / r['median_ms']:.2f}x |")
                 lines.append("")
+    if results.get("linear"):
+        lines += ["## (c) BinaryLinear on 57,600 tokens (issue 7)", ""]
+        for th, groups in results["linear"].items():
+            lines += [f"{th} thread(s), {results['runs']} runs (median ms):", "",
+                      "| shape | BinaryLinear | FP32 MatMul | same math as FP32 ops | copy floor | vs MatMul | MatMul / floor |",
+                      "| --- | --- | --- | --- | --- | --- | --- |"]
+            for shape, r in groups.items():
+                med = r["median_ms"]
+                lines.append(f"| {shape} | {med['binary']:.2f} | {med['fp32']:.2f} | {med['fp32-signs']:.2f} | "
+                             f"{r['copy_floor_ms']:.2f} | {r['speedup_vs_fp32_matmul']:.2f}x | {med['fp32'] / r['copy_floor_ms']:.1f}x |")
+            lines.append("")
+        lines += ["The copy floor is an ORT op that only reads the float input and writes a float output of the",
+                  "layer's size (`Neg`; `Concat` of the input with itself for 60->120). A float-in/float-out layer",
+                  "moves at least that much memory, so `MatMul / floor` indicates the most a BinaryLinear with float",
+                  "activations can gain over FP32 MatMul at these widths (indicative: ORT's copy ops are not a perfect",
+                  "copy, so the true bound can be somewhat higher).", ""]
+    e2e = results.get("swinir_light_e2e")
+    if e2e:
+        lines += ["SwinIR-light x4 at 320x180, 1 thread, end to end (median ms):", "", "| model | median ms | MB |", "| --- | --- | --- |"]
+        for name, r in e2e["models"].items():
+            lines.append(f"| {name} | {r['median_ms']:.0f} | {r['file_bytes'] / 1e6:.2f} |")
+        lines.append("")
     lines += [
         "Model names: `scales_fp32_tail` / `scales_int8_tail`: SRResNet-SCALES as `scales-edge export` writes it",
         "(fused `ScalesConv2d` body) with its FP head/tail in FP32 or INT8 (`--tail int8`);",
@@ -279,7 +348,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=15, help="timed runs per layer model")
     ap.add_argument("--model-runs", type=int, default=5, help="timed runs per whole model")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, os.cpu_count() or 1])
-    ap.add_argument("--no-models", action="store_true", help="only the layer (a)")
+    ap.add_argument("--no-models", action="store_true", help="skip the SRResNet models (b)")
+    ap.add_argument("--no-transformer", action="store_true", help="skip SwinIR-light end to end")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "all.json")
     ap.add_argument("--doc", type=Path, default=HERE.parent / "docs" / "benchmarks.md")
     args = ap.parse_args()
@@ -303,6 +373,7 @@ def main() -> None:
         "runs": args.runs,
         "model_runs": args.model_runs,
         "layer": {},
+        "linear": {},
         "models": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -312,6 +383,17 @@ def main() -> None:
             results["layer"][str(th)] = bench_layer_group(d, args.runs, th)
             for name, r in results["layer"][str(th)].items():
                 print(f"  {name:24s} {r['median_ms']:9.2f} ms")
+        for th in threads:
+            print(f"(c) BinaryLinear, {th} thread(s)", flush=True)
+            results["linear"][str(th)] = bench_linear_group(args.runs, th)
+            for shape, r in results["linear"][str(th)].items():
+                print(f"  {shape}: " + ", ".join(f"{n} {v:.2f} ms" for n, v in r["median_ms"].items())
+                      + f", copy floor {r['copy_floor_ms']:.2f} ms")
+        if not args.no_transformer:
+            print("(c) SwinIR-light x4 end to end, 1 thread", flush=True)
+            results["swinir_light_e2e"] = bench_binary_linear.bench_end_to_end(1, 3, 1, SIZE, d)
+            for name, r in results["swinir_light_e2e"]["models"].items():
+                print(f"  {name:24s} {r['median_ms']:9.1f} ms")
         if not args.no_models:
             files = {sc: model_files(d, sc) for sc in (2, 4)}
             for th in threads:
