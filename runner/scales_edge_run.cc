@@ -591,7 +591,8 @@ int run(int argc, char** argv) {
       ", \"median_ms\": " + json_num(median) + ", \"p10_ms\": " + json_num(percentile(times, 10.0)) +
       ", \"p90_ms\": " + json_num(percentile(times, 90.0)) + ", \"min_ms\": " +
       json_num(*std::min_element(times.begin(), times.end())) + ", \"mean_ms\": " + json_num(mean) +
-      ", \"megapixels_per_s\": " + json_num(median > 0 ? mp / (median / 1e3) : 0.0) + "}";
+      ", \"megapixels_per_s\": " + json_num(median > 0 ? mp / (median / 1e3) : 0.0) +
+      ", \"profile\": null}";  // the runner does not profile (scales-edge bench --profile does)
   const std::string payload =
       "{\n  \"schema\": " + json_str(kSchema) + ",\n  \"machine\": " + machine_json() +
       ",\n  \"peak_rss_mb\": " + json_num(peak_rss_mb()) + ",\n  \"results\": [" + result +

@@ -189,7 +189,8 @@ def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("profile")
     torch.manual_seed(0)
     model = build_model("srresnet", scale=2, num_feat=16, num_block=2, binary="scales")
-    export_onnx(model, d / "m.onnx")
+    export_onnx(model, d / "m.onnx", fuse=False)  # version 1: the branches are separate nodes
+    export_onnx(model, d / "fused.onnx")  # version 2: one ScalesConv2d per SCALES conv
     export_onnx(model, d / "ref.onnx", binary_as="fp32-reference")
     return d
 
@@ -217,6 +218,18 @@ def test_cli_bench_profile_with_baseline(models):
     assert {r["op_type"]: r["nodes"] for r in profs[0]["by_op_type"]}["BinaryConv2d"] == 4
     ref = {r["group"]: r for r in profs[1]["by_group"]}
     assert ref[BINARY]["nodes"] == 0 and ref[BRANCHES]["nodes"] == 0  # the FP32 reference has no scales_edge op
+
+
+def test_cli_bench_profile_fused_model(models):
+    """A fused export has its branches inside the binary op: that group is empty."""
+    out = models / "fused.json"
+    res = runner.invoke(app, ["bench", str(models / "fused.onnx"), "--size", "40x32", "--runs", "2", "--warmup", "1",
+                              "--profile", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    (prof,) = [r["profile"] for r in json.loads(out.read_text())["results"]]
+    groups = {r["group"]: r for r in prof["by_group"]}
+    assert groups[BINARY]["nodes"] == 4 and groups[BINARY]["op_types"] == ["ScalesConv2d"]
+    assert groups[BRANCHES]["nodes"] == 0
 
 
 def test_cli_bench_without_profile_has_none(models):
