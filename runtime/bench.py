@@ -105,13 +105,18 @@ def benchmark(
     """Benchmark ``models`` (alternating) on one random ``[1, C, H, W]`` input; ``size`` is (H, W).
 
     ``profile``: afterwards, run each model ``warmup + runs`` more times in a profiled session and
-    attach the kernel time per op type and per group (:class:`.profiling.Profile`)."""
+    attach the kernel time per op type and per group (:class:`.profiling.Profile`).
+
+    With several models, the sessions' intra-op threads do not spin between runs: each session
+    has its own pool, and threads left spinning by the model that just ran would take the cores
+    from the next one (at 2 threads that made ORT's own FP32 Conv 1.4x slower than at 1 thread)."""
     if runs < 1 or warmup < 0:
         raise ValueError("runs must be >= 1 and warmup >= 0")
     sessions = []
     for m in models:
         proto = load_model(m)
-        sessions.append((str(m), Path(m).stat().st_size, make_session(m, threads=threads), metadata(proto)))
+        sess = make_session(m, threads=threads, spin=len(models) == 1)
+        sessions.append((str(m), Path(m).stat().st_size, sess, metadata(proto)))
     rng = np.random.default_rng(seed)
     feeds = []
     for _, _, sess, _ in sessions:

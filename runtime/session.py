@@ -69,13 +69,16 @@ def make_session(
     optimization: str = "all",
     profile: str | None = None,
     optimized_model: str | None = None,
+    spin: bool = True,
 ):
     """An ``onnxruntime.InferenceSession`` with our op library registered.
 
     ``threads`` sets ORT's intra-op thread count (None: ORT's default, all cores); ``providers``
     defaults to the CPU provider; ``optimization`` is ``all``, ``extended``, ``basic`` or ``disable``;
     ``profile`` is a file prefix to enable ORT profiling; ``optimized_model`` is a path where ORT
-    writes the graph it runs (after its optimizations, with the node names its profile uses).
+    writes the graph it runs (after its optimizations, with the node names its profile uses);
+    ``spin=False`` stops the intra-op threads from busy-waiting after each run (ORT's default is to
+    spin), which matters when several sessions take turns on the same cores.
     """
     import onnxruntime as ort
 
@@ -87,6 +90,8 @@ def make_session(
             raise ScalesEdgeError(f"threads must be >= 1, got {threads}")
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     levels = {
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
