@@ -114,7 +114,8 @@ def bench_linear(k: int, m: int, threads: int, runs: int, warmup: int) -> dict:
     from scales_edge.runtime import make_session
 
     models = linear_models(k, m)
-    sessions = {name: make_session(proto, threads=threads) for name, proto in models.items()}
+    # Taking turns: no session may keep spinning threads (see scales_edge.runtime.bench.benchmark).
+    sessions = {name: make_session(proto, threads=threads, spin=False) for name, proto in models.items()}
     x = np.random.default_rng(1).standard_normal((1, TOKENS, k)).astype(np.float32)
     feed = {"input": x}
     outs = {name: s.run(None, feed)[0] for name, s in sessions.items()}
