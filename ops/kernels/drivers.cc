@@ -133,20 +133,16 @@ void pack_rows(const IsaKernels& k, const float* x, const float* beta, int64_t K
 
 void conv_int32(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
                 const ConvWeights& w, int32_t* acc, int64_t begin, int64_t end) {
+  // One output row at a time into a small channel-major buffer (it stays in cache while the
+  // kernel scatters each pixel's channels), then one contiguous copy per channel: writing the
+  // channels straight into their [OH, OW] planes was ~3 ms slower for 64 channels at 180x320.
+  std::vector<int32_t> row(static_cast<size_t>(g.OW * g.Mp));
   for (int64_t r = begin; r < end; ++r) {
     const int64_t n = r / g.OH, oh = r % g.OH;
-    // Only the M real channels are stored, straight into the output: lanes past M go to a scratch
-    // row when M is not a multiple of kChannelPad.
-    if (g.M == g.Mp) {
-      k.conv_row(g, xp + n * g.H * g.W * g.CW, w, oh,
-                 acc + (n * g.M * g.OH + oh) * g.OW, g.OH * g.OW);
-    } else {
-      std::vector<int32_t> row(static_cast<size_t>(g.OW * g.Mp));
-      k.conv_row(g, xp + n * g.H * g.W * g.CW, w, oh, row.data(), g.OW);
-      for (int64_t m = 0; m < g.M; ++m)
-        std::memcpy(acc + ((n * g.M + m) * g.OH + oh) * g.OW, row.data() + m * g.OW,
-                    static_cast<size_t>(g.OW) * sizeof(int32_t));
-    }
+    k.conv_row(g, xp + n * g.H * g.W * g.CW, w, oh, row.data(), g.OW);
+    for (int64_t m = 0; m < g.M; ++m)
+      std::memcpy(acc + ((n * g.M + m) * g.OH + oh) * g.OW, row.data() + m * g.OW,
+                  static_cast<size_t>(g.OW) * sizeof(int32_t));
   }
 }
 
