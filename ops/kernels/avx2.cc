@@ -4,8 +4,6 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstdlib>
-#include <new>
 
 #include "kernels.h"
 
@@ -57,24 +55,21 @@ struct Ops {
 
 #include "pack_avx2.h"
 
+}  // namespace avx2_impl
+}  // namespace kernels
+}  // namespace scales_edge
+
+#include "isa_impl.h"
+
+namespace scales_edge {
+namespace kernels {
+namespace avx2_impl {
+
 // ---- convolution: nibble-split weights ----
 // popcount(x ^ w) = bytes of lut[(x ^ w) & 0x0f] + lut[((x ^ w) >> 4) & 0x0f], and both nibble
 // halves can be taken before the XOR: with the weights stored pre-split (ConvWeights::nibbles) and
 // the input word split once per tap, each 4-channel vector costs two XORs, two lookups and two
 // byte adds (no shift, no mask).
-
-static inline int64_t imin_conv(int64_t a, int64_t b) { return a < b ? a : b; }
-
-static inline void valid_taps_conv(int64_t base, int64_t d, int64_t k, int64_t extent,
-                                   int64_t* t0, int64_t* t1) {
-  int64_t lo = 0;
-  if (base < 0) lo = (-base + d - 1) / d;
-  int64_t hi = 0;
-  if (base <= extent - 1) hi = imin_conv(k, (extent - 1 - base) / d + 1);
-  if (hi < lo) hi = lo;
-  *t0 = lo;
-  *t1 = hi;
-}
 
 // One output pixel of one row, channels [m0, m0 + 4R). xs = the input rows split into nibbles:
 // word k of pixel w of row ih is at xs + ((ih - ih_first) * W + w) * 2 * CW + k (low nibbles),
@@ -149,12 +144,12 @@ static inline void nibble_pixel(const ConvGeometry& g, const uint64_t* xs, int64
 }
 
 static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
-                          int64_t oh, int32_t* acc, int64_t ldm) {
+                          int64_t oh, int32_t* acc, int64_t ldm, uint64_t* scratch) {
   const uint64_t* wn = cw.nibbles.data();
   const int64_t CW = g.CW;
   const int64_t ih0 = oh * g.sH - g.pT;
   int64_t i0, i1;
-  valid_taps_conv(ih0, g.dH, g.kH, g.H, &i0, &i1);
+  valid_taps(ih0, g.dH, g.kH, g.H, &i0, &i1);
   if (i0 == i1) {  // every tap in the padding
     for (int64_t m = 0; m < g.Mp; ++m)
       for (int64_t ow = 0; ow < g.OW; ++ow) acc[m * ldm + ow] = 0;
@@ -164,9 +159,7 @@ static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const Co
   // inner loop then broadcasts both straight from memory.
   const int64_t ih_first = ih0 + i0 * g.dH;
   const int64_t rows = (i1 - 1 - i0) * g.dH + 1;
-  const int64_t words = rows * g.W * CW;
-  uint64_t* xs = static_cast<uint64_t*>(std::malloc(static_cast<size_t>(2 * words) * sizeof(uint64_t)));
-  if (xs == nullptr) throw std::bad_alloc();
+  uint64_t* xs = scratch;  // conv_row_scratch_words(g) >= 2 * rows * W * CW
   const uint64_t* src = x_img + ih_first * g.W * CW;
   for (int64_t q = 0; q < rows * g.W; ++q)
     for (int64_t k = 0; k < CW; ++k) {
@@ -179,7 +172,7 @@ static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const Co
   while (ow < g.OW) {
     const int64_t iw0 = ow * g.sW - g.pL;
     int64_t j0, j1;
-    valid_taps_conv(iw0, g.dW, g.kW, g.W, &j0, &j1);
+    valid_taps(iw0, g.dW, g.kW, g.W, &j0, &j1);
     int32_t* out = acc + ow;
     if (j0 == j1) {
       for (int64_t m = 0; m < g.Mp; ++m) out[m * ldm] = 0;
@@ -194,17 +187,9 @@ static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const Co
       nibble_pixel<false>(g, xs, ih_first, wn, ih0, i0, i1, iw0, j0, j1, out, ldm);
     ++ow;
   }
-  std::free(xs);
 }
 
 }  // namespace avx2_impl
-}  // namespace kernels
-}  // namespace scales_edge
-
-#include "isa_impl.h"
-
-namespace scales_edge {
-namespace kernels {
 
 extern const IsaKernels kAvx2Kernels;
 const IsaKernels kAvx2Kernels = {

@@ -137,9 +137,10 @@ void conv_int32(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
   // kernel scatters each pixel's channels), then one contiguous copy per channel: writing the
   // channels straight into their [OH, OW] planes was ~3 ms slower for 64 channels at 180x320.
   std::vector<int32_t> row(static_cast<size_t>(g.OW * g.Mp));
+  std::vector<uint64_t> scratch(static_cast<size_t>(conv_row_scratch_words(g)));
   for (int64_t r = begin; r < end; ++r) {
     const int64_t n = r / g.OH, oh = r % g.OH;
-    k.conv_row(g, xp + n * g.H * g.W * g.CW, w, oh, row.data(), g.OW);
+    k.conv_row(g, xp + n * g.H * g.W * g.CW, w, oh, row.data(), g.OW, scratch.data());
     for (int64_t m = 0; m < g.M; ++m)
       std::memcpy(acc + ((n * g.M + m) * g.OH + oh) * g.OW, row.data() + m * g.OW,
                   static_cast<size_t>(g.OW) * sizeof(int32_t));
@@ -168,9 +169,10 @@ template <typename Emit>
 void for_each_acc_row(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
                       const ConvWeights& w, int64_t begin, int64_t end, Emit emit) {
   std::vector<int32_t> row(static_cast<size_t>(g.OW * g.Mp));
+  std::vector<uint64_t> scratch(static_cast<size_t>(conv_row_scratch_words(g)));
   for (int64_t r = begin; r < end; ++r) {
     const int64_t n = r / g.OH, oh = r % g.OH;
-    k.conv_row(g, xp + n * g.H * g.W * g.CW, w, oh, row.data(), g.OW);
+    k.conv_row(g, xp + n * g.H * g.W * g.CW, w, oh, row.data(), g.OW, scratch.data());
     emit(n, oh, row.data());
   }
 }

@@ -20,7 +20,8 @@
 //   SCALES_EDGE_ISA_CUSTOM_PACK  when the variant defines its own pack_nchw_row_impl and
 //                       pack_row_impl (in that namespace, before including; e.g. neon.cc), so
 //                       the scalar ones below are left out;
-//   SCALES_EDGE_ISA_CUSTOM_CONV  likewise for conv_row_impl (e.g. avx2.cc).
+//   SCALES_EDGE_ISA_CUSTOM_CONV  when the variant defines its own conv_row_impl, after including
+//                       (so it can use valid_taps below; e.g. avx2.cc).
 //
 // This file must not use standard-library templates or other inline functions with external
 // linkage: a copy compiled with AVX-512 flags could be picked by the linker for every caller.
@@ -118,7 +119,7 @@ static inline void conv_pixel_block(const ConvGeometry& g, const uint64_t* x_img
 
 #ifndef SCALES_EDGE_ISA_CUSTOM_CONV
 static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
-                          int64_t oh, int32_t* acc, int64_t ldm) {
+                          int64_t oh, int32_t* acc, int64_t ldm, uint64_t* /*scratch*/) {
   const uint64_t* w = cw.data.data();
   constexpr int64_t kBig = int64_t(Ops::kBlock) * Ops::kLanes;
   const int64_t Mp = g.Mp;

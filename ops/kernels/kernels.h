@@ -42,6 +42,12 @@ struct ConvGeometry {
   int64_t Mp = 0;  // M rounded up to kChannelPad
 };
 
+// Scratch words IsaKernels::conv_row needs: the input rows one output row reads, twice (the AVX2
+// path splits them into low and high nibbles).
+inline int64_t conv_row_scratch_words(const ConvGeometry& g) {
+  return 2 * ((g.kH - 1) * g.dH + 1) * g.W * g.CW;
+}
+
 // Validates the geometry and fills CW, OH, OW, Mp. Returns "" when valid, else a description of
 // the problem (without an op-name prefix).
 std::string check_conv_geometry(ConvGeometry& g);
@@ -79,9 +85,9 @@ struct IsaKernels {
   void (*pack_row)(const float* x, const float* beta, int64_t K, uint64_t* out);
   // Accumulators of one output row: x_img = packed image n ([H][W][CW]).
   // Writes acc[m * ldm + ow] for m < Mp, ow < OW (channel-major; ldm >= OW; lanes m >= M hold
-  // garbage).
+  // garbage). scratch: conv_row_scratch_words(g) words the caller owns (reused across rows).
   void (*conv_row)(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& w, int64_t oh,
-                   int32_t* acc, int64_t ldm);
+                   int32_t* acc, int64_t ldm, uint64_t* scratch);
   // Accumulators of one row of a binary matmul: x = [KW] packed, w = LinearWeights::data [KW][Mp].
   // Writes acc[Mp] = K - 2*popcount(x ^ w_m).
   void (*gemm_row)(const uint64_t* x, int64_t K, int64_t KW, const uint64_t* w, int64_t Mp,
