@@ -176,7 +176,7 @@ def model_files(d: Path, scale: int) -> dict[str, Path]:
     return files
 
 
-def bench_models(d: Path, scale: int, runs: int, threads: int, files: dict[str, Path]) -> dict:
+def bench_models(files: dict[str, Path], runs: int, threads: int) -> dict:
     res = benchmark(list(files.values()), size=SIZE, threads=threads, runs=runs, warmup=1)
     return {name: r.to_dict() for name, r in zip(files, res)}
 
@@ -406,7 +406,7 @@ def main() -> None:
                 results["models"][str(th)] = {}
                 for sc in (2, 4):
                     print(f"(b) SRResNet x{sc}, {th} thread(s)", flush=True)
-                    rows = bench_models(d, sc, args.model_runs, th, files[sc])
+                    rows = bench_models(files[sc], args.model_runs, th)
                     results["models"][str(th)][f"x{sc}"] = rows
                     for name, r in rows.items():
                         print(f"  {name:24s} {r['median_ms']:9.1f} ms  {r['file_bytes'] / 1e6:6.2f} MB")

@@ -155,16 +155,17 @@ def _as_int64_bits(packed: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(packed).view(np.int64).copy())
 
 
-def _fused_args(layer: ScalesConv2d, p, packed: Tensor, bias: Tensor, wsign: Tensor) -> tuple:
+def _branch_args(layer: ScalesConv2d) -> tuple:
+    """The fused op's extra arguments: spatial 1x1 weights and bias, channel Conv1d taps (empty
+    tensors for an absent branch), skip, and whether the channel branch pools the output."""
     empty = torch.zeros(0)
     if layer.spatial is not None:
         sw = layer.spatial.weight.detach().reshape(-1).clone()
-        sb = (layer.spatial.bias.detach().clone() if layer.spatial.bias is not None else torch.zeros(1))
+        sb = layer.spatial.bias.detach().clone() if layer.spatial.bias is not None else torch.zeros(1)
     else:
         sw = sb = empty
     cw = layer.channel.weight.detach().reshape(-1).clone() if layer.channel is not None else empty
-    return (p.beta, packed, p.scale, bias, sw, sb, cw, wsign, layer.kernel_size, layer.stride,
-            layer.padding, layer.dilation, int(layer.skip), int(not layer.channel_from_input))
+    return sw, sb, cw, int(layer.skip), int(not layer.channel_from_input)
 
 
 @contextlib.contextmanager
@@ -180,27 +181,25 @@ def custom_op_cores(model: nn.Module, fuse: bool = False) -> Iterator[list[str]]
     fused: list[nn.Module] = []
     try:
         for name, layer in layers:
-            if fuse and isinstance(layer, ScalesConv2d):
-                p = layer.core_params()
-                wsign = p.weight_sign.float()
-                bias = p.bias if p.bias is not None else torch.zeros_like(p.scale)
-                packed = _as_int64_bits(pack_conv_weight(wsign.numpy()))
-                args = _fused_args(layer, p, packed, bias, wsign)
-
-                def whole(x, args=args, name=name):
-                    called.append(name)
-                    return _ScalesConv2dFn.apply(x, *args)
-
-                layer.forward = whole  # an instance attribute shadows the class's forward
-                fused.append(layer)
-                continue
             p = layer.core_params()
             wsign = p.weight_sign.float()
             bias = p.bias if p.bias is not None else torch.zeros_like(p.scale)
             if isinstance(layer, BinaryConv2dBase):
                 packed = _as_int64_bits(pack_conv_weight(wsign.numpy()))
+                geometry = (layer.kernel_size, layer.stride, layer.padding, layer.dilation)
+                if fuse and isinstance(layer, ScalesConv2d):
+                    sw, sb, cw, skip, from_output = _branch_args(layer)
+                    args = (p.beta, packed, p.scale, bias, sw, sb, cw, wsign, *geometry, skip, from_output)
+
+                    def whole(x, args=args, name=name):
+                        called.append(name)
+                        return _ScalesConv2dFn.apply(x, *args)
+
+                    layer.forward = whole  # an instance attribute shadows the class's forward
+                    fused.append(layer)
+                    continue
                 fn = _BinaryConv2dFn
-                args = (p.beta, packed, p.scale, bias, wsign, layer.kernel_size, layer.stride, layer.padding, layer.dilation)
+                args = (p.beta, packed, p.scale, bias, wsign, *geometry)
             else:
                 packed = _as_int64_bits(pack_linear_weight(wsign.numpy()))
                 fn = _BinaryLinearFn

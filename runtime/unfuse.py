@@ -38,12 +38,13 @@ def unfuse(proto: onnx.ModelProto) -> onnx.ModelProto:
     opset = _opset(proto)
     new_nodes: list[onnx.NodeProto] = []
     new_inits: list[onnx.TensorProto] = []
-    shared: dict[str, str] = {}
+    added: set[str] = set()
 
     def const_ints(name: str, values: list[int]) -> str:
-        if name not in shared:
+        """An int64 initializer shared by every expanded op."""
+        if name not in added:
             new_inits.append(numpy_helper.from_array(np.array(values, np.int64), name))
-            shared[name] = name
+            added.add(name)
         return name
 
     for node in graph.node:
