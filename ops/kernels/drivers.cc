@@ -82,16 +82,22 @@ ConvWeights relayout_conv_weights(const uint64_t* w, int64_t M, int64_t kH, int6
   r.kW = kW;
   r.CW = words_for(C);
   r.data.assign(static_cast<size_t>(kH * kW * r.CW * r.Mp), 0);
-  r.nibbles.assign(static_cast<size_t>(kH * kW * r.CW * 2 * r.Mp), 0);
+  const int64_t T = kH * kW;
+  r.nibbles.assign(static_cast<size_t>(T * r.CW * 8 * r.Mp), 0);
+  r.tap_pops.assign(static_cast<size_t>(T * r.Mp), 0);
   const uint64_t tail = last_word_mask(C);
   for (int64_t m = 0; m < M; ++m)
-    for (int64_t t = 0; t < kH * kW; ++t)
+    for (int64_t t = 0; t < T; ++t)
       for (int64_t k = 0; k < r.CW; ++k) {
-        uint64_t v = w[(m * kH * kW + t) * r.CW + k];
+        uint64_t v = w[(m * T + t) * r.CW + k];
         if (k == r.CW - 1) v &= tail;
         r.data[static_cast<size_t>((t * r.CW + k) * r.Mp + m)] = v;
-        r.nibbles[static_cast<size_t>(((t * r.CW + k) * 2 + 0) * r.Mp + m)] = v & kLowNibbles;
-        r.nibbles[static_cast<size_t>(((t * r.CW + k) * 2 + 1) * r.Mp + m)] = (v >> 4) & kLowNibbles;
+        r.tap_pops[static_cast<size_t>(t * r.Mp + m)] += __builtin_popcountll(v);
+        uint64_t* nib = r.nibbles.data() + (((m / 4) * T + t) * r.CW + k) * 32 + (m % 4) * 8;
+        for (int copy = 0; copy < 4; ++copy) {
+          nib[copy] = v & kLowNibbles;
+          nib[4 + copy] = (v >> 4) & kLowNibbles;
+        }
       }
   return r;
 }

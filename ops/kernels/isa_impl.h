@@ -21,7 +21,7 @@
 //                       pack_row_impl (in that namespace, before including; e.g. neon.cc), so
 //                       the scalar ones below are left out;
 //   SCALES_EDGE_ISA_CUSTOM_CONV  when the variant defines its own conv_row_impl, after including
-//                       (so it can use valid_taps below; e.g. avx2.cc).
+//                       (so it can use valid_taps and conv_row_generic below; e.g. avx2.cc).
 //
 // This file must not use standard-library templates or other inline functions with external
 // linkage: a copy compiled with AVX-512 flags could be picked by the linker for every caller.
@@ -117,9 +117,9 @@ static inline void conv_pixel_block(const ConvGeometry& g, const uint64_t* x_img
     Ops::finish(acc[r], valid_bits, out + (m0 + r * Ops::kLanes) * ldm, ldm);
 }
 
-#ifndef SCALES_EDGE_ISA_CUSTOM_CONV
-static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
-                          int64_t oh, int32_t* acc, int64_t ldm, uint64_t* /*scratch*/) {
+// Any geometry, output channels in the vector lanes, weights from ConvWeights::data.
+static void conv_row_generic(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
+                             int64_t oh, int32_t* acc, int64_t ldm, uint64_t* /*scratch*/) {
   const uint64_t* w = cw.data.data();
   constexpr int64_t kBig = int64_t(Ops::kBlock) * Ops::kLanes;
   const int64_t Mp = g.Mp;
@@ -143,6 +143,11 @@ static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const Co
   }
 }
 
+#ifndef SCALES_EDGE_ISA_CUSTOM_CONV
+static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
+                          int64_t oh, int32_t* acc, int64_t ldm, uint64_t* scratch) {
+  conv_row_generic(g, x_img, cw, oh, acc, ldm, scratch);
+}
 #endif  // SCALES_EDGE_ISA_CUSTOM_CONV
 
 template <int R>

@@ -324,6 +324,16 @@ int main() {
     test_conv_case(paths, g);
   }
   {
+    // Wide rows (several 8-pixel blocks and a partial one), dilated taps and uneven pads: the
+    // AVX2 stride-1 kernel's zero-padded planes and its border correction on both sides.
+    sk::ConvGeometry g;
+    g.N = 1; g.C = 70; g.H = 6; g.W = 45; g.M = 24; g.kH = 3; g.kW = 5;
+    g.dH = 1; g.dW = 2; g.pT = 1; g.pL = 5; g.pB = 2; g.pR = 3;
+    test_conv_case(paths, g);
+    g.C = 64; g.kW = 3; g.dW = 1; g.pL = 0; g.pR = 2;
+    test_conv_case(paths, g);
+  }
+  {
     // A long reduction: more words per accumulator (461 words x 9 taps at the centre pixel) than
     // the narrow counters of the NEON (4095 words) and AVX2 (31) kernels hold before a flush.
     sk::ConvGeometry g;
