@@ -65,121 +65,183 @@ namespace scales_edge {
 namespace kernels {
 namespace avx2_impl {
 
-// ---- convolution, stride 1: output pixels in the vector lanes ----
-// popcount(x ^ w) = bytes of lut[(x ^ w) & 0x0f] + lut[((x ^ w) >> 4) & 0x0f], and both nibble
-// halves can be taken before the XOR. The input rows an output row reads are split into low and
-// high nibbles once per output row, into planes with one word per input column (so 4 adjacent
-// output pixels are one unaligned load for every tap), zero-padded on both sides; the weights are
-// stored pre-split and pre-broadcast (ConvWeights::nibbles). A vector of 4 pixels then costs two
-// XORs (with the weight vector as memory operand), two lookups and two byte adds, and the 4 pixels'
-// counts of one output channel leave the kernel as one contiguous store. Taps that fall into the
-// left or right padding read zero words there, which count popcount(w) instead of nothing; the
-// few border pixels are corrected afterwards with ConvWeights::tap_pops.
+// ---- convolution, stride 1: output pixels in the byte lanes, one lookup table per weight nibble ----
+// A vector holds the same input nibble (byte b, half h of word k) of 32 adjacent output pixels'
+// taps. All 32 bytes then meet the same weight nibble w, so the vpshufb table itself can be
+// popcount(x ^ w) for the 16 values x: one lookup and one byte add per 32 pixel-nibbles, no XOR
+// (ConvWeights::tables holds those tables). Per output row, the input rows it reads are split into
+// byte planes, one byte per input column, zero-padded left and right, so the 32 pixels of any tap
+// are one unaligned load. Padded column taps read zeros and count popcount(w) instead of nothing;
+// the few border pixels subtract it afterwards (ConvWeights::tap_pops).
 
-// Columns of a nibble plane: every load of a block of kPixelBlock pixels stays inside.
+// Byte columns of a plane: every load of a block of kConvPixelBlock pixels stays inside.
 static inline int64_t plane_cols(const ConvGeometry& g) {
   return round_up(g.OW, kConvPixelBlock) + (g.kW - 1) * g.dW;
 }
 
-// Accumulators of kP*4 output pixels [ow, ow + 4*kP) x kO output channels [m0, m0 + kO), over
-// the row taps [i0, i1) and every column tap. wb: ConvWeights::nibbles at channel m0. n_valid:
-// how many of the pixels exist (the rest are computed from zero padding and not stored).
-template <int kO, int kP, bool kFold>
-static inline void lanes_block(const ConvGeometry& g, const uint64_t* xs, int64_t cols,
-                               const uint64_t* wb, int64_t i0, int64_t i1, int64_t ow,
-                               int32_t full_bits, int32_t* out, int64_t ldm, int64_t n_valid) {
-  static_assert(kP == 2 && kConvPixelBlock == 8, "the store below takes 2 vectors of 4 pixels");
-  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,  //
-                                       0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
-  __m256i bytes[kO][kP];
-  __m256i sums[kO][kP];
-  for (int o = 0; o < kO; ++o)
-    for (int p = 0; p < kP; ++p) {
-      bytes[o][p] = _mm256_setzero_si256();
-      sums[o][p] = _mm256_setzero_si256();
+// Split 32 consecutive words (one per column) into 16 byte planes: planes[(b*2 + h)*stride + i] =
+// nibble h of byte b of words[i].
+static inline void split32(const uint64_t* words, uint8_t* planes, int64_t stride) {
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  // Within a 128-bit lane (2 words), 16-bit element b = byte b of both words.
+  const __m256i by_byte = _mm256_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15,  //
+                                           0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+  for (int h = 0; h < 2; ++h) {
+    __m256i v[8];
+    for (int i = 0; i < 8; ++i) {
+      // lane 0: words 2i, 2i+1; lane 1: words 16+2i, 17+2i, so that after the transpose lane 0
+      // holds columns 0-15 and lane 1 columns 16-31, in order.
+      __m256i w = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(words + 16 + 2 * i),
+                                      reinterpret_cast<const __m128i*>(words + 2 * i));
+      if (h == 1) w = _mm256_srli_epi16(w, 4);
+      v[i] = _mm256_shuffle_epi8(_mm256_and_si256(w, low4), by_byte);
     }
-  const int64_t CW = g.CW, T = g.kH * g.kW;
-  const int64_t group = T * CW * 32;  // words of one group of 4 channels in `nibbles`
+    // 8x8 transpose of 16-bit elements within each lane (row i = column pair i, element b).
+    __m256i a[8], c[8];
+    for (int i = 0; i < 4; ++i) {
+      a[2 * i] = _mm256_unpacklo_epi16(v[2 * i], v[2 * i + 1]);
+      a[2 * i + 1] = _mm256_unpackhi_epi16(v[2 * i], v[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 2; ++j) {
+        c[4 * i + 2 * j] = _mm256_unpacklo_epi32(a[4 * i + j], a[4 * i + j + 2]);
+        c[4 * i + 2 * j + 1] = _mm256_unpackhi_epi32(a[4 * i + j], a[4 * i + j + 2]);
+      }
+    for (int j = 0; j < 4; ++j) {  // byte 2j of the 32 columns, then byte 2j + 1
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(planes + (4 * j + h) * stride),
+                          _mm256_unpacklo_epi64(c[j], c[j + 4]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(planes + (4 * j + 2 + h) * stride),
+                          _mm256_unpackhi_epi64(c[j], c[j + 4]));
+    }
+  }
+}
+
+// Byte planes of the input rows [ih_first, ih_first + rows): plane (q, k, b, h) starts at
+// xs + ((q * CW + k) * 16 + b * 2 + h) * cols; its column c holds input column c - pL.
+static void split_rows(const ConvGeometry& g, const uint64_t* x_img, int64_t ih_first,
+                       int64_t rows, int64_t cols, uint8_t* xs) {
+  const int64_t CW = g.CW, W = g.W, pL = g.pL;
+  const int64_t left = imin(pL, cols), right = imin(cols, pL + W);
+  uint64_t gathered[32];
+  for (int64_t q = 0; q < rows; ++q) {
+    const uint64_t* src = x_img + (ih_first + q) * W * CW;
+    for (int64_t k = 0; k < CW; ++k) {
+      uint8_t* pl = xs + (q * CW + k) * 16 * cols;
+      for (int bh = 0; bh < 16; ++bh) {
+        uint8_t* p = pl + bh * cols;
+        for (int64_t c = 0; c < left; ++c) p[c] = 0;
+        for (int64_t c = right; c < cols; ++c) p[c] = 0;
+      }
+      int64_t c = left;
+      for (; c + 32 <= right; c += 32) {
+        const uint64_t* words = src + (c - pL) * CW + k;
+        if (CW != 1) {
+          for (int i = 0; i < 32; ++i) gathered[i] = words[i * CW];
+          words = gathered;
+        }
+        split32(words, pl + c, cols);
+      }
+      for (; c < right; ++c) {
+        const uint64_t v = src[(c - pL) * CW + k];
+        for (int bh = 0; bh < 16; ++bh)
+          pl[bh * cols + c] = static_cast<uint8_t>((v >> (4 * bh)) & 15);
+      }
+    }
+  }
+}
+
+// a0 += table(x0), a1 += table(x1) for the 16-byte table at t (in both lanes). The adds are
+// written as instructions on the accumulators' registers: left to itself, GCC computes each sum
+// into the lookup's register and copies it back, one extra move per add (~25% slower here).
+static inline void lookup2(const uint8_t* t, __m256i x0, __m256i x1, __m256i& a0, __m256i& a1) {
+  const __m256i tv = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t)));
+  const __m256i s0 = _mm256_shuffle_epi8(tv, x0);
+  const __m256i s1 = _mm256_shuffle_epi8(tv, x1);
+  __asm__("vpaddb %1, %0, %0" : "+x"(a0) : "x"(s0));
+  __asm__("vpaddb %1, %0, %0" : "+x"(a1) : "x"(s1));
+}
+
+// Accumulators of 64 output pixels [ow, ow + 64) x 4 output channels [m0, m0 + 4), over the row
+// taps [i0, i1) and every column tap. tb: ConvWeights::tables at channel m0. The byte counters
+// take at most 64 per tap-word (16 lookups of at most 4), so they are widened to 16 bits every 3
+// tap-words; the caller guarantees kH*kW*C <= 65535, so 16 bits hold any count.
+static inline void conv_block(const ConvGeometry& g, const uint8_t* xs, int64_t cols,
+                              const uint8_t* tb, int64_t i0, int64_t i1, int64_t ow,
+                              int32_t full_bits, int32_t* out, int64_t ldm, int64_t n_valid) {
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i acc[4][2];
+  __m256i wide[4][2][2];  // [o][p]: bytes 0-7 of each lane, bytes 8-15 of each lane
+  for (int o = 0; o < 4; ++o)
+    for (int p = 0; p < 2; ++p) acc[o][p] = wide[o][p][0] = wide[o][p][1] = zero;
+  auto widen = [&]() {
+    for (int o = 0; o < 4; ++o)
+      for (int p = 0; p < 2; ++p) {
+        wide[o][p][0] = _mm256_add_epi16(wide[o][p][0], _mm256_unpacklo_epi8(acc[o][p], zero));
+        wide[o][p][1] = _mm256_add_epi16(wide[o][p][1], _mm256_unpackhi_epi8(acc[o][p], zero));
+        acc[o][p] = zero;
+      }
+  };
+  const int64_t CW = g.CW;
   int pending = 0;
   for (int64_t i = i0; i < i1; ++i) {
-    const uint64_t* xrow = xs + (i - i0) * g.dH * CW * 2 * cols + ow;
+    const uint8_t* xrow = xs + (i - i0) * g.dH * CW * 16 * cols + ow;
     for (int64_t j = 0; j < g.kW; ++j) {
-      const uint64_t* xt = xrow + j * g.dW;
-      const uint64_t* wt = wb + (i * g.kW + j) * CW * 32;
+      const uint8_t* xt = xrow + j * g.dW;
+      const uint8_t* tt = tb + (i * g.kW + j) * CW * 16 * 64;
       for (int64_t k = 0; k < CW; ++k) {
-        const uint64_t* lo = xt + k * 2 * cols;
-        const uint64_t* wk = wt + k * 32;
-        for (int o = 0; o < kO; ++o) {
-          const uint64_t* wo = wk + (o / 4) * group + (o % 4) * 8;
-          const __m256i wl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wo));
-          const __m256i wh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wo + 4));
-          for (int p = 0; p < kP; ++p) {
-            const __m256i a = _mm256_shuffle_epi8(lut, _mm256_xor_si256(wl, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lo + 4 * p))));
-            const __m256i b = _mm256_shuffle_epi8(lut, _mm256_xor_si256(wh, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lo + cols + 4 * p))));
-            bytes[o][p] = _mm256_add_epi8(bytes[o][p], _mm256_add_epi8(a, b));
-          }
+        const uint8_t* xk = xt + k * 16 * cols;
+        const uint8_t* tk = tt + k * 16 * 64;
+        // Named copies: GCC keeps these in registers (the arrays, whose address widen() takes,
+        // it kept in memory).
+        __m256i a00 = acc[0][0], a01 = acc[0][1], a10 = acc[1][0], a11 = acc[1][1];
+        __m256i a20 = acc[2][0], a21 = acc[2][1], a30 = acc[3][0], a31 = acc[3][1];
+        for (int bh = 0; bh < 16; ++bh) {
+          const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xk + bh * cols));
+          const __m256i x1 =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xk + bh * cols + 32));
+          const uint8_t* tp = tk + bh * 64;
+          lookup2(tp, x0, x1, a00, a01);
+          lookup2(tp + 16, x0, x1, a10, a11);
+          lookup2(tp + 32, x0, x1, a20, a21);
+          lookup2(tp + 48, x0, x1, a30, a31);
         }
-        if (kFold && ++pending == 31) {
-          for (int o = 0; o < kO; ++o)
-            for (int p = 0; p < kP; ++p) {
-              sums[o][p] = _mm256_add_epi64(sums[o][p],
-                                            _mm256_sad_epu8(bytes[o][p], _mm256_setzero_si256()));
-              bytes[o][p] = _mm256_setzero_si256();
-            }
+        acc[0][0] = a00, acc[0][1] = a01, acc[1][0] = a10, acc[1][1] = a11;
+        acc[2][0] = a20, acc[2][1] = a21, acc[3][0] = a30, acc[3][1] = a31;
+        if (++pending == 3) {
+          widen();
           pending = 0;
         }
       }
     }
   }
-  // Per channel: the 8 counts (one per 64-bit lane) to int32 in pixel order, full - 2*count.
-  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  widen();
+  // wide[o][p][u], lane l: pixels 32p + 16l + 8u + (0..7).
   const __m256i full = _mm256_set1_epi32(full_bits);
-  for (int o = 0; o < kO; ++o) {
-    __m256i c[kP];
-    for (int p = 0; p < kP; ++p) {
-      c[p] = _mm256_sad_epu8(bytes[o][p], _mm256_setzero_si256());
-      if (kFold) c[p] = _mm256_add_epi64(c[p], sums[o][p]);
-    }
-    // dwords [p0 p4 p1 p5 p2 p6 p3 p7] -> [p0 .. p7]
-    __m256i v = _mm256_or_si256(c[0], _mm256_slli_epi64(c[1], 32));
-    v = _mm256_permutevar8x32_epi32(v, order);
-    v = _mm256_sub_epi32(full, _mm256_add_epi32(v, v));
-    int32_t* dst = out + o * ldm + ow;
-    if (n_valid == 8) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), v);
-    } else {
-      alignas(32) int32_t tmp[8];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), v);
-      for (int64_t l = 0; l < n_valid; ++l) dst[l] = tmp[l];
-    }
-  }
-}
-
-constexpr int kBlockChannels = 4;  // kO
-constexpr int kBlockVectors = 2;   // kP: 8 pixels per block
-
-template <bool kFold>
-static void lanes_row(const ConvGeometry& g, const uint64_t* xs, int64_t cols,
-                      const ConvWeights& cw, int64_t i0, int64_t i1, int32_t* acc, int64_t ldm) {
-  constexpr int64_t kPx = 4 * kBlockVectors;
-  const int32_t full_bits = static_cast<int32_t>((i1 - i0) * g.kW * g.C);
-  const int64_t group = g.kH * g.kW * g.CW * 32;
-  for (int64_t m0 = 0; m0 < g.Mp; m0 += kBlockChannels) {
-    const uint64_t* wb = cw.nibbles.data() + (m0 / 4) * group;
-    int32_t* out = acc + m0 * ldm;
-    for (int64_t ow = 0; ow < g.OW; ow += kPx)
-      lanes_block<kBlockChannels, kBlockVectors, kFold>(g, xs, cols, wb, i0, i1, ow, full_bits,
-                                                        out, ldm, imin(kPx, g.OW - ow));
+  alignas(32) int32_t tmp[kConvPixelBlock];
+  for (int o = 0; o < 4; ++o) {
+    int32_t* dst = n_valid == kConvPixelBlock ? out + o * ldm + ow : tmp;
+    for (int p = 0; p < 2; ++p)
+      for (int u = 0; u < 2; ++u)
+        for (int l = 0; l < 2; ++l) {
+          const __m128i h = l == 0 ? _mm256_castsi256_si128(wide[o][p][u])
+                                   : _mm256_extracti128_si256(wide[o][p][u], 1);
+          __m256i v = _mm256_cvtepu16_epi32(h);
+          v = _mm256_sub_epi32(full, _mm256_add_epi32(v, v));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32 * p + 16 * l + 8 * u), v);
+        }
+    if (n_valid != kConvPixelBlock)
+      for (int64_t q = 0; q < n_valid; ++q) out[o * ldm + ow + q] = tmp[q];
   }
 }
 
 static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
                           int64_t oh, int32_t* acc, int64_t ldm, uint64_t* scratch) {
-  if (g.sW != 1) {  // adjacent output pixels do not read adjacent columns
+  static_assert(kConvPixelBlock == 64, "conv_block computes 2 vectors of 32 pixels");
+  // Strided: adjacent output pixels do not read adjacent columns. Huge C: 16-bit counters.
+  if (g.sW != 1 || g.kH * g.kW * g.C > 65535) {
     conv_row_generic(g, x_img, cw, oh, acc, ldm, scratch);
     return;
   }
-  const int64_t CW = g.CW;
   const int64_t ih0 = oh * g.sH - g.pT;
   int64_t i0, i1;
   valid_taps(ih0, g.dH, g.kH, g.H, &i0, &i1);
@@ -188,32 +250,15 @@ static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const Co
       for (int64_t ow = 0; ow < g.OW; ++ow) acc[m * ldm + ow] = 0;
     return;
   }
-  // Nibble planes of the input rows this output row reads: row q = ih - ih_first, word k:
-  // low nibbles at xs + (q * CW + k) * 2 * cols + (iw + pL), high nibbles `cols` further.
-  const int64_t ih_first = ih0 + i0 * g.dH;
-  const int64_t rows = (i1 - 1 - i0) * g.dH + 1;
   const int64_t cols = plane_cols(g);
-  const int64_t left = g.pL < cols ? g.pL : cols;
-  const int64_t right = imin(cols, g.pL + g.W);  // first zero column on the right
-  uint64_t* xs = scratch;  // conv_row_scratch_words(g) >= 2 * rows * CW * cols
-  for (int64_t q = 0; q < rows; ++q) {
-    const uint64_t* src = x_img + (ih_first + q) * g.W * CW;
-    for (int64_t k = 0; k < CW; ++k) {
-      uint64_t* lo = xs + (q * CW + k) * 2 * cols;
-      uint64_t* hi = lo + cols;
-      for (int64_t c = 0; c < left; ++c) lo[c] = hi[c] = 0;
-      for (int64_t c = left; c < right; ++c) {
-        const uint64_t v = src[(c - g.pL) * CW + k];
-        lo[c] = v & kLowNibbles;
-        hi[c] = (v >> 4) & kLowNibbles;
-      }
-      for (int64_t c = right; c < cols; ++c) lo[c] = hi[c] = 0;
-    }
-  }
-  if (g.kH * g.kW * CW > 31)
-    lanes_row<true>(g, xs, cols, cw, i0, i1, acc, ldm);
-  else
-    lanes_row<false>(g, xs, cols, cw, i0, i1, acc, ldm);
+  uint8_t* xs = reinterpret_cast<uint8_t*>(scratch);  // conv_row_scratch_words(g) words
+  split_rows(g, x_img, ih0 + i0 * g.dH, (i1 - 1 - i0) * g.dH + 1, cols, xs);
+  const int32_t full_bits = static_cast<int32_t>((i1 - i0) * g.kW * g.C);
+  const int64_t group = g.kH * g.kW * g.CW * 16 * 64;  // table bytes of 4 channels
+  for (int64_t m0 = 0; m0 < g.Mp; m0 += 4)
+    for (int64_t ow = 0; ow < g.OW; ow += kConvPixelBlock)
+      conv_block(g, xs, cols, cw.tables.data() + (m0 / 4) * group, i0, i1, ow, full_bits,
+                 acc + m0 * ldm, ldm, imin(kConvPixelBlock, g.OW - ow));
   // Border pixels: remove what their padded column taps counted.
   const int64_t left_end = imin(g.OW, g.pL);
   int64_t right_begin = g.W + g.pL - (g.kW - 1) * g.dW;

@@ -83,7 +83,7 @@ ConvWeights relayout_conv_weights(const uint64_t* w, int64_t M, int64_t kH, int6
   r.CW = words_for(C);
   r.data.assign(static_cast<size_t>(kH * kW * r.CW * r.Mp), 0);
   const int64_t T = kH * kW;
-  r.nibbles.assign(static_cast<size_t>(T * r.CW * 8 * r.Mp), 0);
+  r.tables.assign(static_cast<size_t>(T * r.CW * 16 * 16 * r.Mp), 0);
   r.tap_pops.assign(static_cast<size_t>(T * r.Mp), 0);
   const uint64_t tail = last_word_mask(C);
   for (int64_t m = 0; m < M; ++m)
@@ -93,10 +93,11 @@ ConvWeights relayout_conv_weights(const uint64_t* w, int64_t M, int64_t kH, int6
         if (k == r.CW - 1) v &= tail;
         r.data[static_cast<size_t>((t * r.CW + k) * r.Mp + m)] = v;
         r.tap_pops[static_cast<size_t>(t * r.Mp + m)] += __builtin_popcountll(v);
-        uint64_t* nib = r.nibbles.data() + (((m / 4) * T + t) * r.CW + k) * 32 + (m % 4) * 8;
-        for (int copy = 0; copy < 4; ++copy) {
-          nib[copy] = v & kLowNibbles;
-          nib[4 + copy] = (v >> 4) & kLowNibbles;
+        uint8_t* tb = r.tables.data() + (((m / 4) * T + t) * r.CW + k) * 16 * 64 + (m % 4) * 16;
+        for (int n = 0; n < 16; ++n) {
+          const uint64_t nibble = (v >> (4 * n)) & 15;
+          for (uint64_t x = 0; x < 16; ++x)
+            tb[n * 64 + x] = static_cast<uint8_t>(__builtin_popcountll(x ^ nibble));
         }
       }
   return r;

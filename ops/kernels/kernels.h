@@ -42,12 +42,12 @@ struct ConvGeometry {
   int64_t Mp = 0;  // M rounded up to kChannelPad
 };
 
-// Output pixels per block of the AVX2 stride-1 convolution (its nibble planes are padded to it).
-constexpr int64_t kConvPixelBlock = 8;
+// Output pixels per block of the AVX2 stride-1 convolution (its byte planes are padded to it).
+constexpr int64_t kConvPixelBlock = 64;
 
-// Scratch words IsaKernels::conv_row needs: the input rows one output row reads, split into low
-// and high nibbles (AVX2), one plane of round_up(OW, kConvPixelBlock) + (kW-1)*dW columns per row
-// and word. Other paths use none of it.
+// Scratch words IsaKernels::conv_row needs: the input rows one output row reads, split into 16
+// byte planes per word (AVX2), each of round_up(OW, kConvPixelBlock) + (kW-1)*dW bytes. Other
+// paths use none of it.
 inline int64_t conv_row_scratch_words(const ConvGeometry& g) {
   const int64_t cols = round_up(g.OW, kConvPixelBlock) + (g.kW - 1) * g.dW;
   return 2 * ((g.kH - 1) * g.dH + 1) * g.CW * cols;
@@ -58,16 +58,15 @@ inline int64_t conv_row_scratch_words(const ConvGeometry& g) {
 std::string check_conv_geometry(ConvGeometry& g);
 
 // Weights of a BinaryConv2d re-laid out for the kernels: [kH*kW][CW][Mp] (output channel fastest).
-// `nibbles` holds the same words split for byte-lookup popcounts and broadcast to 4 lanes (the
-// AVX2 path): [Mp/4][kH*kW][CW][4 channels][2][4 copies], the low half w & 0x0f0f..0f, the high
-// half (w >> 4) & 0x0f0f..0f. `tap_pops` [kH*kW][Mp]: popcount of each tap's CW words.
+// `tables` (the AVX2 stride-1 path): for each nibble n (bits 4n..4n+3) of each word, a 16-byte
+// lookup table popcount(x ^ nibble) for x = 0..15, laid out [Mp/4][kH*kW][CW][16 nibbles][4
+// channels][16]. `tap_pops` [kH*kW][Mp]: popcount of each tap's CW words.
 struct ConvWeights {
   int64_t M = 0, Mp = 0, kH = 0, kW = 0, CW = 0;
   std::vector<uint64_t> data;
-  std::vector<uint64_t> nibbles;
+  std::vector<uint8_t> tables;
   std::vector<int32_t> tap_pops;
 };
-constexpr uint64_t kLowNibbles = 0x0f0f0f0f0f0f0f0full;
 // w: packed weights in the ONNX layout [M, kH, kW, CW]. Bits past C in the last word are cleared
 // (readers must not depend on them), which needs C.
 ConvWeights relayout_conv_weights(const uint64_t* w, int64_t M, int64_t kH, int64_t kW, int64_t C);

@@ -334,6 +334,16 @@ int main() {
     test_conv_case(paths, g);
   }
   {
+    // The largest reduction the AVX2 stride-1 kernel's 16-bit counters take (kH*kW*C <= 65535),
+    // with every XOR bit set at the centre, and one channel more (the generic kernel).
+    sk::ConvGeometry g;
+    g.N = 1; g.C = 65535 / 9; g.H = 3; g.W = 40; g.M = 8; g.kH = 3; g.kW = 3;
+    g.pT = g.pL = g.pB = g.pR = 1;
+    test_conv_case(paths, g, /*opposite=*/true);
+    g.C += 1;
+    test_conv_case(paths, g, /*opposite=*/true);
+  }
+  {
     // A long reduction: more words per accumulator (461 words x 9 taps at the centre pixel) than
     // the narrow counters of the NEON (4095 words) and AVX2 (31) kernels hold before a flush.
     sk::ConvGeometry g;
