@@ -6,9 +6,11 @@
 #include <cstdint>
 
 #include "kernels.h"
+#include "reductions.h"
 
 #define SCALES_EDGE_ISA_NS avx512_impl
 #define SCALES_EDGE_ISA_CUSTOM_PACK 1
+#define SCALES_EDGE_ISA_FUSED_PACK 1
 
 namespace scales_edge {
 namespace kernels {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "reductions.h"
 
 namespace scales_edge {
 namespace kernels {
@@ -128,7 +129,7 @@ void pack_nchw(const IsaKernels& k, const float* x, const float* beta, int64_t N
   for (int64_t r = begin; r < end; ++r) {
     const int64_t n = r / H, h = r % H;
     k.pack_nchw_row(x + (n * C * H + h) * W, H * W, beta, C, W, out + r * W * CW,
-                    scratch.data());
+                    scratch.data(), nullptr, nullptr, 1, nullptr);
   }
 }
 
@@ -157,18 +158,6 @@ void conv_int32(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
 namespace {
 
 float sigmoidf(float v) { return 1.0f / (1.0f + std::exp(-v)); }
-
-// Sum of n floats in 8 float lanes (vectorisable, fixed order), the lanes added in double.
-double sum_floats(const float* v, int64_t n) {
-  float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) lanes[l] += v[i + l];
-  double sum = 0.0;
-  for (int l = 0; l < 8; ++l) sum += lanes[l];
-  for (; i < n; ++i) sum += v[i];
-  return sum;
-}
 
 // Accumulators of the output rows [begin, end), one row at a time, handed to emit(n, oh, row)
 // with row[m * OW + ow].
@@ -228,27 +217,15 @@ void pack_nchw_scales(const IsaKernels& k, const ConvGeometry& g, const float* x
                       double* row_sums, int64_t begin, int64_t end) {
   const int64_t C = g.C, H = g.H, W = g.W, plane = H * W;
   std::vector<uint64_t> scratch(static_cast<size_t>(std::max<int64_t>(W, 1)));
-  std::vector<float> dot(static_cast<size_t>(g.OW));
+  std::vector<float> dot(static_cast<size_t>(g.OW));  // zeros: W = 0 writes none of it
   for (int64_t r = begin; r < end; ++r) {
     const int64_t n = r / H, h = r % H;
-    const float* xr = x + (n * C * H + h) * W;
-    k.pack_nchw_row(xr, plane, beta, C, W, xp + r * W * g.CW, scratch.data());
-    if (row_sums) {
-      for (int64_t c = 0; c < C; ++c) row_sums[r * C + c] = sum_floats(xr + c * plane, W);
-    }
-    if (b.spatial_w && h % g.sH == 0) {
-      const int64_t oh = h / g.sH;
-      std::fill(dot.begin(), dot.end(), 0.0f);
-      for (int64_t c = 0; c < C; ++c) {
-        const float wc = b.spatial_w[c];
-        const float* xc = xr + c * plane;
-        if (g.sW == 1) {
-          for (int64_t ow = 0; ow < g.OW; ++ow) dot[ow] += wc * xc[ow];
-        } else {
-          for (int64_t ow = 0; ow < g.OW; ++ow) dot[ow] += wc * xc[ow * g.sW];
-        }
-      }
-      float* s_row = S + (n * g.OH + oh) * g.OW;
+    const bool spatial = b.spatial_w && h % g.sH == 0;
+    k.pack_nchw_row(x + (n * C * H + h) * W, plane, beta, C, W, xp + r * W * g.CW,
+                    scratch.data(), row_sums ? row_sums + r * C : nullptr,
+                    spatial ? b.spatial_w : nullptr, g.sW, spatial ? dot.data() : nullptr);
+    if (spatial) {
+      float* s_row = S + (n * g.OH + h / g.sH) * g.OW;
       for (int64_t ow = 0; ow < g.OW; ++ow) s_row[ow] = sigmoidf(dot[ow] + b.spatial_b);
     }
   }

@@ -17,9 +17,12 @@
 //     static void finish(Acc&, int64_t valid_bits, int32_t* out, int64_t stride);
 //                                                   // out[l*stride] = valid - 2*acc[l]
 // and optionally
-//   SCALES_EDGE_ISA_CUSTOM_PACK  when the variant defines its own pack_nchw_row_impl and
+//   SCALES_EDGE_ISA_CUSTOM_PACK  when the variant defines its own pack_nchw_bits and
 //                       pack_row_impl (in that namespace, before including; e.g. neon.cc), so
 //                       the scalar ones below are left out;
+//   SCALES_EDGE_ISA_FUSED_PACK   when it also defines pack_nchw_row_impl, the table's row function
+//                       with the sums and spatial dot (e.g. pack_avx2.h); else the one below packs
+//                       with pack_nchw_bits and computes them in separate sweeps;
 //   SCALES_EDGE_ISA_CUSTOM_CONV  when the variant defines its own conv_row_impl, after including
 //                       (so it can use valid_taps and conv_row_generic below; e.g. avx2.cc).
 //
@@ -28,6 +31,8 @@
 #ifndef SCALES_EDGE_ISA_NS
 #error "define SCALES_EDGE_ISA_NS before including isa_impl.h"
 #endif
+
+#include "reductions.h"
 
 namespace scales_edge {
 namespace kernels {
@@ -48,9 +53,9 @@ static inline void valid_taps(int64_t base, int64_t d, int64_t k, int64_t extent
 }
 
 #ifndef SCALES_EDGE_ISA_CUSTOM_PACK
-// Binarize and pack one image row (see IsaKernels::pack_nchw_row).
-static void pack_nchw_row_impl(const float* x, int64_t plane, const float* beta, int64_t C,
-                               int64_t W, uint64_t* out, uint64_t* scratch) {
+// Binarize and pack one image row (IsaKernels::pack_nchw_row without the optional outputs).
+static void pack_nchw_bits(const float* x, int64_t plane, const float* beta, int64_t C,
+                           int64_t W, uint64_t* out, uint64_t* scratch) {
   const int64_t CW = (C + 63) / 64;
   for (int64_t cw = 0; cw < CW; ++cw) {
     for (int64_t w = 0; w < W; ++w) scratch[w] = 0;
@@ -84,6 +89,18 @@ static void pack_row_impl(const float* x, const float* beta, int64_t K, uint64_t
   }
 }
 #endif  // SCALES_EDGE_ISA_CUSTOM_PACK
+
+#ifndef SCALES_EDGE_ISA_FUSED_PACK
+// IsaKernels::pack_nchw_row: the packing, then one sweep per optional output.
+static void pack_nchw_row_impl(const float* x, int64_t plane, const float* beta, int64_t C,
+                               int64_t W, uint64_t* out, uint64_t* scratch, double* sums,
+                               const float* spatial_w, int64_t sW, float* dot) {
+  pack_nchw_bits(x, plane, beta, C, W, out, scratch);
+  if (sums)
+    for (int64_t c = 0; c < C; ++c) sums[c] = sum_floats(x + c * plane, W);
+  if (dot) spatial_dot(x, plane, C, W, spatial_w, sW, dot);
+}
+#endif  // SCALES_EDGE_ISA_FUSED_PACK
 
 // One output pixel, output channels [m0, m0 + R*kLanes): sum over the valid taps
 // i in [i0, i1), j in [j0, j1) and the CW words of each tap.

@@ -84,9 +84,14 @@ struct IsaKernels {
   Path path;
   const char* name;
   // Binarize+pack one image row: x points at X[n, 0, h, 0]; channel c of that row is
-  // x[c*plane .. c*plane + W). Writes out[W][CW]. scratch: W words.
+  // x[c*plane .. c*plane + W). Writes out[W][CW]. scratch: W words. Optionally (null: skipped),
+  // in the order of reductions.h (the same bits on every path):
+  //  * sums[c] = sum_floats(x + c*plane, W) for c < C;
+  //  * dot = spatial_dot(x, plane, C, W, spatial_w, sW, dot), ceil(W/sW) floats (spatial_w and
+  //    dot both given or both null).
   void (*pack_nchw_row)(const float* x, int64_t plane, const float* beta, int64_t C, int64_t W,
-                        uint64_t* out, uint64_t* scratch);
+                        uint64_t* out, uint64_t* scratch, double* sums, const float* spatial_w,
+                        int64_t sW, float* dot);
   // Binarize+pack one row of K features into KW = ceil(K/64) words.
   void (*pack_row)(const float* x, const float* beta, int64_t K, uint64_t* out);
   // Accumulators of one output row: x_img = packed image n ([H][W][CW]).
@@ -157,7 +162,9 @@ std::string check_scales_branches(const ConvGeometry& g, const ScalesBranches& b
 
 // Pass 1, work items are input rows r = n*H + h: binarize+pack as pack_nchw, and
 //  * with spatial_w: S[n, oh, ow] for the output rows oh whose source row h = oh*sH (S: [N, OH, OW]);
-//  * with row_sums (non-null): row_sums[r*C + c] = sum over w of X[n, c, h, w] (double).
+//  * with row_sums (non-null): row_sums[r*C + c] = sum over w of X[n, c, h, w] (double),
+// both summed in the order of reductions.h, in one sweep over the row where the path can. The
+// branches must have passed check_scales_branches.
 void pack_nchw_scales(const IsaKernels& k, const ConvGeometry& g, const float* x,
                       const float* beta, const ScalesBranches& b, uint64_t* xp, float* S,
                       double* row_sums, int64_t begin, int64_t end);

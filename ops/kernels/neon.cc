@@ -15,7 +15,8 @@
 #include "kernels.h"
 
 #define SCALES_EDGE_ISA_NS neon_impl
-// This file brings its own binarize+pack row kernels (isa_impl.h then provides conv and matmul).
+// This file brings its own binarize+pack row kernels (isa_impl.h then adds the sums and spatial
+// dot of pack_nchw_row, and provides conv and matmul).
 #define SCALES_EDGE_ISA_CUSTOM_PACK 1
 
 namespace scales_edge {
@@ -108,9 +109,9 @@ static inline void pack_pixels(const float* x, int64_t plane, const float* beta,
   }
 }
 
-// Binarize and pack one image row (see IsaKernels::pack_nchw_row): vectorised over pixels.
-static void pack_nchw_row_impl(const float* x, int64_t plane, const float* beta, int64_t C,
-                               int64_t W, uint64_t* out, uint64_t* /*scratch*/) {
+// Binarize and pack one image row, vectorised over pixels.
+static void pack_nchw_bits(const float* x, int64_t plane, const float* beta, int64_t C,
+                           int64_t W, uint64_t* out, uint64_t* /*scratch*/) {
   const int64_t CW = (C + 63) / 64;
   for (int64_t cw = 0; cw < CW; ++cw) {
     const int64_t nbits = imin_pack(64, C - 64 * cw);

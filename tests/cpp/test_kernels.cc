@@ -1,13 +1,17 @@
 // Kernel tests of the scales_edge op library (no ONNX Runtime): for every kernel path this CPU
-// supports, binarize+pack, the binary convolution and the binary matmul must reproduce a plain
-// scalar reference written here from docs/ops.md, exactly (integer accumulators and the float
-// output transform), over randomized shapes. Prints "N passed, M failed"; exits 1 on any failure.
+// supports, binarize+pack, the binary convolution, the binary matmul and ScalesConv2d's pass 1
+// (channel sums, spatial map) must reproduce a plain scalar reference written here from
+// docs/ops.md and kernels/reductions.h, exactly (integer accumulators, the float output transform,
+// the float sums bit for bit), over randomized shapes. Prints "N passed, M failed"; exits 1 on
+// any failure.
 //
 // Build: cmake -DSCALES_EDGE_BUILD_TESTS=ON ...; run: ctest or the scales_edge_kernel_tests binary.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -251,6 +255,143 @@ void test_linear_case(const std::vector<const sk::IsaKernels*>& paths, int64_t r
   }
 }
 
+// Elements whose bits differ (a NaN equals only the same NaN).
+template <typename T>
+size_t bit_diffs(const std::vector<T>& a, const std::vector<T>& b) {
+  size_t bad = 0;
+  for (size_t i = 0; i < a.size(); ++i) bad += std::memcmp(&a[i], &b[i], sizeof(T)) != 0;
+  return bad;
+}
+
+// ScalesConv2d's pass 1: pack_nchw_scales and the row function under it must give the packed
+// input, the per-row channel sums and the spatial dot / map bit for bit as the scalar reference
+// here (the order of reductions.h: a sum has 8 float lanes, lane l taking elements 8i + l of the
+// first W/8*8, then the lanes and the remaining elements added in double; the dot takes the
+// channels in order, float multiply then float add, from 0). Activations of mixed magnitudes so
+// that any other order rounds differently.
+void test_pass1_case(const std::vector<const sk::IsaKernels*>& paths, int64_t N, int64_t C,
+                     int64_t H, int64_t W, int64_t sH, int64_t sW, bool spatial, bool sums,
+                     bool nans = false) {
+  sk::ConvGeometry g;
+  g.N = N; g.C = C; g.H = H; g.W = W; g.M = C; g.kH = 1; g.kW = 1; g.sH = sH; g.sW = sW;
+  char desc[160];
+  std::snprintf(desc, sizeof desc, "pass1 N=%lld C=%lld H=%lld W=%lld s=%lld,%lld%s%s%s",
+                (long long)N, (long long)C, (long long)H, (long long)W, (long long)sH,
+                (long long)sW, spatial ? " spatial" : "", sums ? " sums" : "",
+                nans ? " NaNs" : "");
+  if (!sk::check_conv_geometry(g).empty()) {
+    check(false, std::string(desc) + ": geometry rejected");
+    return;
+  }
+  const int64_t plane = H * W, CW = g.CW, OW = g.OW, rows = N * H;
+  const std::vector<float> beta = random_floats(static_cast<size_t>(C), -0.5f, 0.5f);
+  std::vector<float> x(static_cast<size_t>(N * C * plane));
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (size_t i = 0; i < x.size(); ++i) {
+    const int64_t c = static_cast<int64_t>(i / static_cast<size_t>(plane)) % C;
+    const int64_t r = rand_int(0, 99);
+    if (r < 3)
+      x[i] = beta[static_cast<size_t>(c)];
+    else if (r < 5)
+      x[i] = (r == 3) ? 0.0f : -0.0f;
+    else if (r < 6 && nans)
+      x[i] = std::numeric_limits<float>::quiet_NaN();
+    else
+      x[i] = std::ldexp(normal(rng), static_cast<int>(rand_int(-6, 6)));
+  }
+  const std::vector<float> sw = random_floats(static_cast<size_t>(C), -1.0f, 1.0f);
+  sk::ScalesBranches b;
+  if (spatial) {
+    b.spatial_w = sw.data();
+    b.spatial_b = random_floats(1, -0.5f, 0.5f)[0];
+  }
+  const std::string problem = sk::check_scales_branches(g, b);
+  if (!problem.empty()) {
+    check(false, std::string(desc) + ": " + problem);
+    return;
+  }
+
+  // Reference: packed words, sums and dot of every row r = n*H + h, and S.
+  std::vector<int> xs(x.size());
+  for (size_t i = 0; i < x.size(); ++i)
+    xs[i] = sign_of(x[i] - beta[(i / static_cast<size_t>(plane)) % static_cast<size_t>(C)]);
+  std::vector<uint64_t> xp_ref(static_cast<size_t>(rows * W * CW));
+  std::vector<double> sums_ref(static_cast<size_t>(rows * C));
+  std::vector<float> dot_ref(static_cast<size_t>(rows * OW));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t r = n * H + h;
+      const size_t row0 = static_cast<size_t>(n * C * plane + h * W);  // X[n, 0, h, 0]
+      for (int64_t w = 0; w < W; ++w)
+        pack_signs(&xs[row0 + static_cast<size_t>(w)], C, plane,
+                   &xp_ref[static_cast<size_t>((r * W + w) * CW)], false);
+      for (int64_t c = 0; c < C; ++c) {
+        const float* xc = &x[row0 + static_cast<size_t>(c * plane)];
+        float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        const int64_t W8 = W / 8 * 8;
+        for (int64_t w = 0; w < W8; ++w) lanes[w % 8] = lanes[w % 8] + xc[w];
+        double s = 0.0;
+        for (float l : lanes) s = s + static_cast<double>(l);
+        for (int64_t w = W8; w < W; ++w) s = s + static_cast<double>(xc[w]);
+        sums_ref[static_cast<size_t>(r * C + c)] = s;
+      }
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        float d = 0.0f;
+        for (int64_t c = 0; c < C; ++c) {
+          const float xv = x[row0 + static_cast<size_t>(c * plane + ow * sW)];
+          const float prod = sw[static_cast<size_t>(c)] * xv;
+          d = d + prod;
+        }
+        dot_ref[static_cast<size_t>(r * OW + ow)] = d;
+      }
+    }
+  std::vector<float> S_ref(static_cast<size_t>(N * g.OH * OW));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t oh = 0; oh < g.OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const float v = dot_ref[static_cast<size_t>((n * H + oh * sH) * OW + ow)] + b.spatial_b;
+        S_ref[static_cast<size_t>((n * g.OH + oh) * OW + ow)] = 1.0f / (1.0f + std::exp(-v));
+      }
+
+  for (const sk::IsaKernels* k : paths) {
+    const std::string tag = std::string(k->name) + " " + desc;
+    // The driver, in two sub-ranges (as threads would).
+    std::vector<uint64_t> xp(xp_ref.size(), ~uint64_t{0});
+    std::vector<float> S(spatial ? S_ref.size() : 0, -7.0f);
+    std::vector<double> rs(sums ? sums_ref.size() : 0, -7.0);
+    for (int64_t part = 0; part < 2; ++part)
+      sk::pack_nchw_scales(*k, g, x.data(), beta.data(), b, xp.data(),
+                           spatial ? S.data() : nullptr, sums ? rs.data() : nullptr,
+                           part == 0 ? 0 : rows / 2, part == 0 ? rows / 2 : rows);
+    check(xp == xp_ref, tag + ": packed input differs from the reference packing");
+    if (spatial)
+      check(bit_diffs(S, S_ref) == 0,
+            tag + ": " + std::to_string(bit_diffs(S, S_ref)) + " values of S differ");
+    if (sums)
+      check(bit_diffs(rs, sums_ref) == 0,
+            tag + ": " + std::to_string(bit_diffs(rs, sums_ref)) + " row sums differ");
+    // The row function on every row, with the dot at stride sW whatever sH is.
+    std::vector<uint64_t> scratch(static_cast<size_t>(W));
+    std::vector<float> dot(spatial ? dot_ref.size() : 0, -7.0f);
+    std::fill(xp.begin(), xp.end(), ~uint64_t{0});
+    std::fill(rs.begin(), rs.end(), -7.0);
+    for (int64_t r = 0; r < rows; ++r)
+      k->pack_nchw_row(&x[static_cast<size_t>((r / H) * C * plane + (r % H) * W)], plane,
+                       beta.data(), C, W, &xp[static_cast<size_t>(r * W * CW)], scratch.data(),
+                       sums ? &rs[static_cast<size_t>(r * C)] : nullptr,
+                       spatial ? sw.data() : nullptr, sW,
+                       spatial ? &dot[static_cast<size_t>(r * OW)] : nullptr);
+    check(xp == xp_ref, tag + ": pack_nchw_row: packed row differs");
+    if (spatial)
+      check(bit_diffs(dot, dot_ref) == 0,
+            tag + ": pack_nchw_row: " + std::to_string(bit_diffs(dot, dot_ref)) +
+                " spatial dot values differ");
+    if (sums)
+      check(bit_diffs(rs, sums_ref) == 0,
+            tag + ": pack_nchw_row: " + std::to_string(bit_diffs(rs, sums_ref)) + " sums differ");
+  }
+}
+
 void test_dispatch() {
   std::string err;
   check(sk::select_kernels("portable", &err) != nullptr, "portable path must always be selectable");
@@ -374,6 +515,18 @@ int main() {
     if (!sk::check_conv_geometry(probe).empty()) { --it; continue; }  // too small: draw again
     test_conv_case(paths, g);
   }
+  // ScalesConv2d's pass 1: channel counts around the 8-channel groups and 64-bit words, widths
+  // around the 8-pixel blocks, both strides, each optional output on and off.
+  const int64_t pass1_c[] = {1, 8, 63, 64, 65, 130};
+  const int64_t pass1_w[] = {1, 7, 8, 13, 37};
+  const int64_t pass1_s[][2] = {{1, 1}, {2, 2}, {1, 2}, {2, 1}};
+  for (int64_t c : pass1_c)
+    for (int64_t w : pass1_w)
+      for (const auto& s : pass1_s)
+        for (int flags = 0; flags < 4; ++flags)
+          test_pass1_case(paths, 2, c, 5, w, s[0], s[1], (flags & 1) != 0, (flags & 2) != 0);
+  test_pass1_case(paths, 1, 64, 6, 320, 1, 1, true, true);  // a benchmark-layer row
+  test_pass1_case(paths, 1, 70, 4, 45, 1, 1, true, true, /*nans=*/true);
   // Linear.
   const int64_t fixed_k[] = {1, 63, 64, 65, 128, 129, 300, 1000};
   for (int64_t k : fixed_k) test_linear_case(paths, 3, k, 17);
