@@ -4,8 +4,9 @@ the binary body.
 **What is quantized.** The FP ``Conv`` layers that run before the first binary layer (the head:
 ``conv_first``; RDN's ``sfe1``/``sfe2``) and after the last one (the tail: the upsampler's convs,
 ``conv_hr``, ``conv_last``...), with the pixel shuffles (``DepthToSpace``) and (leaky) ReLUs between
-them, so that ONNX Runtime's CPU provider fuses the tail into ``QLinearConv → DepthToSpace →
-QLinearLeakyRelu → QLinearConv ...`` on 8-bit tensors. Weights are int8 per output channel,
+them, so that ONNX Runtime's CPU provider fuses the tail into channels-last (NHWC) ``QLinearConv →
+pixel shuffle → QLinearLeakyRelu → QLinearConv ...`` on 8-bit tensors (the shuffles are written in
+channels-last form for that: see Choices). Weights are int8 per output channel,
 activations uint8, ranges from MinMax calibration on real photos. Nothing else changes: the binary
 body (``scales_edge`` ops, their FP re-scaling branches, skips) keeps its ops and weights, and the
 graph's final additions (the bilinear base, MeanShift, long skips) stay FP32. The head and tail
@@ -28,12 +29,33 @@ graph. The tensor names at the cut are kept (a quantized output keeps its name a
   43-47 dB on photos, against 40 / 46-49 dB with it, and the same model run unfused gives the
   second numbers. With 7-bit weights no CPU saturates, so one file is right everywhere.
 * uint8 activations: asymmetric int8 activations give identical numbers (the same grid shifted by
-  128) and ran slower here; uint8 is what ORT's x86 kernels are built for.
+  128) and ran slower here; uint8 is what ORT's x86 kernels are built for. One 3x3 64->64
+  ``QLinearConv`` at 1280x720, one thread: 0.42 s with uint8 activations and int8 weights (MLAS'
+  indirect "ConvSym" kernel, ~80 GMAC/s: its bound, 32 MACs a cycle with ``vpmaddubsw`` +
+  ``vpmaddwd``), 3.2 s with int8 activations (no such kernel on AVX2), 0.81 s with uint8 weights;
+  8-bit instead of 7-bit weights (0.40 s) or one scale per tensor (0.41 s) are no faster.
 * QDQ format: ORT's recommended format for CPU; the graph stays readable (``Conv`` with
   ``DequantizeLinear`` weights), and ``scales-edge info`` counts it like the FP32 graph.
+* Channels-last pixel shuffles (:func:`_channels_last_shuffles`): ORT's NHWC transformer makes each
+  ``QLinearConv`` channels-last, but ``DepthToSpace`` exists only in NCHW, so each shuffle ran as
+  ``Transpose → DepthToSpace → QLinearLeakyRelu → Transpose`` (uint8; ORT's ``DepthToSpace`` is an
+  element-by-element 6-D shuffle): 0.24 s of the 64-channel SRResNet x4 at 320x180
+  (``DepthToSpace`` 0.14 s, ``Transpose`` 0.10 s), 12% of its time. The export writes each shuffle as uint8 ``Reshape →
+  Transpose → Reshape`` between NHWC transposes that cancel against ORT's, with the upconv's output
+  channels permuted to DCR order so that the transpose moves runs of ``r·C`` bytes: 0.02 s, and
+  the same values bit for bit (``runtime.tiling`` reads it as a ``DepthToSpace``).
+* ``conv_last`` (3 output channels) stays as it is: below 16 output channels MLAS' indirect kernel
+  does not apply and ``QLinearConv`` falls back to a full-image im2col + GEMM, ~7 GMAC/s, 0.2 s at
+  1280x720 (as long as FP32). With 13 zero filters (16 output channels, the extra ones dropped from
+  the uint8 output) it takes 0.11 s, same values, but the file would carry them and ``scales-edge
+  info`` would count them as parameters.
 
 **Measured** on the demo model (SRResNet x4, 40 channels): 0.30 MB instead of 0.68 MB; held-out
-PSNR/SSIM 30.055 dB / 0.8226 instead of 30.064 / 0.8230; 1.3x faster at 320x180 on one thread.
+PSNR/SSIM 30.055 dB / 0.8226 instead of 30.064 / 0.8230; 1.6x faster than FP32 at 320x180 on one
+thread (0.86-0.87 s vs 1.39-1.43 s; 1.4x with ``DepthToSpace``). The 64-channel SRResNet x4 of
+``benchmarks/bench_all.py``: 1.70-1.88 s vs 4.04-4.24 s in FP32 (2.2-2.4x; 2.02-2.15 s, 1.9-2.0x
+with ``DepthToSpace``, in the same runs); its INT8 tail is now ~1.3 s of ``QLinearConv``, at 75-90 GMAC/s except
+``conv_last`` (0.27 s), and 0.06 s of ``QLinearLeakyRelu``.
 Against PyTorch: 40.4 dB on random input, 46.5-49.2 dB on photos. The head accounts for nearly all
 of that (tail alone: 50-57 dB): its quantization noise flips 2.4% of the body's binarized
 activations, those near their threshold, which costs 0.005 dB on the held-out photos; the head is
@@ -52,7 +74,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import onnx
 import torch
-from onnx import helper
+from onnx import helper, numpy_helper
 from torch import nn
 
 from ..errors import ScalesEdgeError
@@ -357,6 +379,130 @@ def _toposort(nodes: list[onnx.NodeProto], rank: dict[str, int]) -> list[onnx.No
     return order
 
 
+# ---------------------------------------------------------------------------- channels-last pixel shuffles
+
+
+def _channels_last_shuffles(model: onnx.ModelProto) -> int:
+    """Rewrite each quantized pixel shuffle of ``model`` (a ``Conv`` whose uint8 output goes
+    through ``DequantizeLinear → DepthToSpace → QuantizeLinear`` with the same scale and zero
+    point) into the same shuffle on the uint8 tensor in channels-last layout, which ONNX Runtime
+    runs between its NHWC ``QLinearConv`` nodes without leaving NHWC; returns how many.
+
+    The shuffle becomes ``Transpose(0,2,3,1) → Reshape [N, H, W, r, r, C] → Transpose(0,1,3,2,4,5)
+    → Reshape [N, rH, rW, C] → Transpose(0,3,1,2)`` (the last shape from ``Shape``: the input size
+    is free). Its outer transposes cancel against the ones ORT's NHWC transformer puts around each
+    ``QLinearConv``, and the middle one moves whole runs of ``r·C`` bytes because the conv's output
+    channels are permuted from PyTorch's ``CRD`` order (channel ``c·r² + i·r + j``) to ``DCR``
+    (``(i·r + j)·C + c``): the int8 filters, their scales and zero points and the int32 bias, rows
+    permuted. The values computed are the same, bit for bit."""
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    producer = {o: n for n in g.node for o in n.output if o}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for n in g.node:
+        for t in n.input:
+            readers.setdefault(t, []).append(n)
+    graph_outputs = {o.name for o in g.output}
+
+    def only_reader(name: str, op_type: str) -> onnx.NodeProto | None:
+        rs = readers.get(name, [])
+        if len(rs) != 1 or rs[0].op_type != op_type or name in graph_outputs:
+            return None
+        return rs[0]
+
+    def const(name: str) -> np.ndarray | None:
+        return numpy_helper.to_array(inits[name]) if name in inits else None
+
+    def same_qparams(a: onnx.NodeProto, b: onnx.NodeProto) -> bool:
+        pa = [const(t) for t in a.input[1:3]]
+        pb = [const(t) for t in b.input[1:3]]
+        return len(pa) == len(pb) == 2 and all(
+            x is not None and y is not None and x.shape == () and x.dtype == y.dtype and np.array_equal(x, y)
+            for x, y in zip(pa, pb)
+        )
+
+    count = 0
+    for d2s in [n for n in g.node if n.op_type == "DepthToSpace"]:
+        attrs = {a.name: helper.get_attribute_value(a) for a in d2s.attribute}
+        r = int(attrs.get("blocksize", 0))
+        mode = attrs.get("mode", b"DCR")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        dq = producer.get(d2s.input[0])
+        q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+        conv = producer.get(q.input[0]) if q is not None and q.op_type == "QuantizeLinear" else None
+        q2 = only_reader(d2s.output[0], "QuantizeLinear")
+        if r < 2 or conv is None or conv.op_type != "Conv" or q2 is None:
+            continue
+        if not same_qparams(q, q2) or not same_qparams(q, dq):
+            continue
+        if only_reader(conv.output[0], "QuantizeLinear") is None or only_reader(q.output[0], "DequantizeLinear") is None:
+            continue
+        if only_reader(dq.output[0], "DepthToSpace") is None:
+            continue
+        # The conv's per-output-channel constants: DequantizeLinear'd initializers read by it alone.
+        rows: list[str] = []
+        ok = True
+        for w_or_b in conv.input[1:3]:
+            if not w_or_b:
+                continue
+            src = producer.get(w_or_b)
+            names = list(src.input) if src is not None and src.op_type == "DequantizeLinear" else [w_or_b]
+            if (src is not None and src.op_type != "DequantizeLinear") or len(readers.get(w_or_b, [])) != 1:
+                ok = False
+            for name in names:
+                if not name:
+                    continue
+                if name not in inits or len(readers.get(name, [])) != 1:
+                    ok = False
+                elif inits[name].dims and inits[name].dims[0] > 1:
+                    rows.append(name)
+        weight = const(producer[conv.input[1]].input[0]) if conv.input[1] in producer else const(conv.input[1])
+        if not ok or weight is None or weight.shape[0] % (r * r):
+            continue
+        k = weight.shape[0]
+        if mode not in ("CRD", "DCR") or any(inits[name].dims[0] != k for name in rows):
+            continue
+        if mode == "CRD":
+            c = k // (r * r)
+            perm = np.arange(k).reshape(c, r * r).T.reshape(-1)  # new channel (i*r + j)*C + c <- c*r*r + i*r + j
+            for name in rows:
+                inits[name].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(const(name)[perm]), name))
+        base = f"{d2s.name or d2s.output[0]}/channels_last"
+        x, y = q.output[0], q2.output[0]
+        tensor = {k_: f"{base}/{k_}" for k_ in ("nhwc", "6d", "6d_t", "shape", "shape_r", "shape_out", "out")}
+        g.initializer.extend([
+            numpy_helper.from_array(np.array([0, 0, 0, r, r, -1], np.int64), f"{base}/split_shape"),
+            numpy_helper.from_array(np.array([1, r, r, 1], np.int64), f"{base}/mul"),
+            numpy_helper.from_array(np.array([1, 1, 1, r * r], np.int64), f"{base}/div"),
+        ])
+
+        def node(op: str, ins: list[str], out: str, name: str, **attrs: Any) -> onnx.NodeProto:
+            return helper.make_node(op, ins, [out], name=f"{base}/{name}", **attrs)
+
+        nodes = [
+            node("Transpose", [x], tensor["nhwc"], "to_nhwc", perm=[0, 2, 3, 1]),
+            node("Reshape", [tensor["nhwc"], f"{base}/split_shape"], tensor["6d"], "split"),
+            node("Transpose", [tensor["6d"]], tensor["6d_t"], "shuffle", perm=[0, 1, 3, 2, 4, 5]),
+            node("Shape", [tensor["nhwc"]], tensor["shape"], "shape"),
+            node("Mul", [tensor["shape"], f"{base}/mul"], tensor["shape_r"], "shape_mul"),
+            node("Div", [tensor["shape_r"], f"{base}/div"], tensor["shape_out"], "shape_div"),
+            node("Reshape", [tensor["6d_t"], tensor["shape_out"]], tensor["out"], "merge"),
+            node("Transpose", [tensor["out"]], y, "to_nchw", perm=[0, 3, 1, 2]),
+        ]
+        at = list(g.node).index(dq)
+        for n in (dq, d2s, q2):
+            g.node.remove(n)
+        for i, n in enumerate(nodes):
+            g.node.insert(at + i, n)
+        count += 1
+    if count:
+        live = {t for n in g.node for t in n.input}
+        keep = [t for t in g.initializer if t.name in live]
+        del g.initializer[:]
+        g.initializer.extend(keep)
+    return count
+
+
 # ---------------------------------------------------------------------------- quantization
 
 
@@ -476,12 +622,14 @@ def quantize_head_tail(
             calibrate_method=CalibrationMethod.MinMax,
         )
         quantized = onnx.load(str(out_path))
+    shuffles = _channels_last_shuffles(quantized)
     result = cut.stitch(quantized)
     info = {
         "format": "QDQ",
         "weights": "int8, per output channel, 7-bit range (reduce_range)",
         "activations": "uint8",
         "calibration": "MinMax",
+        "pixel_shuffles": f"{shuffles} channels-last (uint8, filters in DCR order)" if shuffles else "none",
         "calibration_photos": [Path(p).name for p in photos] if len(photos) <= 16 else len(photos),
         "calibration_crops": f"{crops} x {crop_size}x{crop_size} LR px",
         "head": head,

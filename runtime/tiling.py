@@ -6,7 +6,8 @@ Two things make a tile's output differ from the same pixels of a whole-image run
    whole image has pixels. The error reaches inwards by the network's receptive-field radius, so
    each tile is run with ``overlap`` extra LR pixels on every side and only its interior (the
    *core*) is kept. :func:`analyze` computes the radius from the graph (the convolutions'
-   half-widths, in LR pixels, through pixel shuffles and resizes: 35 px for SRResNet's 16 blocks);
+   half-widths, in LR pixels, through pixel shuffles (``DepthToSpace``, or the INT8 tail's
+   channels-last form of it) and resizes: 35 px for SRResNet's 16 blocks);
    with ``overlap`` >= the radius the kept pixels depend on exactly the input pixels they depend
    on in the whole-image run. (Blending overlaps is not needed: cores are exact, so seams cannot
    show.)
@@ -175,6 +176,63 @@ def _window(node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> tuple[list[i
     return kernel, strides, dil, pads
 
 
+def _channels_last_shuffles(graph: onnx.GraphProto, consts: dict[str, np.ndarray]) -> dict[int, tuple[int, str, set[int]]]:
+    """The pixel shuffles written in channels-last layout (the INT8 tail's, see
+    :func:`scales_edge.export.quantize._channels_last_shuffles`): ``Transpose(0,2,3,1) → Reshape
+    [0,0,0,r,r,-1] → Transpose(0,1,3,2,4,5) → Reshape(Shape(·) · [1,r,r,1] / [1,1,1,r²]) →
+    Transpose(0,3,1,2)``, a ``DepthToSpace`` (DCR) of blocksize r. Returns, by the index of the
+    first ``Transpose``: (r, the output tensor, the indices of the other nodes). A chain whose
+    inner tensors are read by any other node is not one."""
+    nodes = list(graph.node)
+    readers: dict[str, list[int]] = {}
+    for i, n in enumerate(nodes):
+        for t in n.input:
+            readers.setdefault(t, []).append(i)
+    outputs = {o.name for o in graph.output}
+
+    def perm(i: int) -> list[int] | None:
+        n = nodes[i]
+        return [int(v) for v in _attr(n, "perm", [])] if n.op_type == "Transpose" else None
+
+    def only(t: str, op: str) -> int | None:
+        rs = readers.get(t, [])
+        return rs[0] if len(rs) == 1 and nodes[rs[0]].op_type == op and t not in outputs else None
+
+    def const(t: str) -> list[int] | None:
+        a = consts.get(t)
+        return None if a is None else [int(v) for v in a.reshape(-1)]
+
+    found: dict[int, tuple[int, str, set[int]]] = {}
+    for i, n in enumerate(nodes):
+        if perm(i) != [0, 2, 3, 1]:
+            continue
+        t_nhwc = n.output[0]
+        rs = readers.get(t_nhwc, [])
+        split = next((j for j in rs if nodes[j].op_type == "Reshape"), None)
+        shape = next((j for j in rs if nodes[j].op_type == "Shape"), None)
+        if split is None or shape is None or len(rs) != 2 or t_nhwc in outputs:
+            continue
+        dims = const(nodes[split].input[1])
+        if not dims or len(dims) != 6 or dims[:3] != [0, 0, 0] or dims[3] != dims[4] or dims[3] < 2 or dims[5] != -1:
+            continue
+        r = dims[3]
+        shuffle = only(nodes[split].output[0], "Transpose")
+        mul = only(nodes[shape].output[0], "Mul")
+        div = only(nodes[mul].output[0], "Div") if mul is not None else None
+        if shuffle is None or perm(shuffle) != [0, 1, 3, 2, 4, 5] or div is None:
+            continue
+        if const(nodes[mul].input[1]) != [1, r, r, 1] or const(nodes[div].input[1]) != [1, 1, 1, r * r]:
+            continue
+        merge = only(nodes[shuffle].output[0], "Reshape")
+        if merge is None or nodes[merge].input[1] != nodes[div].output[0] or len(readers.get(nodes[div].output[0], [])) != 1:
+            continue
+        last = only(nodes[merge].output[0], "Transpose")
+        if last is None or perm(last) != [0, 3, 1, 2]:
+            continue
+        found[i] = (r, nodes[last].output[0], {split, shuffle, shape, mul, div, merge, last})
+    return found
+
+
 @dataclass
 class _T:
     """Per-tensor facts: ``None`` (no spatial extent: constants, pooled values) or spatial."""
@@ -200,10 +258,21 @@ def analyze(proto: onnx.ModelProto) -> Geometry:
     side_fns: dict[str, Callable[[int], int]] = {inputs[0]: lambda n: n}
     checks: list[Callable[[int], bool]] = []
 
+    shuffles = _channels_last_shuffles(graph, consts)
+    inner = set().union(*(nodes for _, _, nodes in shuffles.values()))
     for idx, node in enumerate(graph.node):
+        if idx in inner:
+            continue
         ins = [facts.get(i) if i else None for i in node.input]
         spatial = [f for f in ins if f is not None]
         op = node.op_type
+        if idx in shuffles and ins[0] is not None:
+            # a pixel shuffle in channels-last layout: a DepthToSpace
+            bs, y, _ = shuffles[idx]
+            facts[y] = _T(ins[0].radius, ins[0].scale * bs)
+            prev = side_fns.get(node.input[0], lambda n: n)
+            side_fns[y] = (lambda prev, bs: lambda n: prev(n) * bs)(prev, bs)
+            continue
         if op == "Constant" or not spatial:
             for o in node.output:
                 facts[o] = None
@@ -358,8 +427,9 @@ def analyze_windowed(proto: onnx.ModelProto, window: int, radius: float = math.i
         raise TilingError("no scales_edge.scale in the model metadata; re-export it with scales-edge") from None
     pools: list[Pool] = []
     upsampled = False
+    shuffles = _channels_last_shuffles(proto.graph, consts)
     for idx, node in enumerate(proto.graph.node):
-        if node.op_type in _UPSAMPLING:
+        if node.op_type in _UPSAMPLING or idx in shuffles:
             upsampled = True
         if _is_spatial_mean(node, consts):
             if upsampled:
