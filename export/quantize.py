@@ -44,18 +44,34 @@ graph. The tensor names at the cut are kept (a quantized output keeps its name a
   Transpose → Reshape`` between NHWC transposes that cancel against ORT's, with the upconv's output
   channels permuted to DCR order so that the transpose moves runs of ``r·C`` bytes: 0.02 s, and
   the same values bit for bit (``runtime.tiling`` reads it as a ``DepthToSpace``).
-* ``conv_last`` (3 output channels) stays as it is: below 16 output channels MLAS' indirect kernel
-  does not apply and ``QLinearConv`` falls back to a full-image im2col + GEMM, ~7 GMAC/s, 0.2 s at
-  1280x720 (as long as FP32). With 13 zero filters (16 output channels, the extra ones dropped from
-  the uint8 output) it takes 0.11 s, same values, but the file would carry them and ``scales-edge
-  info`` would count them as parameters.
+* Narrow convs get zero filters up to 16 (:func:`_pad_narrow_convs`): below 16 output channels
+  MLAS' indirect kernel does not apply and ``QLinearConv`` falls back to a whole-image im2col +
+  GEMM, ~7 GMAC/s, the im2col taking about the same time for 1 to 8 output channels: ``conv_last``
+  (3 output channels, 1.6 G MACs at 1280x720 from 64 channels) took 0.23 s of the 64-channel
+  SRResNet x4. With 13 all-zero int8 filters (zero points 0, zero int32 bias) it runs in the fast
+  kernel, 8.5 G MACs at ~77 GMAC/s: 0.11 s; a ``Split`` on the channel axis drops the 13 channels
+  from its uint8 output (ORT adds 2 ms of ``Transpose`` of the 16 channels and 2 ms of ``Split``),
+  and the values are the same bit for bit. The rewrite fires only on the exact QDQ pattern
+  (uint8 per-tensor input and output, int8 per-channel or per-tensor weights, int32 bias, one
+  group, a kernel wider than 1x1: a 1x1 conv needs no im2col, and padding one 64 -> 3 at 720p
+  gained nothing), on any such conv under 16 output channels: in the zoo ``conv_last``, and the
+  head/tail convs of models narrower than 16 channels; the head ``conv_first`` (``num_feat``
+  outputs, 40-64) and the upconvs are untouched, and so is a conv before a pixel shuffle. The
+  tensors at the cut, and every tensor of the graph before, keep their names, shapes and values
+  (the two widened ones get new names). ``runtime.tiling`` treats the ``Split`` as a per-pixel op.
+  The file carries 13·C·9 more int8 weights (7.5 KB for C = 64); ``scales-edge info`` does not
+  count them (an output channel that nothing reads is dead: see :mod:`scales_edge.info`), so the
+  ``.onnx`` and its checkpoint report the same parameters and MACs. The metadata lists the padded
+  convs (``padded_convs``).
 
-**Measured** on the demo model (SRResNet x4, 40 channels): 0.30 MB instead of 0.68 MB; held-out
-PSNR/SSIM 30.055 dB / 0.8226 instead of 30.064 / 0.8230; 1.6x faster than FP32 at 320x180 on one
-thread (0.86-0.87 s vs 1.39-1.43 s; 1.4x with ``DepthToSpace``). The 64-channel SRResNet x4 of
-``benchmarks/bench_all.py``: 1.70-1.88 s vs 4.04-4.24 s in FP32 (2.2-2.4x; 2.02-2.15 s, 1.9-2.0x
-with ``DepthToSpace``, in the same runs); its INT8 tail is now ~1.3 s of ``QLinearConv``, at 75-90 GMAC/s except
-``conv_last`` (0.27 s), and 0.06 s of ``QLinearLeakyRelu``.
+**Measured** on the demo model (SRResNet x4, 40 channels): 0.31 MB instead of 0.68 MB; held-out
+PSNR/SSIM 30.055 dB / 0.8226 instead of 30.064 / 0.8230; 1.55-1.71x faster than FP32 at 320x180 on
+one thread (0.80-0.86 s vs 1.27-1.47 s in three alternating runs; ``conv_last`` 0.064 s instead of
+0.096 s unpadded, which the run-to-run noise hides end to end; 1.4x with ``DepthToSpace`` in
+earlier runs). The 64-channel SRResNet x4 of ``benchmarks/bench_all.py``: 1.41-1.54 s vs
+3.68-4.06 s in FP32 (2.6-2.7x in four runs; without the padding of ``conv_last`` 1.51-1.68 s,
+2.4-2.5x, in the same runs; 1.9-2.0x with ``DepthToSpace`` in earlier runs); its INT8 tail is now
+~1.1 s of ``QLinearConv`` at 75-90 GMAC/s (``conv_last`` 0.11 s) and 0.06 s of ``QLinearLeakyRelu``.
 Against PyTorch: 40.4 dB on random input, 46.5-49.2 dB on photos. The head accounts for nearly all
 of that (tail alone: 50-57 dB): its quantization noise flips 2.4% of the body's binarized
 activations, those near their threshold, which costs 0.005 dB on the held-out photos; the head is
@@ -379,7 +395,58 @@ def _toposort(nodes: list[onnx.NodeProto], rank: dict[str, int]) -> list[onnx.No
     return order
 
 
-# ---------------------------------------------------------------------------- channels-last pixel shuffles
+# ---------------------------------------------------------------------------- rewrites of the quantized graph
+
+
+class _Graph:
+    """Who produces and who reads each tensor of a graph, and its initializers (for the rewrites
+    below, which match the QDQ patterns ``quantize_static`` writes)."""
+
+    def __init__(self, graph: onnx.GraphProto) -> None:
+        self.inits = {t.name: t for t in graph.initializer}
+        self.producer = {o: n for n in graph.node for o in n.output if o}
+        self.readers: dict[str, list[onnx.NodeProto]] = {}
+        for n in graph.node:
+            for t in n.input:
+                self.readers.setdefault(t, []).append(n)
+        self.outputs = {o.name for o in graph.output}
+
+    def only_reader(self, name: str, op_type: str) -> onnx.NodeProto | None:
+        """The node that reads ``name`` if it is the only one, of type ``op_type``, and ``name`` is
+        not a graph output."""
+        rs = self.readers.get(name, [])
+        if len(rs) != 1 or rs[0].op_type != op_type or name in self.outputs:
+            return None
+        return rs[0]
+
+    def const(self, name: str) -> np.ndarray | None:
+        return numpy_helper.to_array(self.inits[name]) if name in self.inits else None
+
+    def set_const(self, name: str, value: np.ndarray) -> None:
+        self.inits[name].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(value), name))
+
+    def conv_constants(self, conv: onnx.NodeProto) -> list[str] | None:
+        """The initializers of ``conv``'s weight and bias (behind their ``DequantizeLinear``: data,
+        scale, zero point), or None unless the conv alone reads them (so they can be rewritten)."""
+        found: list[str] = []
+        for w_or_b in conv.input[1:3]:
+            if not w_or_b:
+                continue
+            src = self.producer.get(w_or_b)
+            if src is not None and src.op_type != "DequantizeLinear" or len(self.readers.get(w_or_b, [])) != 1:
+                return None
+            for name in src.input if src is not None else [w_or_b]:
+                if not name:
+                    continue
+                if name not in self.inits or len(self.readers.get(name, [])) != 1:
+                    return None
+                found.append(name)
+        return found
+
+    def weight(self, conv: onnx.NodeProto) -> np.ndarray | None:
+        """``conv``'s weight as stored (int8 behind its ``DequantizeLinear``), if a constant."""
+        src = self.producer.get(conv.input[1])
+        return self.const(src.input[0]) if src is not None else self.const(conv.input[1])
 
 
 def _channels_last_shuffles(model: onnx.ModelProto) -> int:
@@ -396,22 +463,8 @@ def _channels_last_shuffles(model: onnx.ModelProto) -> int:
     (``(i·r + j)·C + c``): the int8 filters, their scales and zero points and the int32 bias, rows
     permuted. The values computed are the same, bit for bit."""
     g = model.graph
-    inits = {t.name: t for t in g.initializer}
-    producer = {o: n for n in g.node for o in n.output if o}
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for n in g.node:
-        for t in n.input:
-            readers.setdefault(t, []).append(n)
-    graph_outputs = {o.name for o in g.output}
-
-    def only_reader(name: str, op_type: str) -> onnx.NodeProto | None:
-        rs = readers.get(name, [])
-        if len(rs) != 1 or rs[0].op_type != op_type or name in graph_outputs:
-            return None
-        return rs[0]
-
-    def const(name: str) -> np.ndarray | None:
-        return numpy_helper.to_array(inits[name]) if name in inits else None
+    ix = _Graph(g)
+    producer, only_reader, const = ix.producer, ix.only_reader, ix.const
 
     def same_qparams(a: onnx.NodeProto, b: onnx.NodeProto) -> bool:
         pa = [const(t) for t in a.input[1:3]]
@@ -440,33 +493,19 @@ def _channels_last_shuffles(model: onnx.ModelProto) -> int:
         if only_reader(dq.output[0], "DepthToSpace") is None:
             continue
         # The conv's per-output-channel constants: DequantizeLinear'd initializers read by it alone.
-        rows: list[str] = []
-        ok = True
-        for w_or_b in conv.input[1:3]:
-            if not w_or_b:
-                continue
-            src = producer.get(w_or_b)
-            names = list(src.input) if src is not None and src.op_type == "DequantizeLinear" else [w_or_b]
-            if (src is not None and src.op_type != "DequantizeLinear") or len(readers.get(w_or_b, [])) != 1:
-                ok = False
-            for name in names:
-                if not name:
-                    continue
-                if name not in inits or len(readers.get(name, [])) != 1:
-                    ok = False
-                elif inits[name].dims and inits[name].dims[0] > 1:
-                    rows.append(name)
-        weight = const(producer[conv.input[1]].input[0]) if conv.input[1] in producer else const(conv.input[1])
-        if not ok or weight is None or weight.shape[0] % (r * r):
+        constants = ix.conv_constants(conv)
+        weight = ix.weight(conv)
+        if constants is None or weight is None or weight.shape[0] % (r * r):
             continue
+        rows = [name for name in constants if ix.inits[name].dims and ix.inits[name].dims[0] > 1]
         k = weight.shape[0]
-        if mode not in ("CRD", "DCR") or any(inits[name].dims[0] != k for name in rows):
+        if mode not in ("CRD", "DCR") or any(ix.inits[name].dims[0] != k for name in rows):
             continue
         if mode == "CRD":
             c = k // (r * r)
             perm = np.arange(k).reshape(c, r * r).T.reshape(-1)  # new channel (i*r + j)*C + c <- c*r*r + i*r + j
             for name in rows:
-                inits[name].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(const(name)[perm]), name))
+                ix.set_const(name, const(name)[perm])
         base = f"{d2s.name or d2s.output[0]}/channels_last"
         x, y = q.output[0], q2.output[0]
         tensor = {k_: f"{base}/{k_}" for k_ in ("nhwc", "6d", "6d_t", "shape", "shape_r", "shape_out", "out")}
@@ -501,6 +540,100 @@ def _channels_last_shuffles(model: onnx.ModelProto) -> int:
         del g.initializer[:]
         g.initializer.extend(keep)
     return count
+
+
+#: MLAS' indirect u8s8 convolution ("ConvSym") needs this many output channels; below it
+#: ``QLinearConv`` runs as a whole-image im2col + GEMM (see Choices).
+MIN_CONV_CHANNELS = 16
+
+
+def _pad_narrow_convs(model: onnx.ModelProto, channels: int = MIN_CONV_CHANNELS) -> dict[str, tuple[int, int]]:
+    """Give each quantized ``Conv`` of ``model`` with fewer than ``channels`` output channels
+    zero filters up to ``channels`` and drop their outputs again from its uint8 output with a
+    ``Split`` on the channel axis, so that ONNX Runtime runs it with MLAS' fast kernel (see the
+    module doc, Choices); returns {layer: (output channels, padded)}.
+
+    Only the exact pattern ``quantize_static`` writes is rewritten: a 2-D ``Conv`` of one group
+    with a kernel wider than 1x1 (a 1x1 conv needs no im2col, and its fallback is as fast),
+    reading a per-tensor uint8 ``DequantizeLinear``, an int8 weight and an int32 bias (if any)
+    behind ``DequantizeLinear`` nodes and initializers that it alone reads (one scale per tensor
+    or per output channel), whose output only a per-tensor uint8 ``QuantizeLinear`` reads, whose
+    output only one ``DequantizeLinear`` reads (so a conv before a pixel shuffle, rewritten by
+    :func:`_channels_last_shuffles`, is left alone). It becomes::
+
+        Conv [M + P filters] → QuantizeLinear → Split(axis 1, [M, P]) → (first part) DequantizeLinear
+
+    The ``P`` extra filters and their biases dequantize to zeros: int8 / int32 zeros with zero
+    point 0 (their per-channel scales repeat the last channel's, so every requantization scale
+    stays positive), or the zero point where it is one per tensor; so their outputs are the
+    output zero point, and the ``Split``'s second output is read by
+    nothing. A conv's output channels are computed independently, so the ``M`` real ones are the
+    same bit for bit. The two tensors that widen get new names (``…/padded``); every tensor of
+    the original graph keeps its name, shape and value."""
+    g = model.graph
+    ix = _Graph(g)
+
+    def qparams(node: onnx.NodeProto | None, op_type: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The constant scale and zero point of ``node``, an ``op_type``."""
+        if node is None or node.op_type != op_type or len(node.input) < 3:
+            return None
+        scale, zero = ix.const(node.input[1]), ix.const(node.input[2])
+        return None if scale is None or zero is None else (scale, zero)
+
+    def per_tensor_uint8(node: onnx.NodeProto | None, op_type: str) -> bool:
+        p = qparams(node, op_type)
+        return p is not None and p[0].shape == p[1].shape == () and p[1].dtype == np.uint8
+
+    def rows(node: onnx.NodeProto | None, dtype: type, m: int) -> bool:
+        """``node`` dequantizes a constant ``dtype`` [m, ...] with one scale for all or per row."""
+        p = qparams(node, "DequantizeLinear")
+        data = ix.const(node.input[0]) if p is not None else None
+        if data is None or data.dtype != dtype or data.shape[:1] != (m,):
+            return False
+        scale, zero = p
+        axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 1)
+        if scale.shape == ():
+            return zero.shape == ()
+        return scale.shape == (m,) and zero.shape in ((), (m,)) and (axis == 0 or m == 1)
+
+    padded: dict[str, tuple[int, int]] = {}
+    for conv in [n for n in g.node if n.op_type == "Conv" and n.domain in ("", "ai.onnx")]:
+        group = next((helper.get_attribute_value(a) for a in conv.attribute if a.name == "group"), 1)
+        x_dq, w_dq = (ix.producer.get(t) for t in conv.input[:2])
+        b_dq = ix.producer.get(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else None
+        q = ix.only_reader(conv.output[0], "QuantizeLinear")
+        dq = ix.only_reader(q.output[0], "DequantizeLinear") if q is not None else None
+        weight = ix.weight(conv)
+        if group != 1 or weight is None or weight.ndim != 4 or weight.shape[0] >= channels:
+            continue
+        if weight.shape[2] * weight.shape[3] == 1 or ix.conv_constants(conv) is None:
+            continue  # a 1x1 conv is a GEMM without im2col: as fast with few output channels
+        m = weight.shape[0]
+        if not (per_tensor_uint8(x_dq, "DequantizeLinear") and per_tensor_uint8(q, "QuantizeLinear")
+                and per_tensor_uint8(dq, "DequantizeLinear") and rows(w_dq, np.int8, m)):
+            continue
+        if (b_dq is not None and not rows(b_dq, np.int32, m)) or (b_dq is None and len(conv.input) > 2 and conv.input[2]):
+            continue  # a bias, but not an int32 one behind a DequantizeLinear
+        extra = channels - m
+        for node in [w_dq] + ([b_dq] if b_dq is not None else []):
+            data, scale, zero = (ix.const(t) for t in node.input[:3])
+            fill = zero if scale.ndim == 0 else 0  # values that dequantize to 0
+            ix.set_const(node.input[0], np.concatenate([data, np.full((extra, *data.shape[1:]), fill, data.dtype)]))
+            if scale.ndim:  # one per channel: the extra ones' scales repeat the last (positive) one
+                ix.set_const(node.input[1], np.concatenate([scale, np.repeat(scale[-1:], extra)]))
+                ix.set_const(node.input[2], np.concatenate([np.broadcast_to(zero, (m,)), np.zeros(extra, zero.dtype)]))
+                kept = [a for a in node.attribute if a.name != "axis"]
+                del node.attribute[:]
+                node.attribute.extend(kept + [helper.make_attribute("axis", 0)])
+        wide_f, wide_u8 = f"{conv.output[0]}/padded", f"{q.output[0]}/padded"
+        sizes, rest = f"{q.output[0]}/split", f"{q.output[0]}/padding"
+        g.initializer.append(numpy_helper.from_array(np.array([m, extra], np.int64), sizes))
+        split = helper.make_node("Split", [wide_u8, sizes], [q.output[0], rest], name=f"{conv.name or wide_f}/drop_padding", axis=1)
+        conv.output[0] = q.input[0] = wide_f
+        q.output[0] = wide_u8
+        g.node.insert(list(g.node).index(q) + 1, split)
+        padded[_module_of(conv.name) or conv.name] = (m, channels)
+    return padded
 
 
 # ---------------------------------------------------------------------------- quantization
@@ -623,6 +756,7 @@ def quantize_head_tail(
         )
         quantized = onnx.load(str(out_path))
     shuffles = _channels_last_shuffles(quantized)
+    padded = _pad_narrow_convs(quantized)
     result = cut.stitch(quantized)
     info = {
         "format": "QDQ",
@@ -630,6 +764,7 @@ def quantize_head_tail(
         "activations": "uint8",
         "calibration": "MinMax",
         "pixel_shuffles": f"{shuffles} channels-last (uint8, filters in DCR order)" if shuffles else "none",
+        "padded_convs": {name: f"{m} -> {k} output channels, zero filters dropped by a Split" for name, (m, k) in padded.items()},
         "calibration_photos": [Path(p).name for p in photos] if len(photos) <= 16 else len(photos),
         "calibration_crops": f"{crops} x {crop_size}x{crop_size} LR px",
         "head": head,

@@ -26,10 +26,19 @@ layer's threshold ``beta`` [C], ``scale`` [M] and ``bias`` [M] (alpha and a batc
 An INT8 head/tail (``export --tail int8``) counts the same weights, read through their
 ``DequantizeLinear``; ``int8_params`` says how many are stored in 8 bits (``weights_bytes`` counts
 them as 1 byte each) and ``tail`` is ``"int8"`` or ``"fp32"``.
+**Dead filters** are not counted: when a ``Conv``'s output goes (through nothing but per-tensor
+``QuantizeLinear`` / ``DequantizeLinear``) into a ``Split`` on the channel axis, the channels of
+the parts that no node and no graph output reads cannot change any output, so neither the filters
+and biases that compute them nor their MACs count (:func:`_live_channels`). ``export --tail int8``
+writes such filters: it pads a conv of fewer than 16 output channels (``conv_last``: 3) with zero
+filters for ONNX Runtime's fast kernel and drops their channels again with a ``Split``
+(``export.quantize._pad_narrow_convs``). This is read from the graph, not from the export's
+metadata, so it holds for any graph, and what is counted is what can reach an output;
+``bytes_on_disk`` does include them.
 An ONNX file and the checkpoint it was exported from give the same counts (tested for the CNN
-zoo, SwinIR-light and HAT-S). One exception: the exporter's simplifier removes the ``Add`` of a
-bias that is all zeros (a freshly initialised linear), so such an ``.onnx`` counts fewer FP
-parameters than its checkpoint; trained weights have no such biases.
+zoo, SwinIR-light and HAT-S, and for INT8 tails with padded convs). One exception: the exporter's
+simplifier removes the ``Add`` of a bias that is all zeros (a freshly initialised linear), so such
+an ``.onnx`` counts fewer FP parameters than its checkpoint; trained weights have no such biases.
 
 A Transformer's ``.onnx`` computes its window layout from the input's shape at run time (padding to a
 multiple of the window, the number of windows), which ONNX shape inference cannot follow past a
@@ -204,6 +213,7 @@ def onnx_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str,
     producer_op = {o: n.op_type for n in proto.graph.node for o in n.output}
     binary_inputs = {root(n.input[0]) for n in proto.graph.node if n.domain == DOMAIN}
     pooled = _pool_derived(proto)
+    live = _live_channels(proto)
     fp = fp_branch = binary = 0
     p_bin = p_fp = p_int8 = 0  # counted per use (export may share identical constants between layers)
     dequantized = {
@@ -224,10 +234,11 @@ def onnx_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str,
         if node.domain not in ("", "ai.onnx"):
             continue
         macs = 0
+        rows, used = live.get(node.output[0], (1, 1))  # a conv with dead filters: the live ones count
         if op == "Conv":
             wt = known(node.input[1])
             out = known(node.output[0])
-            macs = int(np.prod(out)) * int(np.prod(wt[1:]))
+            macs = int(np.prod(out)) // rows * used * int(np.prod(wt[1:]))
         elif op == "ConvTranspose":
             wt = known(node.input[1])  # [C_in, C_out / group, k...]
             macs = int(np.prod(known(node.input[0]))) * int(np.prod(wt[1:]))
@@ -261,12 +272,12 @@ def onnx_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str,
             for name in node.input[1:]:
                 t = inits.get(name)
                 if t is not None and t.data_type in float_types:
-                    p_fp += int(np.prod(t.dims))
+                    p_fp += _live_count(t.dims, rows, used)
                 elif name in dequantized:  # a quantized (INT8 head/tail) weight or its int32 bias
                     t = dequantized[name]
-                    p_fp += int(np.prod(t.dims))
+                    p_fp += _live_count(t.dims, rows, used)
                     if t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8):
-                        p_int8 += int(np.prod(t.dims))
+                        p_int8 += _live_count(t.dims, rows, used)
     out_shape = shapes.get(proto.graph.output[0].name) or [-1, -1, -1, -1]
     scale_meta = meta.get("scales_edge.scale")
     scale = int(scale_meta) if scale_meta and scale_meta.isdigit() else (
@@ -301,10 +312,112 @@ def _fold_shapes(proxy, h: int, w: int, path):
     import onnxsim
 
     try:
-        folded, _ = onnxsim.simplify(proxy, check_n=0, perform_optimization=False)
+        folded, _ = onnxsim.simplify(_splits_as_slices(proxy), check_n=0, perform_optimization=False)
     except Exception as exc:
         raise ScalesEdgeError(f"{path}: cannot compute the layer shapes at input {w}x{h}: {str(exc).splitlines()[0]}") from None
     return folded
+
+
+def _splits_as_slices(proxy):
+    """A copy of the proxy with each ``Split`` of constant sizes written as one ``Slice`` per part
+    (same output names and shapes): onnxsim does not fold the shape of a ``Split``'s output (a
+    ``Shape`` after it stays, and so does every shape computed from it), but does a ``Slice``'s.
+    (The channel ``Split`` of a padded INT8 conv before a Transformer's window reshapes: see
+    :func:`_live_channels`.)"""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.ModelProto()
+    model.CopyFrom(proxy)
+    g = model.graph
+    consts = {t.name: t for t in g.initializer}
+    nodes = []
+    for node in g.node:
+        sizes = _split_sizes(node, consts, None) if node.op_type == "Split" else None
+        if not sizes:
+            nodes.append(node)
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        base = node.name or node.output[0]
+        start = 0
+        for k, (size, out) in enumerate(zip(sizes, node.output)):
+            names = [f"{base}/slice_{k}_{what}" for what in ("starts", "ends", "axes")]
+            for name, value in zip(names, (start, start + size, axis)):
+                g.initializer.append(numpy_helper.from_array(np.array([value], np.int64), name))
+            nodes.append(helper.make_node("Slice", [node.input[0], *names], [out], name=f"{base}/slice_{k}"))
+            start += size
+    del g.node[:]
+    g.node.extend(nodes)
+    return model
+
+
+def _split_sizes(node, consts, rows: int | None) -> list[int] | None:
+    """The part sizes of a ``Split`` node along its axis (``rows`` long, if the sizes are implicit)."""
+    from onnx import helper, numpy_helper
+
+    if len(node.input) > 1 and node.input[1]:
+        if node.input[1] not in consts:
+            return None
+        return [int(v) for v in numpy_helper.to_array(consts[node.input[1]])]
+    split = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "split"), None)
+    if split is not None:
+        return [int(v) for v in split]
+    if rows is None:
+        return None
+    part = -(-rows // len(node.output))  # equal parts, the last one smaller
+    return [min(part, rows - k * part) for k in range(len(node.output))]
+
+
+def _live_count(dims, rows: int, used: int) -> int:
+    """Elements of a tensor of shape ``dims``; if it has a row per output channel of a conv with
+    ``rows`` channels of which ``used`` are read (:func:`_live_channels`), those of the used rows."""
+    n = int(np.prod(dims))
+    return n // rows * used if len(dims) and dims[0] == rows else n
+
+
+def _live_channels(proto) -> dict[str, tuple[int, int]]:
+    """{output of a ``Conv``: (its output channels, how many of them are read)} for each conv whose
+    output goes, through nothing but per-tensor ``QuantizeLinear`` / ``DequantizeLinear`` (which
+    act on each value alone), into a ``Split`` on the channel axis some of whose parts no node
+    and no graph output reads: the channels of those parts are dead, and so are the filters that
+    compute them. (``export --tail int8`` pads a conv with fewer than 16 output channels so with
+    zero filters: ``export.quantize._pad_narrow_convs``.)"""
+    g = proto.graph
+    consts = {t.name: t for t in g.initializer}
+    readers: dict[str, list[Any]] = {}
+    for n in g.node:
+        for t in n.input:
+            readers.setdefault(t, []).append(n)
+    outputs = {o.name for o in g.output}
+    dequantized = {n.output[0]: n.input[0] for n in g.node if n.op_type == "DequantizeLinear"}
+
+    def scalar(name: str) -> bool:
+        return name in consts and not consts[name].dims
+
+    found: dict[str, tuple[int, int]] = {}
+    for conv in g.node:
+        weight = consts.get(dequantized.get(conv.input[1], conv.input[1])) if conv.op_type == "Conv" else None
+        if weight is None or not weight.dims:
+            continue
+        t = conv.output[0]
+        node = None
+        while t not in outputs and len(readers.get(t, [])) == 1:
+            node = readers[t][0]
+            if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or not scalar(node.input[1]):
+                break
+            t = node.output[0]
+        if node is None or node.op_type != "Split" or node.input[0] != t:
+            continue
+        rows = int(weight.dims[0])
+        if next((a.i for a in node.attribute if a.name == "axis"), 0) not in (1, 1 - len(weight.dims)):
+            continue
+        sizes = _split_sizes(node, consts, rows)
+        if sizes is None or sum(sizes) != rows or len(sizes) != len(node.output):
+            continue
+        used = sum(size for size, o in zip(sizes, node.output) if o and (o in readers or o in outputs))
+        if used < rows:
+            found[conv.output[0]] = (rows, used)
+    return found
 
 
 _VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity"}

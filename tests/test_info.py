@@ -97,6 +97,56 @@ def test_fp_model_has_no_custom_ops(tmp_path):
     assert "no scales_edge op domain" in text
 
 
+def test_int8_tail_with_zero_filters_counts_the_checkpoints_parameters(tiny, tmp_path):
+    """--tail int8 pads convs of fewer than 16 output channels with zero filters whose outputs a
+    Split drops (here conv_first, conv_hr: 8, conv_last: 3); info counts the model's filters."""
+    d, ckpt, _ = tiny
+    from scales_edge.checkpoints import load_checkpoint
+
+    model = load_checkpoint(ckpt)
+    proto = export_onnx(model, tmp_path / "int8.onnx", tail="int8")
+    padded = json.loads({p.key: p.value for p in proto.metadata_props}["scales_edge.quantization"])["padded_convs"]
+    assert sorted(padded) == ["conv_first", "conv_hr", "conv_last"]
+    a, _ = _info(tmp_path / "int8.onnx", tmp_path)
+    b, _ = _info(ckpt, tmp_path)
+    for key in KEYS - {"model", "format", "bytes_on_disk", "tail", "int8_params", "weights_bytes"}:
+        assert a[key] == b[key], key
+    modules = dict(model.named_modules())
+    assert a["int8_params"] == sum(modules[n].weight.numel() for n in ("conv_first", "upconv1", "conv_hr", "conv_last"))
+    assert a["weights_bytes"] == b["weights_bytes"] - 3 * a["int8_params"]
+
+
+def test_filters_whose_outputs_nothing_reads_are_not_counted(tmp_path):
+    """A conv's output channels that a Split sends nowhere are dead: neither their filters nor
+    their MACs count (16 filters, of which 3 reach the output)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from scales_edge.info import onnx_info
+
+    def model(read_all: bool):
+        rng = np.random.default_rng(0)
+        inits = [
+            numpy_helper.from_array(rng.standard_normal((16, 3, 3, 3)).astype(np.float32), "w"),
+            numpy_helper.from_array(np.zeros(16, np.float32), "b"),
+            numpy_helper.from_array(np.array([3, 13], np.int64), "parts"),
+        ]
+        nodes = [
+            helper.make_node("Conv", ["input", "w", "b"], ["conv"], pads=[1, 1, 1, 1]),
+            helper.make_node("Split", ["conv", "parts"], ["output", "rest"], axis=1),
+        ]
+        outs = [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in (["output", "rest"] if read_all else ["output"])]
+        graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "h", "w"])], outs, inits)
+        path = tmp_path / f"split_{read_all}.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+        return onnx_info(path, (10, 20))
+
+    dead, live = model(False), model(True)
+    assert dead["params"]["fp"] == 3 * 27 + 3 and dead["macs"]["fp"] == 200 * 3 * 27
+    assert live["params"]["fp"] == 16 * 27 + 16 and live["macs"]["fp"] == 200 * 16 * 27
+
+
 def test_paper_scale_numbers():
     """SRResNet x4, 16 blocks, on PyTorch's meta device (no computation).
 

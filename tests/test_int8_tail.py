@@ -3,7 +3,8 @@
 The reference for the quantized graph is PyTorch: the same model with each quantized convolution's
 input and output fake-quantized (``round(x / s) + z``, clamped to uint8) with the scales and zero
 points of the exported graph and its weights replaced by their int8 values times their per-channel
-scales. ONNX Runtime's integer kernels must reproduce that network; the FP PyTorch model must stay
+scales (a conv the export pads with zero filters keeps its own: the reference has no padding).
+ONNX Runtime's integer kernels must reproduce that network; the FP PyTorch model must stay
 within the INT8 parity bar of it, and clearly below the 60 dB an FP32 tail reaches.
 """
 
@@ -56,6 +57,15 @@ def exported(tmp_path_factory):
 
 def _inits(proto):
     return {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+
+
+def _links(proto):
+    """The graph's initializers (arrays), each tensor's producer node, each tensor's reader nodes."""
+    readers: dict[str, list] = {}
+    for n in proto.graph.node:
+        for t in n.input:
+            readers.setdefault(t, []).append(n)
+    return _inits(proto), {o: n for n in proto.graph.node for o in n.output}, readers
 
 
 def test_head_and_tail_layers_are_found_by_execution_order():
@@ -122,12 +132,7 @@ def _channels_last_blocksize(proto, tensor):
     """The blocksize r if ``tensor`` (a conv's uint8 output) goes into a pixel shuffle written in
     channels-last layout, else 0: Transpose(0,2,3,1) -> Reshape [0,0,0,r,r,-1] -> Transpose(0,1,3,2,4,5)
     -> Reshape -> Transpose(0,3,1,2)."""
-    g = proto.graph
-    inits = _inits(proto)
-    readers = {}
-    for n in g.node:
-        for t in n.input:
-            readers.setdefault(t, []).append(n)
+    inits, _, readers = _links(proto)
 
     def perm(n):
         return [int(v) for a in n.attribute if a.name == "perm" for v in a.ints]
@@ -149,12 +154,7 @@ def _channels_last_blocksize(proto, tensor):
 def _fake_quantized_torch(model, proto):
     """``model`` with the head/tail convolutions quantized as ``proto`` says (see the module doc)."""
     g = proto.graph
-    inits = _inits(proto)
-    producer = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in g.node:
-        for t in n.input:
-            consumers.setdefault(t, []).append(n)
+    inits, producer, consumers = _links(proto)
     modules = dict(model.named_modules())
     for name in HEAD_TAIL:
         conv = next(n for n in g.node if n.name == f"/{name}/Conv")
@@ -167,9 +167,10 @@ def _fake_quantized_torch(model, proto):
             w = w.reshape(r * r, -1, *w.shape[1:]).swapaxes(0, 1).reshape(w.shape)
             b = b.reshape(r * r, -1).T.reshape(-1)
         mod = modules[name]
+        m = mod.out_channels  # the graph's conv may have zero filters after these (see test_narrow_conv_...)
         with torch.no_grad():
-            mod.weight.copy_(torch.from_numpy(w))
-            mod.bias.copy_(torch.from_numpy(b.astype(np.float32)))
+            mod.weight.copy_(torch.from_numpy(w[:m]))
+            mod.bias.copy_(torch.from_numpy(b[:m].astype(np.float32)))
         sx, zx = float(inits[xq.input[1]]), int(inits[xq.input[2]])
         sy, zy = float(inits[yq.input[1]]), int(inits[yq.input[2]])
         mod.register_forward_pre_hook(lambda _m, a, s=sx, z=zx: (_fake_quant(a[0], s, z),))
@@ -226,11 +227,70 @@ def test_tail_runs_in_nhwc_uint8_from_upconv1_to_conv_last(exported, tmp_path):
             assert [int(v) for a in n.attribute if a.name == "perm" for v in a.ints] == [0, 1, 3, 2, 4, 5]
 
 
+def _unpadded_export(model, path, monkeypatch):
+    """``model`` exported with --tail int8 but without the zero filters (the same calibration)."""
+    import scales_edge.export.quantize as quantize
+
+    with monkeypatch.context() as m:
+        m.setattr(quantize, "_pad_narrow_convs", lambda *_a, **_k: {})
+        return export_onnx(model, path, tail="int8")
+
+
+def test_narrow_conv_last_gets_zero_filters_up_to_16_channels(exported, tmp_path, monkeypatch):
+    """conv_last (3 output channels) has 13 zero filters so that ORT's QLinearConv runs MLAS' fast
+    kernel (it needs >= 16 output channels; below, a whole-image im2col + GEMM twice as slow),
+    and a Split drops their outputs from its uint8 output. The values are those of the unpadded
+    export, bit for bit; the other convs (16 and more outputs) are as they were."""
+    d, model, _, int8 = exported
+    g = int8.graph
+    inits, producer, readers = _links(int8)
+    meta = json.loads({p.key: p.value for p in int8.metadata_props}["scales_edge.quantization"])
+    assert list(meta["padded_convs"]) == ["conv_last"] and meta["padded_convs"]["conv_last"].startswith("3 -> 16")
+    widths = {}
+    for name in HEAD_TAIL:
+        conv = next(n for n in g.node if n.name == f"/{name}/Conv")
+        wq, bq = producer[conv.input[1]], producer[conv.input[2]]
+        widths[name] = inits[wq.input[0]].shape[0]
+        if name != "conv_last":
+            continue
+        w, ws, wz = (inits[t] for t in wq.input)
+        b, bs, bz = (inits[t] for t in bq.input)
+        assert w.shape == (16, 16, 3, 3) and w.dtype == np.int8 and not w[3:].any() and w[:3].any()
+        assert ws.shape == bs.shape == (16,) and (ws > 0).all() and (bs > 0).all()
+        assert not wz.any() and not bz[3:].any() and not b[3:].any()
+        (q,) = readers[conv.output[0]]
+        (split,) = readers[q.output[0]]
+        assert (q.op_type, split.op_type) == ("QuantizeLinear", "Split")
+        assert {a.name: a.i for a in split.attribute}["axis"] == 1 and inits[split.input[1]].tolist() == [3, 13]
+        kept, dropped = split.output
+        assert [n.op_type for n in readers[kept]] == ["DequantizeLinear"]
+        assert dropped not in readers and dropped not in {o.name for o in g.output}
+    assert widths == {"conv_first": 16, "upconv1": 64, "upconv2": 64, "conv_hr": 16, "conv_last": 16}
+
+    # ORT fuses it into one QLinearConv of 16 filters, followed by the Split
+    path = tmp_path / "optimized.onnx"
+    make_session(int8, threads=1, optimized_model=str(path))
+    opt = onnx.load(str(path)).graph
+    opt_inits = {t.name: t for t in opt.initializer}
+    conv = next(n for n in opt.node if n.op_type == "QLinearConv" and n.name.startswith("/conv_last/"))
+    assert list(opt_inits[conv.input[3]].dims) == [16, 16, 3, 3]
+    assert any(n.op_type == "Split" for n in opt.node)
+
+    # the same values as without the padding, bit for bit
+    plain = _unpadded_export(model, tmp_path / "unpadded.onnx", monkeypatch)
+    assert not any(n.op_type == "Split" for n in plain.graph.node)
+    s_pad, s_plain = make_session(int8, threads=1), make_session(plain, threads=1)
+    for name, x in make_inputs(((48, 64), (23, 37))):
+        np.testing.assert_array_equal(s_pad.run(None, {"input": x})[0], s_plain.run(None, {"input": x})[0], err_msg=name)
+
+
 def test_tiles_equal_the_whole_image(exported):
-    """Tiling follows the channels-last pixel shuffles (a DepthToSpace to runtime.tiling)."""
+    """Tiling follows the channels-last pixel shuffles (a DepthToSpace to runtime.tiling) and the
+    Split that drops conv_last's zero filters."""
     from scales_edge.runtime.infer import Upscaler
 
-    d, *_ = exported
+    d, _, _, int8 = exported
+    assert any(n.op_type == "Split" for n in int8.graph.node)
     up = Upscaler(str(d / "int8.onnx"), threads=1)
     fp = Upscaler(str(d / "fp32.onnx"), threads=1).runner.geometry
     assert (up.runner.geometry.scale, up.runner.geometry.radius) == (fp.scale, fp.radius) == (4, 7)
