@@ -1,6 +1,8 @@
-// AVX2 path: 4 output channels per 256-bit vector; popcount with the vpshufb nibble lookup
-// (per-byte counts accumulated for up to 31 words, then summed per 64-bit lane with vpsadbw).
-// Compiled with -mavx2 -mpopcnt on x86-64 only; selected at run time when the CPU has AVX2.
+// AVX2 path. Stride-1 convolutions: 32 output pixels per vector, one vpshufb table per weight
+// nibble (conv_block below). Everything else (strided convs, the binary matmul): 4 output
+// channels per 256-bit vector, popcount with the vpshufb nibble lookup (per-byte counts for up to
+// 31 words, then summed per 64-bit lane with vpsadbw). Compiled with -mavx2 -mpopcnt on x86-64
+// only; selected at run time when the CPU has AVX2.
 #include <immintrin.h>
 
 #include <cstdint>
