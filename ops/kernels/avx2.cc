@@ -255,7 +255,7 @@ static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const Co
     return;
   }
   const int64_t cols = plane_cols(g);
-  uint8_t* xs = reinterpret_cast<uint8_t*>(scratch);  // conv_row_scratch_words(g) words
+  uint8_t* xs = reinterpret_cast<uint8_t*>(scratch);  // conv_row_scratch_words(k, g) words
   split_rows(g, x_img, ih0 + i0 * g.dH, (i1 - 1 - i0) * g.dH + 1, cols, xs);
   const int32_t full_bits = static_cast<int32_t>((i1 - i0) * g.kW * g.C);
   const int64_t group = g.kH * g.kW * g.CW * 16 * 64;  // table bytes of 4 channels
@@ -289,6 +289,7 @@ extern const IsaKernels kAvx2Kernels;
 const IsaKernels kAvx2Kernels = {
     Path::kAvx2,
     "avx2",
+    true,
     avx2_impl::pack_nchw_row_impl,
     avx2_impl::pack_row_impl,
     avx2_impl::conv_row_impl,

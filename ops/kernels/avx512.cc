@@ -58,6 +58,7 @@ extern const IsaKernels kAvx512Kernels;
 const IsaKernels kAvx512Kernels = {
     Path::kAvx512,
     "avx512",
+    false,
     avx512_impl::pack_nchw_row_impl,
     avx512_impl::pack_row_impl,
     avx512_impl::conv_row_impl,

@@ -147,7 +147,7 @@ int scales_edge_bconv_int32(const char* path, const uint64_t* xp, int64_t n, int
     std::string error;
     if (!fill_geometry(&g, n, c, h, w, m, kh, kw, strides, pads, dilations, &error))
       return fail(err, err_cap, error);
-    const sk::ConvWeights cw = sk::relayout_conv_weights(wp, m, kh, kw, c);
+    const sk::ConvWeights cw = sk::relayout_conv_weights(*k, wp, m, kh, kw, c);
     sk::conv_int32(*k, g, xp, cw, acc, 0, g.N * g.OH);
     return 0;
   });
@@ -179,7 +179,7 @@ int scales_edge_binary_conv2d(const char* path, const float* x, const float* bet
     std::string error;
     if (!fill_geometry(&g, n, c, h, w, m, kh, kw, strides, pads, dilations, &error))
       return fail(err, err_cap, error);
-    const sk::ConvWeights cw = sk::relayout_conv_weights(wp, m, kh, kw, c);
+    const sk::ConvWeights cw = sk::relayout_conv_weights(*k, wp, m, kh, kw, c);
     std::vector<uint64_t> xp(static_cast<size_t>(g.N * g.H * g.W * g.CW));
     for (int i = 0; i < (repeat < 1 ? 1 : repeat); ++i) {
       sk::pack_nchw(*k, x, beta, g.N, g.C, g.H, g.W, xp.data(), 0, g.N * g.H);

@@ -2,6 +2,7 @@
 // Compiled without instruction-set flags (and with -ffp-contract=off, so the output transform is
 // a float32 multiply followed by a float32 add, exactly as the contract says).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -74,8 +75,23 @@ std::string check_conv_geometry(ConvGeometry& g) {
   return "";
 }
 
-ConvWeights relayout_conv_weights(const uint64_t* w, int64_t M, int64_t kH, int64_t kW,
-                                  int64_t C) {
+int64_t conv_row_scratch_words(const IsaKernels& k, const ConvGeometry& g) {
+  if (!k.conv_tables) return 0;
+  const int64_t cols = round_up(g.OW, kConvPixelBlock) + (g.kW - 1) * g.dW;
+  return 2 * ((g.kH - 1) * g.dH + 1) * g.CW * cols;
+}
+
+ConvWeights relayout_conv_weights(const IsaKernels& k, const uint64_t* w, int64_t M, int64_t kH,
+                                  int64_t kW, int64_t C) {
+  // kXorPop[n][x] = popcount(x ^ n): the lookup table of a weight nibble n.
+  static const auto kXorPop = [] {
+    std::array<std::array<uint8_t, 16>, 16> t{};
+    for (int n = 0; n < 16; ++n)
+      for (int x = 0; x < 16; ++x)
+        t[n][x] = static_cast<uint8_t>(((x ^ n) & 1) + (((x ^ n) >> 1) & 1) + (((x ^ n) >> 2) & 1) +
+                                       (((x ^ n) >> 3) & 1));
+    return t;
+  }();
   ConvWeights r;
   r.M = M;
   r.Mp = round_up(M, kChannelPad);
@@ -84,22 +100,26 @@ ConvWeights relayout_conv_weights(const uint64_t* w, int64_t M, int64_t kH, int6
   r.CW = words_for(C);
   r.data.assign(static_cast<size_t>(kH * kW * r.CW * r.Mp), 0);
   const int64_t T = kH * kW;
-  r.tables.assign(static_cast<size_t>(T * r.CW * 16 * 16 * r.Mp), 0);
-  r.tap_pops.assign(static_cast<size_t>(T * r.Mp), 0);
+  if (k.conv_tables) {
+    r.tables.assign(static_cast<size_t>(T * r.CW * 16 * 16 * r.Mp), 0);
+    r.tap_pops.assign(static_cast<size_t>(T * r.Mp), 0);
+  }
   const uint64_t tail = last_word_mask(C);
   for (int64_t m = 0; m < M; ++m)
     for (int64_t t = 0; t < T; ++t)
-      for (int64_t k = 0; k < r.CW; ++k) {
-        uint64_t v = w[(m * T + t) * r.CW + k];
-        if (k == r.CW - 1) v &= tail;
-        r.data[static_cast<size_t>((t * r.CW + k) * r.Mp + m)] = v;
-        r.tap_pops[static_cast<size_t>(t * r.Mp + m)] += __builtin_popcountll(v);
-        uint8_t* tb = r.tables.data() + (((m / 4) * T + t) * r.CW + k) * 16 * 64 + (m % 4) * 16;
+      for (int64_t kk = 0; kk < r.CW; ++kk) {
+        uint64_t v = w[(m * T + t) * r.CW + kk];
+        if (kk == r.CW - 1) v &= tail;
+        r.data[static_cast<size_t>((t * r.CW + kk) * r.Mp + m)] = v;
+        if (!k.conv_tables) continue;
+        uint8_t* tb = r.tables.data() + (((m / 4) * T + t) * r.CW + kk) * 16 * 64 + (m % 4) * 16;
+        int32_t pop = 0;
         for (int n = 0; n < 16; ++n) {
-          const uint64_t nibble = (v >> (4 * n)) & 15;
-          for (uint64_t x = 0; x < 16; ++x)
-            tb[n * 64 + x] = static_cast<uint8_t>(__builtin_popcountll(x ^ nibble));
+          const auto& row = kXorPop[(v >> (4 * n)) & 15];
+          std::memcpy(tb + n * 64, row.data(), 16);
+          pop += row[0];  // popcount of the nibble itself
         }
+        r.tap_pops[static_cast<size_t>(t * r.Mp + m)] += pop;
       }
   return r;
 }
@@ -141,11 +161,11 @@ void pack_rows(const IsaKernels& k, const float* x, const float* beta, int64_t K
 
 void conv_int32(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
                 const ConvWeights& w, int32_t* acc, int64_t begin, int64_t end) {
-  // One output row at a time into a small channel-major buffer (it stays in cache while the
-  // kernel scatters each pixel's channels), then one contiguous copy per channel: writing the
-  // channels straight into their [OH, OW] planes was ~3 ms slower for 64 channels at 180x320.
+  // One output row at a time into a channel-major row buffer (which also takes the lanes past M),
+  // then one contiguous copy per channel: with the channels-in-lanes kernels, writing straight
+  // into the [OH, OW] planes was ~3 ms slower for 64 channels at 180x320.
   std::vector<int32_t> row(static_cast<size_t>(g.OW * g.Mp));
-  std::vector<uint64_t> scratch(static_cast<size_t>(conv_row_scratch_words(g)));
+  std::vector<uint64_t> scratch(static_cast<size_t>(conv_row_scratch_words(k, g)));
   for (int64_t r = begin; r < end; ++r) {
     const int64_t n = r / g.OH, oh = r % g.OH;
     k.conv_row(g, xp + n * g.H * g.W * g.CW, w, oh, row.data(), g.OW, scratch.data());
@@ -165,7 +185,7 @@ template <typename Emit>
 void for_each_acc_row(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
                       const ConvWeights& w, int64_t begin, int64_t end, Emit emit) {
   std::vector<int32_t> row(static_cast<size_t>(g.OW * g.Mp));
-  std::vector<uint64_t> scratch(static_cast<size_t>(conv_row_scratch_words(g)));
+  std::vector<uint64_t> scratch(static_cast<size_t>(conv_row_scratch_words(k, g)));
   for (int64_t r = begin; r < end; ++r) {
     const int64_t n = r / g.OH, oh = r % g.OH;
     k.conv_row(g, xp + n * g.H * g.W * g.CW, w, oh, row.data(), g.OW, scratch.data());

@@ -45,22 +45,21 @@ struct ConvGeometry {
 // Output pixels per block of the AVX2 stride-1 convolution (its byte planes are padded to it).
 constexpr int64_t kConvPixelBlock = 64;
 
-// Scratch words IsaKernels::conv_row needs: the input rows one output row reads, split into 16
-// byte planes per word (AVX2), each of round_up(OW, kConvPixelBlock) + (kW-1)*dW bytes. Other
-// paths use none of it.
-inline int64_t conv_row_scratch_words(const ConvGeometry& g) {
-  const int64_t cols = round_up(g.OW, kConvPixelBlock) + (g.kW - 1) * g.dW;
-  return 2 * ((g.kH - 1) * g.dH + 1) * g.CW * cols;
-}
+struct IsaKernels;
+// Scratch words k.conv_row needs: for a path with conv_tables (AVX2), the input rows one output
+// row reads, split into 16 byte planes per word, each of round_up(OW, kConvPixelBlock) +
+// (kW-1)*dW bytes; none for the others.
+int64_t conv_row_scratch_words(const IsaKernels& k, const ConvGeometry& g);
 
 // Validates the geometry and fills CW, OH, OW, Mp. Returns "" when valid, else a description of
 // the problem (without an op-name prefix).
 std::string check_conv_geometry(ConvGeometry& g);
 
 // Weights of a BinaryConv2d re-laid out for the kernels: [kH*kW][CW][Mp] (output channel fastest).
-// `tables` (the AVX2 stride-1 path): for each nibble n (bits 4n..4n+3) of each word, a 16-byte
-// lookup table popcount(x ^ nibble) for x = 0..15, laid out [Mp/4][kH*kW][CW][16 nibbles][4
-// channels][16]. `tap_pops` [kH*kW][Mp]: popcount of each tap's CW words.
+// Only for a path with conv_tables (AVX2's stride-1 kernel), otherwise empty: `tables`, for each
+// nibble n (bits 4n..4n+3) of each word, a 16-byte lookup table popcount(x ^ nibble) for
+// x = 0..15, laid out [Mp/4][kH*kW][CW][16 nibbles][4 channels][16]; `tap_pops` [kH*kW][Mp]:
+// popcount of each tap's CW words.
 struct ConvWeights {
   int64_t M = 0, Mp = 0, kH = 0, kW = 0, CW = 0;
   std::vector<uint64_t> data;
@@ -68,8 +67,9 @@ struct ConvWeights {
   std::vector<int32_t> tap_pops;
 };
 // w: packed weights in the ONNX layout [M, kH, kW, CW]. Bits past C in the last word are cleared
-// (readers must not depend on them), which needs C.
-ConvWeights relayout_conv_weights(const uint64_t* w, int64_t M, int64_t kH, int64_t kW, int64_t C);
+// (readers must not depend on them), which needs C. The result is for path k's conv_row.
+ConvWeights relayout_conv_weights(const IsaKernels& k, const uint64_t* w, int64_t M, int64_t kH,
+                                  int64_t kW, int64_t C);
 
 // Weights of a BinaryLinear re-laid out for the kernels: [KW][Mp].
 struct LinearWeights {
@@ -83,6 +83,8 @@ LinearWeights relayout_linear_weights(const uint64_t* w, int64_t M, int64_t K);
 struct IsaKernels {
   Path path;
   const char* name;
+  // conv_row reads ConvWeights::tables and tap_pops, and uses scratch (see those).
+  bool conv_tables;
   // Binarize+pack one image row: x points at X[n, 0, h, 0]; channel c of that row is
   // x[c*plane .. c*plane + W). Writes out[W][CW]. scratch: W words. Optionally (null: skipped),
   // in the order of reductions.h (the same bits on every path):

@@ -185,6 +185,7 @@ extern const IsaKernels kNeonKernels;
 const IsaKernels kNeonKernels = {
     Path::kNeon,
     "neon",
+    false,
     neon_impl::pack_nchw_row_impl,
     neon_impl::pack_row_impl,
     neon_impl::conv_row_impl,

@@ -52,6 +52,7 @@ extern const IsaKernels kPortableKernels;
 const IsaKernels kPortableKernels = {
     Path::kPortable,
     "portable",
+    false,
     portable_impl::pack_nchw_row_impl,
     portable_impl::pack_row_impl,
     portable_impl::conv_row_impl,

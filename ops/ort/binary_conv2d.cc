@@ -83,7 +83,8 @@ ConvCore::ConvCore(const OrtKernelInfo* raw_info, const char* op, size_t max_inp
   if (std::optional<TensorRef> w = constant_input(info, 2, kOp, "W")) {
     check_weights(kOp, *w, kH_, kW_, c);
     m = w->shape[0];
-    if (c >= 1) weights_ = kernels::relayout_conv_weights(w->as<uint64_t>(), m, kH_, kW_, c);
+    if (c >= 1)
+      weights_ = kernels::relayout_conv_weights(*kernels_, w->as<uint64_t>(), m, kH_, kW_, c);
   }
   params_.read_scale_bias(info, m);
 }
@@ -115,7 +116,8 @@ void ConvCore::prepare(Ort::KernelContext& ctx, Call& call) const {
   } else {
     const TensorRef w = tensor_ref(ctx.GetInput(2), kOp, "W");
     check_weights(kOp, w, kH_, kW_, g.C);
-    call.local_weights = kernels::relayout_conv_weights(w.as<uint64_t>(), w.shape[0], kH_, kW_, g.C);
+    call.local_weights =
+        kernels::relayout_conv_weights(*kernels_, w.as<uint64_t>(), w.shape[0], kH_, kW_, g.C);
     call.weights = &call.local_weights;
   }
   g.M = call.weights->M;

@@ -163,8 +163,8 @@ void test_conv_case(const std::vector<const sk::IsaKernels*>& paths, sk::ConvGeo
               static_cast<int32_t>(sum);
         }
 
-  const sk::ConvWeights cw = sk::relayout_conv_weights(wp.data(), M, kH, kW, C);
   for (const sk::IsaKernels* k : paths) {
+    const sk::ConvWeights cw = sk::relayout_conv_weights(*k, wp.data(), M, kH, kW, C);
     const std::string tag = std::string(k->name) + " conv " + conv_desc(g);
     // Pack in two sub-ranges (as threads would).
     std::vector<uint64_t> xp(xp_ref.size(), ~uint64_t{0});
