@@ -1,0 +1,157 @@
+"""What every ``scales-edge`` command shares: the Typer app, the one-line error contract
+(:func:`command`), and the small parsers and checks several commands use.
+
+Every command reports a problem with its input (a missing or unreadable file, a non-image, a model
+scales-edge did not export, a scale that disagrees with the model, an image too small for it) as
+one line ``error: ...`` on stderr and exit code 2; ``scales-edge --debug CMD ...`` shows the
+traceback instead. This module imports neither torch nor the authoring side, so the runtime
+commands work in an install without torch.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from .. import __version__
+from ..errors import ScalesEdgeError
+
+app = typer.Typer(
+    name="scales-edge",
+    help="Deploy SCALES binary super-resolution networks: train, export to ONNX, validate, benchmark, "
+    "upscale images, inspect model costs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+)
+console = Console(stderr=True)
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"scales-edge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    _state["debug"] = debug
+
+
+def fail(message: str) -> None:
+    """Print one line saying what is wrong and exit with code 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, KeyError):
+        text = f"missing {text}"
+    return (text.splitlines() or [type(exc).__name__])[0]
+
+
+def command(name: str, **kwargs: Any) -> Callable:
+    """``app.command`` whose errors become one line and an exit code (see the module docstring):
+    our own errors, OS errors and ``ValueError`` exit 2; anything else is a bug, reported in one
+    line with exit code 1 (the traceback with ``--debug``)."""
+
+    def deco(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            try:
+                return fn(*args, **kw)
+            except (typer.Exit, typer.Abort, typer.TyperException):
+                raise
+            except KeyboardInterrupt:
+                typer.echo("error: interrupted", err=True)
+                raise typer.Exit(130) from None
+            except (ScalesEdgeError, OSError, ValueError) as exc:
+                if _state["debug"]:
+                    raise
+                fail(_one_line(exc))
+            except Exception as exc:  # a bug: still one line unless --debug
+                if _state["debug"]:
+                    raise
+                typer.echo(
+                    f"error: unexpected {type(exc).__name__}: {_one_line(exc)} "
+                    "(rerun with --debug for the traceback and report it)",
+                    err=True,
+                )
+                raise typer.Exit(1) from None
+
+        return app.command(name, **kwargs)(wrapper)
+
+    return deco
+
+
+def fn(*args, **kwargs):
+    """Call ``fn`` (errors are handled by :func:`command`; kept for the commands' readability)."""
+    return fn(*args, **kwargs)
+
+
+def progress_bar(label: str):
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def parse_kv(items: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values parsed as JSON when they can be (numbers, true/false), else strings."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            fail(f"--set takes key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``WxH`` → ``(H, W)``."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        if w < 1 or h < 1:
+            raise ValueError
+    except ValueError:
+        fail(f"a size is WxH in pixels, e.g. 320x180; got {text!r}")
+    return h, w
+
+
+def load_ckpt(ckpt: Path, arch: Optional[str], set_: list[str]):
+    from ..checkpoints import load_checkpoint
+
+    return load_checkpoint(ckpt, arch, **parse_kv(set_))
+
+
+def check_scale(model: Path, model_scale: int, flag: Optional[int], flag_name: str) -> None:
+    if flag is not None and flag != model_scale:
+        fail(f"{model} upscales x{model_scale}, not x{flag}: drop {flag_name} or pass {flag_name} {model_scale}")
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """A ``--json`` report, written atomically (a temp file in the same folder, then renamed)."""
+    from ..fileio import atomic_write_text
+
+    atomic_write_text(path, json.dumps(payload, indent=2))
