@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError, ConfigError
-from .models import build_model
+from .models import build_model, scope_misfit, stored_config
 
 FORMAT = "scales-edge"
 VERSION = 1
@@ -209,6 +209,7 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None, **config: 
     path = Path(path)
     state, stored = _extract_state(read_checkpoint(path), path)
     if stored is not None:
+        stored = stored_config(stored)  # keys the checkpoint predates (binary_scope)
         if arch is not None and arch.lower() != str(stored["arch"]).lower():
             raise CheckpointError(f"{path}: checkpoint holds a {stored['arch']} model, not {arch}")
         conflicts = {k: (stored.get(k), v) for k, v in config.items() if stored.get(k) != v}
@@ -226,5 +227,11 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None, **config: 
         model = build_model(**cfg)
     except ConfigError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
-    load_state(model, state, source=str(path))
+    try:
+        load_state(model, state, source=str(path))
+    except CheckpointError as exc:
+        why = scope_misfit(model.config, state)
+        if why is None:
+            raise
+        raise CheckpointError(f"{path}: {why}\n{exc}") from None
     return model.eval()
