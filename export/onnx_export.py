@@ -8,7 +8,9 @@ pass re-types them as ``uint64`` (the same bits), as docs/ops.md requires.
 
 With ``fuse=True`` (the default) a whole SCALES convolution (:class:`ScalesConv2d`: binary core,
 spatial and channel re-scaling, skip) becomes one ``scales_edge::ScalesConv2d`` (op-domain
-version 2), which reads its input once and applies the re-scalings as it stores its output;
+version 2), which reads its input once and applies the re-scalings as it stores its output; an
+upsampling one (``upscale`` r > 1: conv, pixel shuffle, repeated-input skip) becomes one
+``ScalesConv2d`` with ``pixel_shuffle = r`` (version 3), which stores its output shuffled;
 ``fuse=False`` writes ``BinaryConv2d`` with the branches as standard ops (version 1, readable by
 older op libraries). Everything else (head, tail, other layers) is standard ONNX.
 """
@@ -37,9 +39,10 @@ from .quantize import TAILS, quantize_head_tail
 
 DOMAIN = "scales_edge"
 #: The newest op-domain version this exporter writes (docs/ops.md); a model imports the lowest
-#: version that has every op it uses: 1 without ScalesConv2d, 2 with it.
-DOMAIN_VERSION = 2
+#: version that has every op it uses: 1 without ScalesConv2d, 2 with it, 3 when one upsamples.
+DOMAIN_VERSION = 3
 FUSED_SINCE_VERSION = 2
+SHUFFLED_SINCE_VERSION = 3
 DEFAULT_OPSET = 17
 
 
@@ -80,11 +83,14 @@ class _BinaryConv2dFn(torch.autograd.Function):
         return y
 
 
-def _set_conv_output_type(y, x, m: int | None, k: int, stride: int, pad: int, dil: int) -> None:
+def _set_conv_output_type(y, x, m: int | None, k: int, stride: int, pad: int, dil: int, r: int = 1) -> None:
     sizes = x.type().varyingSizes() if x.type().kind() == "TensorType" else None
     if sizes is not None and len(sizes) == 4:
         oh = _out_size(sizes[2], k, stride, pad, pad, dil)
         ow = _out_size(sizes[3], k, stride, pad, pad, dil)
+        if r > 1:  # pixel-shuffled output
+            m = None if m is None else m // (r * r)
+            oh, ow = (None if v is None else v * r for v in (oh, ow))
         y.setType(x.type().with_sizes([sizes[0], m, oh, ow]))
 
 
@@ -105,21 +111,24 @@ class _ScalesConv2dFn(torch.autograd.Function):
     empty (omitted) optional inputs."""
 
     @staticmethod
-    def forward(ctx, x, beta, packed, scale, bias, sw, sb, cw, wsign, k, stride, pad, dil, skip, from_output):  # type: ignore[override]
+    def forward(ctx, x, beta, packed, scale, bias, sw, sb, cw, wsign, k, stride, pad, dil, skip, from_output, r):  # type: ignore[override]
         y = _BinaryConv2dFn.forward(ctx, x, beta, packed, scale, bias, wsign, k, stride, pad, dil)
         if sw.numel():
             y = y * torch.sigmoid(F.conv2d(x, sw.view(1, -1, 1, 1), sb, stride))
+        if r > 1:
+            y = F.pixel_shuffle(y, r)
         if cw.numel():
             pooled = (y if from_output else x).mean(dim=(2, 3)).unsqueeze(1)
             cs = torch.sigmoid(F.conv1d(pooled, cw.view(1, 1, -1), padding=cw.numel() // 2))
             y = y * cs.squeeze(1)[:, :, None, None]
         if skip:
-            y = y + x
+            y = y + (x if r == 1 else x.repeat_interleave(r, 2).repeat_interleave(r, 3))
         return y
 
     @staticmethod
-    def symbolic(g, x, beta, packed, scale, bias, sw, sb, cw, wsign, k, stride, pad, dil, skip, from_output):
-        k, stride, pad, dil, skip, from_output = map(_const_int, (k, stride, pad, dil, skip, from_output))
+    def symbolic(g, x, beta, packed, scale, bias, sw, sb, cw, wsign, k, stride, pad, dil, skip, from_output, r):
+        k, stride, pad, dil, skip, from_output, r = map(_const_int, (k, stride, pad, dil, skip, from_output, r))
+        shuffle = {"pixel_shuffle_i": r} if r > 1 else {}  # version 3's attribute, only when used
         y = g.op(
             f"{DOMAIN}::ScalesConv2d",
             x, beta, packed, scale, bias, sw, sb, cw,
@@ -130,9 +139,10 @@ class _ScalesConv2dFn(torch.autograd.Function):
             group_i=1,
             skip_i=skip,
             channel_from_output_i=from_output,
+            **shuffle,
         )
         m = int(wsign.type().sizes()[0]) if wsign.type().sizes() else None
-        _set_conv_output_type(y, x, m, k, stride, pad, dil)
+        _set_conv_output_type(y, x, m, k, stride, pad, dil, r)
         return y
 
 
@@ -157,7 +167,8 @@ def _as_int64_bits(packed: np.ndarray) -> Tensor:
 
 def _branch_args(layer: ScalesConv2d) -> tuple:
     """The fused op's extra arguments: spatial 1x1 weights and bias, channel Conv1d taps (empty
-    tensors for an absent branch), skip, and whether the channel branch pools the output."""
+    tensors for an absent branch), skip, whether the channel branch pools the output, and the
+    pixel shuffle of an upsampling layer (1: none)."""
     empty = torch.zeros(0)
     if layer.spatial is not None:
         sw = layer.spatial.weight.detach().reshape(-1).clone()
@@ -165,7 +176,7 @@ def _branch_args(layer: ScalesConv2d) -> tuple:
     else:
         sw = sb = empty
     cw = layer.channel.weight.detach().reshape(-1).clone() if layer.channel is not None else empty
-    return sw, sb, cw, int(layer.skip), int(not layer.channel_from_input)
+    return sw, sb, cw, int(layer.skip), int(not layer.channel_from_input), int(layer.upscale)
 
 
 @contextlib.contextmanager
@@ -188,8 +199,8 @@ def custom_op_cores(model: nn.Module, fuse: bool = False) -> Iterator[list[str]]
                 packed = _as_int64_bits(pack_conv_weight(wsign.numpy()))
                 geometry = (layer.kernel_size, layer.stride, layer.padding, layer.dilation)
                 if fuse and isinstance(layer, ScalesConv2d):
-                    sw, sb, cw, skip, from_output = _branch_args(layer)
-                    args = (p.beta, packed, p.scale, bias, sw, sb, cw, wsign, *geometry, skip, from_output)
+                    sw, sb, cw, skip, from_output, r = _branch_args(layer)
+                    args = (p.beta, packed, p.scale, bias, sw, sb, cw, wsign, *geometry, skip, from_output, r)
 
                     def whole(x, args=args, name=name):
                         called.append(name)
@@ -340,7 +351,7 @@ def export_onnx(
     x = torch.rand(1, in_ch, *sample_size)
     buf = io.BytesIO()
     fused = fuse and binary_as == "custom" and any(isinstance(m, ScalesConv2d) for _, m in binary_layers(model))
-    version = FUSED_SINCE_VERSION if fused else 1
+    version = export_domain_version(model) if fused else 1
     cores = custom_op_cores(model, fuse=fused) if binary_as == "custom" else contextlib.nullcontext(None)
     # A fused layer exported on its own is traced inside a wrapper: as the top-level module its
     # replaced forward would be traced with every argument as a graph input.
@@ -385,6 +396,19 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, path)
     return proto
+
+
+def export_domain_version(model: nn.Module, fuse: bool = True) -> int | None:
+    """The op-domain version an export of ``model`` imports (``binary_as="custom"``): 3 with an
+    upsampling ScalesConv2d (fused), 2 with another ScalesConv2d (fused), 1 with binary layers
+    only; None without any binary layer."""
+    layers = [m for _, m in binary_layers(model)]
+    if not layers:
+        return None
+    scales = [m for m in layers if isinstance(m, ScalesConv2d)]
+    if not (fuse and scales):
+        return 1
+    return SHUFFLED_SINCE_VERSION if any(m.upscale > 1 for m in scales) else FUSED_SINCE_VERSION
 
 
 class _Wrapper(nn.Module):

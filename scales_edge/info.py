@@ -488,7 +488,7 @@ def module_info(model, size: tuple[int, int] = (180, 320), model_path: str | Pat
     import torch
     from torch import nn
 
-    from .export.onnx_export import DOMAIN_VERSION
+    from .export.onnx_export import export_domain_version
     from .nn import BinaryConv2dBase, BinaryLinearBase, binary_layers
 
     cfg = dict(getattr(model, "config", {}) or {})
@@ -562,5 +562,5 @@ def module_info(model, size: tuple[int, int] = (180, 320), model_path: str | Pat
         macs=totals,
         custom_ops=len(layers),
         op_domain=DOMAIN,
-        op_domain_version=DOMAIN_VERSION if layers else None,
+        op_domain_version=export_domain_version(model),
     )

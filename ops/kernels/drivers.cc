@@ -216,13 +216,23 @@ std::string check_scales_branches(const ConvGeometry& g, const ScalesBranches& b
   if (b.channel_w && (b.channel_k < 1 || b.channel_k % 2 != 1))
     return "the channel re-scaling kernel has " + std::to_string(b.channel_k) +
            " taps; it must be odd";
-  const bool same_channels = g.C == g.M;
+  const int64_t r = b.shuffle;
+  if (r < 1 || r > 64)
+    return "pixel_shuffle " + std::to_string(r) + " is invalid; it must be in [1, 64]";
+  if (r > 1 && (g.M % (r * r) != 0 || g.sH != 1 || g.sW != 1))
+    return "pixel_shuffle " + std::to_string(r) + " needs M a multiple of " + std::to_string(r * r) +
+           " and strides [1, 1] (M = " + std::to_string(g.M) + ", strides " +
+           dims_str({g.sH, g.sW}) + ")";
+  const int64_t F = g.M / (r * r);  // output channels: M without a shuffle
+  const std::string out = r == 1 ? "M" : "F = M / r^2";
+  const bool same_channels = g.C == F;
   if (b.channel_w && b.channel_from_input && !same_channels)
-    return "channel re-scaling from the input needs C == M (C = " + std::to_string(g.C) +
-           ", M = " + std::to_string(g.M) + ")";
+    return "channel re-scaling from the input needs C == " + out + " (C = " + std::to_string(g.C) +
+           ", " + out + " = " + std::to_string(F) + ")";
   if (b.skip && (!same_channels || g.OH != g.H || g.OW != g.W))
     return "the skip needs an output of the input's shape: C, H, W = " +
-           dims_str({g.C, g.H, g.W}) + " but M, OH, OW = " + dims_str({g.M, g.OH, g.OW});
+           dims_str({g.C, g.H, g.W}) + " but " + (r == 1 ? "M" : "F") + ", OH, OW = " +
+           dims_str({F, g.OH, g.OW});
   if (b.spatial_w) {
     const int64_t sh = (g.H - 1) / g.sH + 1, sw = (g.W - 1) / g.sW + 1;
     if (sh != g.OH || sw != g.OW)
@@ -301,6 +311,52 @@ void scales_conv_rows(const IsaKernels& k, const ConvGeometry& g, const uint64_t
       const float* xs = b.skip ? x + ((n * g.C + m) * g.H + oh) * g.W : nullptr;
       fn(row + m * OW, OW, scale[m], bias ? bias[m] : 0.0f, s_row, cs ? cs[n * g.M + m] : 1.0f,
          xs, y + ((n * g.M + m) * g.OH + oh) * OW);
+    }
+  });
+}
+
+namespace {
+
+// One pixel-shuffled output row: Y[n, f, oh*r + i, :] takes channels m = f*r*r + i*r + j,
+// j in [0, r), interleaved (dst[ow*r + j] = value of channel m at ow): contiguous stores, r
+// channel rows read. The value is transform_row's, in its order.
+template <bool kSpatial, bool kSkip>
+void shuffled_row(const int32_t* row, int64_t OW, int64_t r, int64_t m0, const float* scale,
+                  const float* bias, const float* s_row, float c, const float* xs, float* dst) {
+  for (int64_t j = 0; j < r; ++j) {
+    const int32_t* src = row + (m0 + j) * OW;
+    const float sc = scale[m0 + j];
+    const float bi = bias ? bias[m0 + j] : 0.0f;
+    float* d = dst + j;
+    for (int64_t ow = 0; ow < OW; ++ow) {
+      const float prod = static_cast<float>(src[ow]) * sc;
+      float v = prod + bi;
+      if (kSpatial) v = v * s_row[ow];
+      v = v * c;
+      if (kSkip) v = v + xs[ow];
+      d[ow * r] = v;
+    }
+  }
+}
+
+}  // namespace
+
+void scales_conv_rows_shuffled(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
+                               const ConvWeights& w, const float* scale, const float* bias,
+                               const ScalesBranches& b, const float* x, const float* S,
+                               const float* cs, float* y, int64_t begin, int64_t end) {
+  const int64_t r = b.shuffle, OW = g.OW, F = g.M / (r * r);
+  const int64_t HW = g.OH * r, WW = OW * r;  // output plane
+  auto* fn = S ? (b.skip ? &shuffled_row<true, true> : &shuffled_row<true, false>)
+               : (b.skip ? &shuffled_row<false, true> : &shuffled_row<false, false>);
+  for_each_acc_row(k, g, xp, w, begin, end, [&](int64_t n, int64_t oh, const int32_t* row) {
+    const float* s_row = S ? S + (n * g.OH + oh) * OW : nullptr;
+    for (int64_t f = 0; f < F; ++f) {
+      const float* xs = b.skip ? x + ((n * g.C + f) * g.H + oh) * g.W : nullptr;
+      const float c = cs ? cs[n * F + f] : 1.0f;
+      for (int64_t i = 0; i < r; ++i)
+        fn(row, OW, r, (f * r + i) * r, scale, bias, s_row, c, xs,
+           y + ((n * F + f) * HW + oh * r + i) * WW);
     }
   });
 }

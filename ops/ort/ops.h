@@ -15,8 +15,8 @@ namespace ort {
 
 constexpr const char* kDomain = "scales_edge";
 // The domain's current version (docs/ops.md). BinaryConv2d and BinaryLinear are unchanged since
-// version 1; ScalesConv2d exists from version 2.
-constexpr int kDomainVersion = 2;
+// version 1; ScalesConv2d exists from version 2 (version 3: its pixel_shuffle attribute).
+constexpr int kDomainVersion = 3;
 
 // ---------------------------------------------------------------- BinaryConv2d
 // The convolution part shared by BinaryConv2d and ScalesConv2d: attributes, the inputs X, beta,
@@ -79,6 +79,7 @@ class ScalesConv2dKernel {
   bool skip_ = false;
   bool channel_from_input_ = true;
   bool has_spatial_ = false, has_channel_ = false;
+  int64_t shuffle_ = 1;  // version 3's pixel_shuffle
 };
 
 // ---------------------------------------------------------------- BinaryLinear

@@ -2,7 +2,9 @@
 // spatial re-scaling, channel re-scaling and skip:
 //   Y = ((BinaryConv2d(X) * S) * Cs) + X
 // Pass 1 reads X once to binarize+pack it, compute S and the channel sums; pass 2 convolves and
-// applies the whole output transform as each output row is stored.
+// applies the whole output transform as each output row is stored. Version 3's pixel_shuffle r
+// stores the M = r*r*F channels pixel-shuffled into [N, F, OH*r, OW*r] (an upsampling layer),
+// with one channel scale per feature and the input repeated r*r times as the skip.
 #include <string>
 #include <vector>
 
@@ -44,6 +46,11 @@ ScalesConv2dKernel::ScalesConv2dKernel(const OrtKernelInfo* raw_info)
   if (node_has_input(info, 6) != has_spatial_)
     fail(kOp, "inputs 'spatial_weight' (5) and 'spatial_bias' (6) must be given together");
   has_channel_ = node_has_input(info, 7);
+  if (const std::optional<int64_t> r = attr_int(info, kOp, "pixel_shuffle")) {
+    if (*r < 1 || *r > 64)
+      fail(kOp, "attribute 'pixel_shuffle' = " + std::to_string(*r) + " is invalid; it must be in [1, 64]");
+    shuffle_ = *r;
+  }
 }
 
 void ScalesConv2dKernel::Compute(OrtKernelContext* raw_context) const {
@@ -55,6 +62,7 @@ void ScalesConv2dKernel::Compute(OrtKernelContext* raw_context) const {
   kernels::ScalesBranches b;
   b.skip = skip_;
   b.channel_from_input = channel_from_input_;
+  b.shuffle = shuffle_;
   if (has_spatial_) {
     b.spatial_w = float_vector(ctx, 5, "spatial_weight", g.C, "C", nullptr);
     b.spatial_b = *float_vector(ctx, 6, "spatial_bias", 1, "1", nullptr);
@@ -63,7 +71,8 @@ void ScalesConv2dKernel::Compute(OrtKernelContext* raw_context) const {
   const std::string problem = kernels::check_scales_branches(g, b);
   if (!problem.empty()) fail(kOp, problem + " (X " + shape_str(call.x_shape) + ")");
 
-  Ort::UnownedValue y_value = ctx.GetOutput(0, std::vector<int64_t>{g.N, g.M, g.OH, g.OW});
+  const int64_t r = shuffle_, F = g.M / (r * r);  // output channels (M without a shuffle)
+  Ort::UnownedValue y_value = ctx.GetOutput(0, std::vector<int64_t>{g.N, F, g.OH * r, g.OW * r});
   float* y = y_value.GetTensorMutableData<float>();
   const kernels::IsaKernels& k = *core_.kernels_;
   const bool pool_input = b.channel_w && b.channel_from_input;
@@ -76,7 +85,7 @@ void ScalesConv2dKernel::Compute(OrtKernelContext* raw_context) const {
     kernels::pack_nchw_scales(k, g, call.x, call.beta, b, xp.data(), S.empty() ? nullptr : S.data(),
                               pool_input ? row_sums.data() : nullptr, begin, end);
   });
-  std::vector<float> cs(b.channel_w ? static_cast<size_t>(g.N * g.M) : 0);
+  std::vector<float> cs(b.channel_w ? static_cast<size_t>(g.N * F) : 0);
   if (pool_input) {
     // Whole-image channel sums, rows added in order (the result does not depend on threading).
     std::vector<double> sums(static_cast<size_t>(g.N * g.C), 0.0);
@@ -88,20 +97,20 @@ void ScalesConv2dKernel::Compute(OrtKernelContext* raw_context) const {
 
   // ---- pass 2: convolve and transform each output row
   parallel_rows(ctx, kName, g.N * g.OH, [&](int64_t begin, int64_t end) {
-    kernels::scales_conv_rows(k, g, xp.data(), *call.weights, call.scale, call.bias, b, call.x,
-                              S.empty() ? nullptr : S.data(), pool_input ? cs.data() : nullptr, y,
-                              begin, end);
+    auto* store = r > 1 ? &kernels::scales_conv_rows_shuffled : &kernels::scales_conv_rows;
+    store(k, g, xp.data(), *call.weights, call.scale, call.bias, b, call.x,
+          S.empty() ? nullptr : S.data(), pool_input ? cs.data() : nullptr, y, begin, end);
   });
 
-  // ---- the channel branch pooling the output: one more pass over Y
+  // ---- the channel branch pooling the output: one more pass over Y (F planes of P values)
   if (b.channel_w && !b.channel_from_input) {
-    const int64_t P = g.OH * g.OW;
-    std::vector<double> sums(static_cast<size_t>(g.N * g.M));
-    parallel_rows(ctx, kName, g.N * g.M, [&](int64_t begin, int64_t end) {
+    const int64_t P = g.OH * r * g.OW * r;
+    std::vector<double> sums(static_cast<size_t>(g.N * F));
+    parallel_rows(ctx, kName, g.N * F, [&](int64_t begin, int64_t end) {
       kernels::plane_sums(y, P, sums.data(), begin, end);
     });
-    kernels::channel_scales(b, sums.data(), g.N, g.M, static_cast<double>(P), cs.data());
-    parallel_rows(ctx, kName, g.N * g.M, [&](int64_t begin, int64_t end) {
+    kernels::channel_scales(b, sums.data(), g.N, F, static_cast<double>(P), cs.data());
+    parallel_rows(ctx, kName, g.N * F, [&](int64_t begin, int64_t end) {
       kernels::scale_planes(y, P, cs.data(), begin, end);
     });
   }
