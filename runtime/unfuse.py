@@ -1,10 +1,14 @@
-"""Rewrite ``ScalesConv2d`` (op-domain version 2) as version 1: ``BinaryConv2d`` plus standard ops.
+"""Rewrite ``ScalesConv2d`` (op-domain versions 2 and 3) as version 1: ``BinaryConv2d`` plus
+standard ops.
 
 The result computes what the fused op computes (docs/ops.md), with the re-scaling branches as the
 same standard ops the exporter writes with ``fuse=False`` (1x1 ``Conv`` + ``Sigmoid``;
-``ReduceMean`` over H, W + ``Conv`` along the channels + ``Sigmoid``; ``Mul``; ``Add``). Graph tools
-that need to see inside a SCALES convolution use it: tiling (whose exactness rests on making the
-channel means graph inputs) and OP counting.
+``ReduceMean`` over H, W + ``Conv`` along the channels + ``Sigmoid``; ``Mul``; ``Add``). Version 3's
+upsampling form (``pixel_shuffle`` r) becomes ``BinaryConv2d → Mul S → DepthToSpace (CRD) →
+Mul Cs → Add``, its skip term the input upsampled by a nearest ``Resize`` (``asymmetric``,
+``floor``: each feature copied to its r x r pixels, the input repeated r² times and shuffled).
+Graph tools that need to see inside a SCALES convolution use it: tiling (whose exactness rests on
+making the channel means graph inputs) and OP counting.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ def _opset(proto: onnx.ModelProto) -> int:
 
 def unfuse(proto: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of ``proto`` with every ``ScalesConv2d`` expanded (domain version set to 1 when no
-    version-2 op remains). Models without one are returned as an unchanged copy."""
+    fused op remains). Models without one are returned as an unchanged copy."""
     out = onnx.ModelProto()
     out.CopyFrom(proto)
     if not has_fused(proto):
@@ -40,12 +44,18 @@ def unfuse(proto: onnx.ModelProto) -> onnx.ModelProto:
     new_inits: list[onnx.TensorProto] = []
     added: set[str] = set()
 
-    def const_ints(name: str, values: list[int]) -> str:
-        """An int64 initializer shared by every expanded op."""
+    def const(name: str, values: np.ndarray) -> str:
+        """An initializer shared by every expanded op."""
         if name not in added:
-            new_inits.append(numpy_helper.from_array(np.array(values, np.int64), name))
+            new_inits.append(numpy_helper.from_array(values, name))
             added.add(name)
         return name
+
+    def const_ints(name: str, values: list[int]) -> str:
+        return const(name, np.array(values, np.int64))
+
+    def const_floats(name: str, values: list[float]) -> str:
+        return const(name, np.array(values, np.float32))
 
     for node in graph.node:
         if not (node.domain == DOMAIN and node.op_type == FUSED_OP):
@@ -60,6 +70,7 @@ def unfuse(proto: onnx.ModelProto) -> onnx.ModelProto:
         new_nodes.append(helper.make_node("BinaryConv2d", [v for v in ins[:5]], [core], name=node.name or base,
                                           domain=DOMAIN, **conv_attrs))
         cur = core
+        r = int(attrs.get("pixel_shuffle", 1))
         if ins[5]:
             sw = numpy_helper.to_array(inits[ins[5]])
             w4 = numpy_helper.from_array(sw.reshape(1, -1, 1, 1).astype(np.float32), f"{base}/spatial.weight")
@@ -72,6 +83,10 @@ def unfuse(proto: onnx.ModelProto) -> onnx.ModelProto:
                 helper.make_node("Mul", [cur, f"{base}/S"], [f"{base}/mul_S"], name=f"{base}/Mul"),
             ]
             cur = f"{base}/mul_S"
+        if r > 1:
+            new_nodes.append(helper.make_node("DepthToSpace", [cur], [f"{base}/shuffled"], name=f"{base}/DepthToSpace",
+                                              blocksize=r, mode="CRD"))
+            cur = f"{base}/shuffled"
         if ins[7]:
             cw = numpy_helper.to_array(inits[ins[7]])
             k = int(cw.size)
@@ -98,7 +113,15 @@ def unfuse(proto: onnx.ModelProto) -> onnx.ModelProto:
             ]
             cur = f"{base}/mul_Cs"
         if attrs.get("skip", 0):
-            new_nodes.append(helper.make_node("Add", [cur, x], [f"{base}/skip"], name=f"{base}/Add"))
+            identity = x
+            if r > 1:
+                identity = f"{base}/repeated"
+                roi = "" if opset >= 13 else const_floats("unfused/empty_roi", [])
+                new_nodes.append(helper.make_node(
+                    "Resize", [x, roi, const_floats(f"unfused/scales_x{r}", [1, 1, r, r])], [identity],
+                    name=f"{base}/Resize", mode="nearest", coordinate_transformation_mode="asymmetric",
+                    nearest_mode="floor"))
+            new_nodes.append(helper.make_node("Add", [cur, identity], [f"{base}/skip"], name=f"{base}/Add"))
             cur = f"{base}/skip"
         # The last node writes the op's output name.
         last = new_nodes[-1]
