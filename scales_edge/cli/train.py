@@ -22,11 +22,16 @@ def archs_cmd() -> None:
     """
     from ..models import get_arch, list_archs
 
-    table = Table("arch", "family", "binarizations", "description")
+    table = Table("arch", "family", "binarizations", "binary_scope", "description")
     for name in list_archs():
         e = get_arch(name)
-        table.add_row(name, e.family, ", ".join(e.binaries), e.description)
+        scopes = ", ".join(e.scopes) if e.scopes else "-"
+        table.add_row(name, e.family, ", ".join(e.binaries), scopes, e.description)
     Console().print(table)
+    typer.echo(
+        "binary_scope (CNNs, --set binary_scope=...): body = the residual body is binary; body+upsampler "
+        "(default) = every conv but the first and the last, as in the SCALES paper."
+    )
 
 
 @command("train")
