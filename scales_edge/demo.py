@@ -73,7 +73,8 @@ def run_demo(
     model = load_checkpoint(ckpt)
     scale = int(model.config["scale"])
     onnx_path, ref_path = out / "demo_x4.onnx", out / "demo_x4_fp32ref.onnx"
-    log(f"[1/4] export {ckpt.name} -> {onnx_path} (and the FP32 reference {ref_path.name})")
+    scope = model.config.get("binary_scope")
+    log(f"[1/4] export {ckpt.name} (binary_scope={scope}) -> {onnx_path} (and the FP32 reference {ref_path.name})")
     export_onnx(model, onnx_path)
     export_onnx(model, ref_path, binary_as="fp32-reference")
 
@@ -89,6 +90,8 @@ def run_demo(
     summary = {
         "checkpoint": str(ckpt),
         "config": model.config,
+        # which convs are binary: "body+upsampler" = all but the first and the last (the paper's)
+        "binary_scope": model.config.get("binary_scope"),
         "parity": parity.to_dict(),
         "quality": scores_to_dict(scores),
         "bench": {

@@ -112,6 +112,10 @@ def demo_cmd(
     res = {Path(r["model"]).name: r for r in b["results"]}
     table = Table("step", "result", title=f"scales-edge demo ({s['config']['arch']} x{s['config']['scale']}, "
                   f"{s['config']['num_feat']} channels, {s['config']['binary']})")
+    scope = s.get("binary_scope")
+    what = {"body+upsampler": "every conv but the first and the last (the paper's scope)",
+            "body": "the residual body; head, upsampler and HR convs FP32"}.get(scope, "")
+    table.add_row("binarized", f"binary_scope={scope}: {what}" if what else f"binary_scope={scope}")
     table.add_row("parity (ORT vs PyTorch)", f"{'PASS' if p['passed'] else 'FAIL'}: min PSNR {p['min_psnr_db'] if isinstance(p['min_psnr_db'], str) else round(p['min_psnr_db'], 1)} dB, "
                   f"max |err| {p['max_abs_error']:.1e}, sign flips {p['sign_flip_share']:.1e}")
     table.add_row("quality, held-out photos", f"PSNR {q['psnr']:.2f} dB / SSIM {q['ssim']:.4f}  "
