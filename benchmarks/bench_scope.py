@@ -1,6 +1,10 @@
 """Issue 12's models alone: SRResNet in the paper's binarization scope against FP32, all-INT8 and the
 body-only scope, and the demo model against its FP32 reference, with each model's peak memory.
 
+First one binary upsampling layer, as version 3's shuffling ScalesConv2d and as version 2's op
+followed by DepthToSpace, a nearest Resize of its input and an Add (the skip): what the op's
+shuffled store buys (the same values, bit for bit).
+
 (b) of bench_all.py for the groups asked for (default: x2 and x4 at 64 and 40 channels), at 1 thread
 and 320x180 input, alternating runs in one process (ratios of medians from the same run); then each
 model once more in a fresh process of its own, for its peak RSS (the process's high-water mark after
@@ -28,7 +32,7 @@ sys.path.insert(0, str(HERE))
 
 import bench_all  # noqa: E402  (model_files, bench_models, MODEL_GROUPS, SIZE)
 
-from scales_edge.runtime.bench import machine_info  # noqa: E402
+from scales_edge.runtime.bench import benchmark, machine_info  # noqa: E402
 
 #: Peak RSS of one model in a fresh process: make the session (our default options), run twice.
 #: VmHWM (the high-water mark of this process image's memory), not getrusage's ru_maxrss, which
@@ -56,6 +60,54 @@ def peak_rss_mb(model: Path | None, size: tuple[int, int] = bench_all.SIZE) -> f
     out = subprocess.run([sys.executable, "-c", _RSS_CHILD, str(model) if model else "-", str(size[0]), str(size[1])],
                          check=True, capture_output=True, text=True)
     return float(out.stdout.split()[0])
+
+
+def upsampler_layer_files(d: Path, c: int = 40, r: int = 2, h: int = 360, w: int = 640) -> dict[str, Path]:
+    """One binary upsampling layer (``c -> r*r*c``, shuffle, repeated-input skip, spatial scale; at
+    x4 SRResNet's second step, ``upconv2``, reads a 640x360 map) as version 3's one op, and as
+    version 2's op followed by the standard ops it replaces (``DepthToSpace``, a nearest ``Resize``
+    of the input, ``Add``): what writing the shuffled output from the op buys."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from scales_edge.runtime import reference as ref
+
+    rng = np.random.default_rng(0)
+    m = c * r * r
+    p = {
+        "beta": rng.uniform(-0.3, 0.3, c).astype(np.float32),
+        "W": ref.pack_bits(np.where(rng.random((m, c, 3, 3)) < 0.5, 1, -1).astype(np.int8), axis=1),
+        "scale": rng.uniform(0.01, 0.2, m).astype(np.float32),
+        "bias": rng.uniform(-1, 1, m).astype(np.float32),
+        "spatial_weight": rng.normal(0, 0.3, c).astype(np.float32),
+        "spatial_bias": rng.normal(0, 0.5, 1).astype(np.float32),
+    }
+    k33 = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+
+    def save(nodes, version, path, extra=()):
+        graph = helper.make_graph(
+            nodes, "upsampler", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, c, "H", "W"])],
+            [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)],
+            [numpy_helper.from_array(v, n) for n, v in p.items()] + list(extra))
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("scales_edge", version)])
+        model.ir_version = 8
+        onnx.save(model, path)
+        return path
+
+    ins = ["input", *p]
+    files = {
+        "shuffling_op_v3": save([helper.make_node("ScalesConv2d", ins, ["output"], domain="scales_edge", skip=1,
+                                                  pixel_shuffle=r, **k33)], 3, d / "up_v3.onnx"),
+        "op_v2_then_standard_ops": save([
+            helper.make_node("ScalesConv2d", ins, ["z"], domain="scales_edge", **k33),
+            helper.make_node("DepthToSpace", ["z"], ["shuffled"], blocksize=r, mode="CRD"),
+            helper.make_node("Resize", ["input", "", "up"], ["repeated"], mode="nearest",
+                             coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+            helper.make_node("Add", ["shuffled", "repeated"], ["output"]),
+        ], 2, d / "up_v2.onnx", [numpy_helper.from_array(np.array([1, 1, r, r], np.float32), "up")]),
+    }
+    return files, (h, w)
 
 
 def demo_files(d: Path, ckpt: Path) -> dict[str, Path]:
@@ -90,6 +142,12 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
+        layer, size = upsampler_layer_files(d)
+        print(f"upsampler layer (40 -> 160 channels, shuffle x2) on a {size[1]}x{size[0]} input, {args.threads} thread(s)")
+        res = benchmark(list(layer.values()), size=size, threads=args.threads, runs=args.runs * 2, warmup=2)
+        results["upsampler_layer"] = {name: r.to_dict() for name, r in zip(layer, res)}
+        for name, r in results["upsampler_layer"].items():
+            print(f"  {name:24s} {r['median_ms']:9.1f} ms")
         groups = {key: bench_all.model_files(d, *bench_all.MODEL_GROUPS[key]) for key in args.groups}
         if args.demo:
             groups["demo"] = demo_files(d, args.demo)

@@ -270,7 +270,7 @@ def test_cli_long_error_stays_on_one_line(tiny_photo_dir, tmp_path, monkeypatch)
     assert res.exit_code == 2
     errors = _error_lines(res)
     assert len(errors) == 1, res.output
-    assert "some_unknown_option" in errors[0] and errors[0].rstrip().endswith("skip"), res.output
+    assert "some_unknown_option" in errors[0] and errors[0].rstrip().endswith("binary_scope"), res.output
 
 
 def test_cli_evaluate_missing_checkpoint_is_an_error(tiny_photo_dir, tmp_path):
