@@ -276,6 +276,18 @@ def _finish_binary_nodes(model: onnx.ModelProto, layer_names: list[str]) -> None
 BINARY_AS = ("custom", "fp32-reference")
 
 
+def _receptive_radius(cfg: dict) -> float | None:
+    """The zoo's receptive-field radius for this configuration (window-attention models), or None."""
+    from ..errors import ConfigError
+    from ..models import get_arch
+
+    try:
+        fn = get_arch(str(cfg.get("arch", ""))).receptive_radius
+        return None if fn is None else float(fn(cfg))
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return None
+
+
 def model_metadata(model: nn.Module, binary_as: str = "custom", domain_version: int = 1) -> dict[str, str]:
     from .. import __version__
 
@@ -292,6 +304,9 @@ def model_metadata(model: nn.Module, binary_as: str = "custom", domain_version: 
         "scales_edge.layout": "NCHW",
         "scales_edge.config": json.dumps(cfg, sort_keys=True),
     }
+    radius = _receptive_radius(cfg)
+    if radius is not None:  # window-attention models: what tiling needs (runtime.tiling.window_radius)
+        meta["scales_edge.receptive_radius"] = repr(radius)
     if binary_as == "custom":
         meta["scales_edge.op_domain"] = DOMAIN
         meta["scales_edge.op_domain_version"] = str(domain_version)

@@ -387,17 +387,17 @@ def model_config(proto: onnx.ModelProto) -> dict[str, Any]:
     return cfg if isinstance(cfg, dict) else {}
 
 
-def window_radius(cfg: dict[str, Any]) -> float:
-    """The receptive-field radius (LR pixels) the model zoo declares for this window-attention
-    configuration (``receptive_radius`` of its registry entry), or inf if it declares none."""
-    from ..errors import ConfigError
-    from ..models import get_arch
+def window_radius(proto: onnx.ModelProto) -> float:
+    """The receptive-field radius (LR pixels) of a window-attention model, as the exporter wrote it
+    (``scales_edge.receptive_radius`` metadata, from the ``receptive_radius`` of the zoo's registry
+    entry), or inf if the export declares none (then no overlap is known to make tiles exact)."""
+    from .session import metadata
 
     try:
-        fn = get_arch(str(cfg.get("arch", ""))).receptive_radius
-        return math.inf if fn is None else float(fn(cfg))
-    except (ConfigError, KeyError, TypeError, ValueError):
+        radius = float(metadata(proto)["scales_edge.receptive_radius"])
+    except (KeyError, ValueError):
         return math.inf
+    return radius if radius >= 0 else math.inf
 
 
 # Ops that start the upsampling tail (global pools must come before them, at LR resolution).
@@ -412,7 +412,8 @@ def analyze_windowed(proto: onnx.ModelProto, window: int, radius: float = math.i
     needs comes from the export instead: the window (tiles are aligned to
     its grid so that inside a tile the windows, shifted windows and the padding of the image's
     bottom and right edges are the whole image's), the receptive-field ``radius`` the zoo
-    declares for the configuration (:func:`window_radius`), and the global pools of the LR body
+    declares for the configuration (written by the export: :func:`window_radius`), and the
+    global pools of the LR body
     (SCALES' channel re-scaling, HAT's channel attention), which get whole-image statistics as
     for CNNs. The pools' inputs are at the *padded* LR size (a multiple of the window)."""
     from .session import metadata
@@ -448,7 +449,7 @@ def model_geometry(proto: onnx.ModelProto) -> Geometry:
         window = int(cfg["window_size"])
     except (TypeError, ValueError):
         raise TilingError(f"window_size {cfg['window_size']!r} in the model metadata is not a number") from None
-    return analyze_windowed(proto, window, window_radius(cfg))
+    return analyze_windowed(proto, window, window_radius(proto))
 
 
 @dataclass(frozen=True)

@@ -521,7 +521,8 @@ PARITY = [
 @needs_ops
 @pytest.mark.parametrize("arch,scale,over,plain_sizes,synced_sizes", PARITY)
 def test_ort_matches_pytorch(tmp_path, arch, scale, over, plain_sizes, synced_sizes):
-    from scales_edge.runtime.validate import check_parity, make_inputs
+    from scales_edge.export.parity import check_parity
+    from scales_edge.runtime.validate import make_inputs
 
     torch.manual_seed(scale)
     model = randomize(build_model(arch, scale=scale, binary="scales", **over), seed=scale)

@@ -69,7 +69,8 @@ def validate_cmd(
         _validate_images(model, upscaler, images, torch_model, ckpt, save_dir, json_out)
         return
 
-    from ..runtime.validate import DEFAULT_SIZES, PARITY_PSNR_DB, check_parity, make_inputs
+    from ..export.parity import check_parity
+    from ..runtime.validate import DEFAULT_SIZES, PARITY_PSNR_DB, make_inputs
 
     sizes = [parse_size(item) for item in size]
     inputs = make_inputs(sizes or DEFAULT_SIZES, channels=int(torch_model.config.get("num_in_ch", 3)))
