@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up (or refresh) the project's virtualenv on a fresh machine: torch (CPU wheel first, so no
 # CUDA build gets pulled in), the ONNX Runtime headers, then scales-edge itself with its C++ op
-# library. Idempotent: reinstalls the project only when a tracked file changed.
+# library, the authoring extra ([torch]) and the test tools ([test]). Idempotent: reinstalls the
+# project only when a tracked file changed.
 # --arm (or SCALES_EDGE_ARM=1) also sets up the aarch64 cross-build and emulation
 # (scripts/arm-setup.sh: cross toolchain, qemu-aarch64, aarch64 ONNX Runtime; docs/arm.md).
 set -euo pipefail
@@ -44,7 +45,7 @@ state=$( (git ls-files -s 2>/dev/null; git diff 2>/dev/null; python -c 'import s
 installed() { (cd / && python -c "import scales_edge; scales_edge.get_library_path()") 2>/dev/null; }
 if [ "$(cat "$stamp" 2>/dev/null)" != "$state" ] || ! installed; then
   echo "[setup] installing scales-edge (builds the C++ op library)"
-  pip install -q ".[test]" 2>&1 | grep -v '^WARNING: Location' || true
+  pip install -q ".[torch,test]" 2>&1 | grep -v '^WARNING: Location' || true
   (cd / && python -c "import scales_edge; print('[setup] op library:', scales_edge.get_library_path())")
   echo "$state" > "$stamp"
 fi

@@ -59,10 +59,30 @@ def _one_line(exc: BaseException) -> str:
     return (text.splitlines() or [type(exc).__name__])[0]
 
 
+#: Packages the runtime install leaves out -> what a command that needs one says (exit 2).
+AUTHORING_EXTRA = "scales-edge[torch]"
+EXTRAS = {
+    "torch": f"needs PyTorch, which the runtime install leaves out: pip install '{AUTHORING_EXTRA}' (README: Install)",
+    "onnxsim": f"needs onnxsim here: pip install onnxsim (it comes with '{AUTHORING_EXTRA}')",
+}
+
+
+def _bug(exc: Exception) -> None:
+    """An exception no command expects: one line and exit code 1 (the traceback with --debug)."""
+    if _state["debug"]:
+        raise exc
+    typer.echo(
+        f"error: unexpected {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for the traceback and report it)",
+        err=True,
+    )
+    raise typer.Exit(1) from None
+
+
 def command(name: str, **kwargs: Any) -> Callable:
     """``app.command`` whose errors become one line and an exit code (see the module docstring):
-    our own errors, OS errors and ``ValueError`` exit 2; anything else is a bug, reported in one
-    line with exit code 1 (the traceback with ``--debug``)."""
+    our own errors, OS errors and ``ValueError`` exit 2, and so does a missing optional package
+    (:data:`EXTRAS`: the command names the install that has it); anything else is a bug, reported
+    in one line with exit code 1 (the traceback with ``--debug``)."""
 
     def deco(fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -74,19 +94,19 @@ def command(name: str, **kwargs: Any) -> Callable:
             except KeyboardInterrupt:
                 typer.echo("error: interrupted", err=True)
                 raise typer.Exit(130) from None
+            except ModuleNotFoundError as exc:
+                missing = (exc.name or "").split(".")[0]
+                if missing not in EXTRAS:
+                    _bug(exc)
+                if _state["debug"]:
+                    raise
+                fail(f"scales-edge {name} {EXTRAS[missing]}")
             except (ScalesEdgeError, OSError, ValueError) as exc:
                 if _state["debug"]:
                     raise
                 fail(_one_line(exc))
             except Exception as exc:  # a bug: still one line unless --debug
-                if _state["debug"]:
-                    raise
-                typer.echo(
-                    f"error: unexpected {type(exc).__name__}: {_one_line(exc)} "
-                    "(rerun with --debug for the traceback and report it)",
-                    err=True,
-                )
-                raise typer.Exit(1) from None
+                _bug(exc)
 
         return app.command(name, **kwargs)(wrapper)
 
