@@ -99,27 +99,40 @@ def demo_cmd(
     out: Path = typer.Option(Path("scales-edge-demo"), "--out", help="Folder for the models, images and summary.json."),
     threads: int = typer.Option(1, help="ORT intra-op threads for parity, quality and latency."),
     runs: int = typer.Option(10, help="Timed runs per model in the latency comparison."),
-    ckpt: Optional[Path] = typer.Option(None, help="Use this checkpoint instead of the bundled demo model."),
+    ckpt: Optional[Path] = typer.Option(None, help="Use this checkpoint instead of the bundled demo model (needs PyTorch)."),
+    prebuilt: Optional[bool] = typer.Option(
+        None, "--prebuilt/--export", help="Run the shipped export of the bundled model (parity against the numpy reference of "
+        "the ops) instead of exporting it (parity against PyTorch). Default: --export when PyTorch is installed.",
+        show_default=False,
+    ),
 ) -> None:
     """The main job on the bundled demo model: export -> parity -> quality -> latency, one summary.
+
+    Without PyTorch (the runtime install) the demo runs the prebuilt export of the bundled model and checks
+    its parity against the numpy reference of the scales_edge ops.
 
     Example: scales-edge demo --out scales-edge-demo
     """
     from ..demo import run_demo
 
-    s = run_demo(out, ckpt, threads, runs, log=lambda m: typer.echo(m, err=True))
-    p, q, b = s["parity"], s["quality"]["mean"], s["bench"]
+    s = run_demo(out, ckpt, threads, runs, log=lambda m: typer.echo(m, err=True), prebuilt=prebuilt)
+    p, quality, b = s["parity"], s["quality"], s["bench"]
     res = {Path(r["model"]).name: r for r in b["results"]}
     table = Table("step", "result", title=f"scales-edge demo ({s['config']['arch']} x{s['config']['scale']}, "
-                  f"{s['config']['num_feat']} channels, {s['config']['binary']})")
-    table.add_row("parity (ORT vs PyTorch)", f"{'PASS' if p['passed'] else 'FAIL'}: min PSNR {p['min_psnr_db'] if isinstance(p['min_psnr_db'], str) else round(p['min_psnr_db'], 1)} dB, "
-                  f"max |err| {p['max_abs_error']:.1e}, sign flips {p['sign_flip_share']:.1e}")
-    table.add_row("quality, held-out photos", f"PSNR {q['psnr']:.2f} dB / SSIM {q['ssim']:.4f}  "
-                  f"(bicubic {q['bicubic_psnr']:.2f} / {q['bicubic_ssim']:.4f})")
+                  f"{s['config']['num_feat']} channels, {s['config']['binary']}{', prebuilt' if s['prebuilt'] else ''})")
+    against = "PyTorch" if p["against"] == "PyTorch" else "numpy reference"
+    table.add_row(f"parity (ORT vs {against})", f"{'PASS' if p['passed'] else 'FAIL'}: min PSNR {p['min_psnr_db'] if isinstance(p['min_psnr_db'], str) else round(p['min_psnr_db'], 1)} dB, "
+                  f"max |err| {p['max_abs_error']:.1e}" + (f", sign flips {p['sign_flip_share']:.1e}" if against == "PyTorch" else ""))
+    if quality:
+        q = quality["mean"]
+        table.add_row("quality, held-out photos", f"PSNR {q['psnr']:.2f} dB / SSIM {q['ssim']:.4f}  "
+                      f"(bicubic {q['bicubic_psnr']:.2f} / {q['bicubic_ssim']:.4f})")
+    else:
+        table.add_row("quality, held-out photos", f"skipped: {s['quality_skipped']}")
     for name, r in res.items():
         table.add_row(f"latency {name}", f"median {r['median_ms']:.1f} ms (p10 {r['p10_ms']:.1f}, p90 {r['p90_ms']:.1f}), {r['file_bytes'] / 1e6:.2f} MB")
     table.add_row("binary vs FP32 reference", f"{b['speedup_vs_fp32_reference']:.2f}x faster (same run, {threads} thread(s))")
-    table.add_row("outputs", f"{out}/ (summary.json, images/*_compare.png)")
+    table.add_row("outputs", f"{out}/ (summary.json{', images/*_compare.png' if quality else ''})")
     Console().print(table)
     typer.echo(f"demo finished in {s['seconds']:.0f} s")
     if not p["passed"]:
