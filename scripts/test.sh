@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite: C++ kernel tests under AddressSanitizer + UndefinedBehaviorSanitizer, the aarch64
-# cross-build with its kernel tests under qemu (SCALES_EDGE_SKIP_ARM=1 skips that), then pytest
-# against the installed package. Extra arguments go to pytest.
+# cross-build with its kernel tests under qemu (SCALES_EDGE_SKIP_ARM=1 skips that), the portable
+# wheels into dist/ (scripts/build-wheels.sh), then pytest against the installed package. Extra
+# arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
@@ -27,6 +28,12 @@ else
   }
   echo "[test] aarch64 step took $((SECONDS - arm_t0)) s"
 fi
+
+echo "[test] wheels: py3-none-manylinux_2_28 for x86_64$([ "${SCALES_EDGE_SKIP_ARM:-0}" = 1 ] || echo " and aarch64")" \
+     "(scripts/build-wheels.sh; tests/test_wheels.py installs and runs them)"
+wheels_t0=${SECONDS}
+bash scripts/build-wheels.sh >/dev/null
+echo "[test] wheels took $((SECONDS - wheels_t0)) s"
 
 echo "[test] pytest (includes tests/test_arm.py: ops and an exported model on aarch64 under qemu)"
 # `pytest` (not `python -m pytest`) keeps the source tree off sys.path, so the installed package is tested.
