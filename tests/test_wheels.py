@@ -336,3 +336,28 @@ def test_authoring_commands_name_the_extra(rt, tmp_path, photos, args):
     assert res.returncode == 2, res.stdout + res.stderr
     assert len(lines) == 1 and "scales-edge[torch]" in lines[0], res.stderr
     assert not (tmp_path / "out.onnx").exists() and not (tmp_path / "run").exists()
+
+
+def test_transformer_tiles_without_torch_and_info_names_onnxsim(rt, tmp_path, photos):
+    """A window-attention model tiles in the runtime install (its receptive radius comes from the
+    export's metadata, not from the model zoo) exactly as in the development install; `info` on it
+    needs onnxsim (to fold the window arithmetic) and says so."""
+    torch = pytest.importorskip("torch")
+    from scales_edge import build_model
+    from scales_edge.export import export_onnx
+    from scales_edge.runtime.infer import Upscaler
+
+    torch.manual_seed(0)
+    model = build_model("swinir_light", scale=2, binary="scales", embed_dim=12, depths=[1], num_heads=2, window_size=4)
+    onnx_path = tmp_path / "swin.onnx"
+    export_onnx(model, onnx_path)
+    src = photos / sorted(os.listdir(photos))[0]
+    img = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)[:40, :44]
+    cv2.imwrite(str(tmp_path / "lr.png"), img)
+    res = rt.cli("upscale", tmp_path / "lr.png", tmp_path / "sr.png", "-m", onnx_path, "--tile", "16", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    ref = Upscaler(str(onnx_path), threads=1).upscale_image(img, tile=16)
+    assert np.array_equal(cv2.imread(str(tmp_path / "sr.png"), cv2.IMREAD_UNCHANGED), ref)
+    res = rt.cli("info", onnx_path, cwd=tmp_path)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and "onnxsim" in lines[0], res.stderr
