@@ -113,11 +113,6 @@ def command(name: str, **kwargs: Any) -> Callable:
     return deco
 
 
-def fn(*args, **kwargs):
-    """Call ``fn`` (errors are handled by :func:`command`; kept for the commands' readability)."""
-    return fn(*args, **kwargs)
-
-
 def progress_bar(label: str):
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
