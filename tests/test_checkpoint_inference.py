@@ -143,3 +143,52 @@ def test_a_declared_choice_is_inferred_with_no_new_code(tmp_path, toy_arch):
     assert ck.inference.matched == {"tail": "deep"}
     with pytest.raises(CheckpointError, match="tail must be one of plain, deep, not 'wide'"):
         load_checkpoint(path, arch=toy_arch, tail="wide")
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_commands_take_a_basicsr_checkpoint_with_arch_alone(tmp_path, tiny_photo_dir, monkeypatch):
+    """export, info, evaluate and validate --ckpt on a BasicSR params/params_ema file, --arch only."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from scales_edge.cli import app
+
+    monkeypatch.setenv("COLUMNS", "200")
+    torch.manual_seed(0)
+    model = build_model("srresnet", num_feat=8, num_block=1, scale=2, channel=False)
+    ckpt = tmp_path / "net_g_latest.pth"
+    torch.save({"params": model.state_dict(), "params_ema": model.state_dict()}, ckpt)
+    runner = CliRunner()
+    note = "note: net_g_latest.pth is a state dict under 'params_ema' (BasicSR); from its tensors: num_in_ch=3, num_feat=8"
+
+    res = runner.invoke(app, ["info", str(ckpt), "--arch", "srresnet", "--json", str(tmp_path / "info.json")])
+    assert res.exit_code == 0, res.output
+    assert note in res.output and "channel=false" in res.output
+    info = json.loads((tmp_path / "info.json").read_text())
+    assert info["scale"] == 2 and info["channels"] == 8
+
+    res = runner.invoke(app, ["evaluate", str(ckpt), "--arch", "srresnet", "--images", str(tiny_photo_dir)])
+    assert res.exit_code == 0, res.output
+    assert note in res.output
+
+    onnx_path = tmp_path / "m.onnx"
+    res = runner.invoke(app, ["export", str(ckpt), str(onnx_path), "--arch", "srresnet", "--no-simplify"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["validate", str(onnx_path), "--ckpt", str(ckpt), "--arch", "srresnet", "--size", "12x10"])
+    assert res.exit_code == 0, res.output
+    assert "PASS" in res.output
+
+    # --set for what the tensors cannot show is taken; a size that disagrees is one line, exit 2
+    res = runner.invoke(app, ["info", str(ckpt), "--arch", "srresnet", "--set", "skip=false"])
+    assert res.exit_code == 0, res.output
+    assert "defaults used: lsf=true\n" in res.output.replace("\r", "")
+    res = runner.invoke(app, ["export", str(ckpt), str(tmp_path / "x.onnx"), "--arch", "srresnet", "--set", "num_feat=16"])
+    assert res.exit_code == 2
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "conv_first.weight: checkpoint (8,3,3,3) vs model (16,3,3,3); " in errors[0], res.output
+    assert not (tmp_path / "x.onnx").exists()
+    res = runner.invoke(app, ["info", str(onnx_path), "--arch", "srresnet"])
+    assert res.exit_code == 2 and "--arch and --set describe a checkpoint" in res.output

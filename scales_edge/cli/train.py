@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .common import command, console, parse_kv, write_json
+from .common import arch_option, command, console, load_ckpt, parse_kv, set_option, write_json
 
 
 
@@ -111,19 +111,22 @@ def train_cmd(
 
 @command("evaluate")
 def evaluate_cmd(
-    ckpt: Path = typer.Argument(..., help="Checkpoint (.pth)."),
+    ckpt: Path = typer.Argument(..., help="Checkpoint (.pth): ours, BasicSR, or a state dict (then give --arch)."),
     images: Path = typer.Option(..., "--images", help="Folder of HR images."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
+    arch: Optional[str] = arch_option(),
+    set_: list[str] = set_option(),
 ) -> None:
     """PSNR/SSIM (Y, BasicSR convention) of a PyTorch checkpoint on HR images, beside bicubic.
 
     Example: scales-edge evaluate model.pth --images photos/
+
+    Example (a BasicSR checkpoint): scales-edge evaluate net_g_latest.pth --arch srresnet --images Set5/HR
     """
-    from ..checkpoints import load_checkpoint
     from ..data import list_images
     from ..training import evaluate
 
-    model = load_checkpoint(ckpt)
+    model = load_ckpt(ckpt, arch, set_)
     paths = list_images(images)
     scale = int(model.config["scale"])
     res = evaluate(model, paths, scale)
