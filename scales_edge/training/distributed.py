@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
 from ..errors import ConfigError
+
+#: How long a process waits in a collective (NCCL's default is 10 minutes; a validation on rank 0
+#: of a large model on a hundred 2K images can take longer).
+PROCESS_GROUP_TIMEOUT_MIN = 60
 
 
 @dataclass
@@ -78,7 +83,8 @@ def start(device_spec: str) -> Processes:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
+        # Rank 0 validates while the others wait at the next gradient all-reduce: allow an hour.
+        dist.init_process_group(backend=backend, timeout=timedelta(minutes=PROCESS_GROUP_TIMEOUT_MIN))
     return Processes(dist.get_rank(), dist.get_world_size(), local_rank, device, backend)
 
 

@@ -70,9 +70,13 @@ class Validator:
         need = min_hr_side(scale)
         for p in paths:
             hr = imread(p)
-            if min(hr.shape[:2]) < need + scale:
-                raise ConfigError(f"{p}: {hr.shape[1]}x{hr.shape[0]} is too small to score at x{scale} (at least {need + scale} px a side)")
-            hr = modcrop(hr, scale)
+            if min(hr.shape[:2]) >= need:
+                hr = modcrop(hr, scale)
+            if min(hr.shape[:2]) < need:
+                raise ConfigError(
+                    f"{p}: {hr.shape[1]}x{hr.shape[0]} is too small to score at x{scale} (at least {need} px a side "
+                    f"after cropping to a multiple of {scale})"
+                )
             lr = make_lr(hr, scale)
             bic = bicubic_upscale(lr, scale)
             self.items.append((lr, hr, calculate_psnr(bic, hr, scale), calculate_ssim(bic, hr, scale)))
@@ -302,7 +306,12 @@ class _Run:
         self.prepare()
         self.begin()
         with StopRequest(self.log) as stop:
-            result = self.loop(stop)
+            try:
+                result = self.loop(stop)
+            except KeyboardInterrupt as exc:
+                if not isinstance(exc, Interrupted):
+                    self.log.info(f"quit without saving: {self.out / LATEST}, if any, is from the last save")
+                raise
         return result if self.procs.main else None
 
     def begin(self) -> None:
@@ -360,6 +369,21 @@ class _Run:
         save_checkpoint(self.model, self.out / LATEST, extra={"train": train_state})
         self.log.event("saved", iter=it, file=LATEST)
 
+    def step(self, model: nn.Module, lr_t: torch.Tensor, hr_t: torch.Tensor, amp: torch.dtype | None) -> torch.Tensor:
+        """One optimisation step on a batch (DDP averages the gradients over the processes); the loss,
+        on the device (no synchronisation)."""
+        lr_t = lr_t.to(self.device, non_blocking=True)
+        hr_t = hr_t.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+            out = model(lr_t)
+        loss = F.l1_loss(out.float(), hr_t)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return loss.detach()
+
     def loop(self, stop: StopRequest) -> dict[str, Any]:
         cfg, procs, log, device = self.cfg, self.procs, self.log, self.device
         state = self.state
@@ -381,19 +405,9 @@ class _Run:
         while it < cfg.iters and not stopping:
             self.sampler.set_epoch(epoch, pos)
             for lr_t, hr_t in loader:
-                lr_t = lr_t.to(device, non_blocking=True)
-                hr_t = hr_t.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                    out = model(lr_t)
-                loss = F.l1_loss(out.float(), hr_t)
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.scheduler.step()
+                window += self.step(model, lr_t, hr_t, amp)
                 it += 1
                 pos += cfg.batch_size
-                window += loss.detach()
                 window_n += 1
                 log.step(it)
 
@@ -407,8 +421,8 @@ class _Run:
                     if at_log or stopping:
                         if not math.isfinite(mean):
                             raise ConfigError(
-                                f"the loss is {mean} at iteration {it}: lower --lr" + (" or drop --amp fp16" if cfg.amp == "fp16" else "")
-                                + f"; {LATEST} (iteration {state.iteration if state else 0} or later save) is kept"
+                                f"the loss is {mean} at iteration {it}: lower --lr"
+                                + (" or drop --amp fp16" if cfg.amp == "fp16" else "") + f"; the last {LATEST} is kept"
                             )
                         now = time.perf_counter()
                         loss_value = mean
