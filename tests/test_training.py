@@ -137,6 +137,11 @@ def test_the_model_cannot_change_on_resume(tiny_photo_dir, tmp_path):
     before = (out / "latest.pth").read_bytes()
     with pytest.raises(ConfigError, match=r"holds a run of another model: num_feat=12 \(the run's: 8\)"):
         train(make_cfg(tiny_photo_dir, out, iters=2, model=dict(MODEL, num_feat=12)), quiet())
+    res = cli("train", "--out", str(out), "--iters", "2", "--arch", "edsr")
+    assert res.exit_code == 2 and error_lines(res) == [
+        f"error: {out} holds a run of srresnet, not edsr; the model cannot change when resuming: drop --arch, give "
+        "another --out, or --force to start over"
+    ], res.output
     assert (out / "latest.pth").read_bytes() == before
 
 

@@ -228,10 +228,12 @@ class _Run:
         self.state = state = None if cfg.force else read_run(self.out)
         if state is None and not cfg.force and (self.out / FINAL).exists():
             raise ConfigError(f"{self.out} holds a {FINAL} but no {LATEST} to resume: give another --out, or --force to start over there")
-        try:
-            self.model_config = full_config(cfg.arch, **cfg.model)
-        except ConfigError as exc:
-            raise ConfigError(str(exc)) from None
+        if state is not None and cfg.arch.lower() != str(state.config.get("arch")).lower():
+            raise ConfigError(
+                f"{self.out} holds a run of {state.config.get('arch')}, not {cfg.arch}; the model cannot change when "
+                "resuming: drop --arch, give another --out, or --force to start over"
+            )
+        self.model_config = full_config(cfg.arch, **cfg.model)
         if state is not None:
             self._check_resumable(state)
         start = state.iteration if state else 0
