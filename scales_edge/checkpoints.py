@@ -281,7 +281,6 @@ class Checkpoint:
     config: dict[str, Any]  # the full build configuration
     state: dict[str, torch.Tensor] = field(repr=False)
     inference: Inference | None = None  # set when (part of) the config came from the tensors
-    raw: Any = field(default=None, repr=False)  # the whole file (training state, ...)
 
     def build(self) -> nn.Module:
         """The model with the checkpoint's weights, in eval mode."""
@@ -325,7 +324,7 @@ def inspect_checkpoint(path: str | os.PathLike, arch: str | None = None, **confi
     except ConfigError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     check_fits(full, shapes, str(path))
-    return Checkpoint(path, kind, full, state, inference, raw)
+    return Checkpoint(path, kind, full, state, inference)
 
 
 def load_checkpoint(path: str | os.PathLike, arch: str | None = None, **config: Any) -> nn.Module:

@@ -3,6 +3,8 @@ from its tensors with --arch alone, for every arch; mismatches named in one line
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 from torch import nn
@@ -90,6 +92,18 @@ def test_given_options_are_kept_and_a_disagreement_is_named(tmp_path):
     assert "\n" not in msg
     assert msg.startswith(f"{path} does not fit srresnet (scale=4, binary=fp): conv_first.weight: checkpoint (32,3,3,3) vs model (64,3,3,3); ")
     assert msg.endswith("... and 14 more (17 shape mismatches)")
+
+
+def test_a_crafted_block_index_is_not_a_count_to_build(tmp_path):
+    """One extra key ``body.100000...`` must not make the loader build 100,000 blocks."""
+    sd = build_model("srresnet", num_feat=8, num_block=2, binary="fp").state_dict()
+    sd["body.100000.conv1.weight"] = torch.zeros(8, 8, 3, 3)
+    path = tmp_path / "crafted.pth"
+    torch.save(sd, path)
+    t0 = time.perf_counter()
+    with pytest.raises(CheckpointError, match=r"unexpected body.100000.conv1.weight$"):
+        load_checkpoint(path, arch="srresnet")
+    assert time.perf_counter() - t0 < 30
 
 
 def test_a_checkpoint_of_another_arch_is_named_as_such(tmp_path):

@@ -80,15 +80,18 @@ class StateShapes:
         return shape[axis]
 
     def count(self, prefix: str) -> int | None:
-        """How many numbered children ``prefix`` has (``count("body.")`` is 16 for 16 blocks):
-        one more than the largest index found."""
+        """How many numbered children ``prefix`` has, counting 0, 1, 2, ... while they are there
+        (``count("body.")`` is 16 for 16 blocks; a stray ``body.99999`` is not a count)."""
         found = set()
         for key in self.shapes:
             if key.startswith(prefix):
                 head = key[len(prefix) :].split(".", 1)[0]
                 if head.isdigit():
                     found.add(int(head))
-        return max(found) + 1 if found else None
+        n = 0
+        while n in found:
+            n += 1
+        return n or None
 
     def counts(self, prefix: str, inner: str) -> list[int] | None:
         """``[count(f"{prefix}{i}.{inner}") for each numbered child i of prefix]`` (e.g. the depth
@@ -145,9 +148,13 @@ def describe_problems(problems: list[str], counts: Mapping[str, int], limit: int
     """One line: the first ``limit`` problems, then how many more and of which kind."""
     text = "; ".join(problems[:limit])
     if len(problems) > limit:
-        kinds = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+        kinds = ", ".join(f"{n} {what if n > 1 else _singular(what)}" for what, n in counts.items() if n)
         text += f"; ... and {len(problems) - limit} more ({kinds})"
     return text
+
+
+def _singular(what: str) -> str:
+    return what.replace("mismatches", "mismatch").replace("keys", "key").replace("indices", "index")
 
 
 def mismatch_error(source: str, config: Mapping[str, Any], ckpt: Mapping[str, Shape], model: Mapping[str, Shape]) -> CheckpointError | None:
@@ -167,15 +174,24 @@ def check_bounds(config: Mapping[str, Any], shapes: StateShapes, source: str) ->
     nothing on the meta device, but counts cost time there (one module per block), so a config
     cannot make even the meta build of :func:`check_fits` large. Generous (16x), since options a
     model does not use (``upsample_feat`` of a direct upsampler) need not show in its tensors."""
-    limit = 16 * max(shapes.max_dim, len(shapes), 64)
+    limit = plausible_limit(shapes)
     for key, value in config.items():
-        items = value if isinstance(value, (list, tuple)) else [value]
-        for item in items:
-            if isinstance(item, int) and not isinstance(item, bool) and item > limit:
-                raise CheckpointError(
-                    f"{source}: its config says {key}={value!r}, far beyond the sizes and counts of its tensors "
-                    f"(at most {limit} is plausible for this file); refused before building the model"
-                )
+        if not _plausible(value, limit):
+            raise CheckpointError(
+                f"{source}: its config says {key}={value!r}, far beyond the sizes and counts of its tensors "
+                f"(at most {limit} is plausible for this file); refused before building the model"
+            )
+
+
+def plausible_limit(shapes: StateShapes) -> int:
+    return 16 * max(shapes.max_dim, len(shapes), 64)
+
+
+def _plausible(value: Any, limit: int) -> bool:
+    """Every integer in ``value`` (and a list's sum: blocks per group) at most ``limit``."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    ints = [v for v in items if isinstance(v, int) and not isinstance(v, bool)]
+    return all(v <= limit for v in ints) and sum(ints) <= limit
 
 
 def check_fits(config: Mapping[str, Any], shapes: StateShapes, source: str) -> None:
@@ -274,8 +290,8 @@ def infer_config(arch: str, shapes: StateShapes, given: Mapping[str, Any] | None
         except (ArithmeticError, TypeError, ValueError, KeyError, IndexError):
             raw = {}  # a state dict of another arch: the comparison will say what differs
         for key, value in raw.items():
-            if value is None or key in given or key not in base:
-                continue
+            if value is None or key in given or key not in base or not _plausible(value, plausible_limit(shapes)):
+                continue  # an index like layers.99999 in a crafted file is not a count to build
             try:
                 full_config(arch, **{**given, key: value})
             except ConfigError:
