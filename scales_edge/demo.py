@@ -11,7 +11,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from .data import sample_photos
 from .errors import ConfigError
@@ -54,8 +54,10 @@ def run_demo(
     runs: int = 10,
     size: tuple[int, int] = (180, 320),
     log: Callable[[str], None] = print,
+    loader: Callable[[Path], Any] | None = None,
 ) -> dict:
     """Export → parity → quality on the held-out photos → latency against the FP32 reference.
+    ``loader(path)`` reads the checkpoint's model (default :func:`~scales_edge.checkpoints.load_checkpoint`).
 
     Writes ``out/demo_x4.onnx``, ``out/demo_x4_fp32ref.onnx``, ``out/images/*`` (SR images and
     HR | bicubic | model comparisons) and ``out/summary.json``; returns the summary.
@@ -70,7 +72,7 @@ def run_demo(
     out = Path(out)
     ckpt = Path(checkpoint) if checkpoint else DEMO_CHECKPOINT
     t0 = time.perf_counter()
-    model = load_checkpoint(ckpt)
+    model = (loader or load_checkpoint)(ckpt)
     scale = int(model.config["scale"])
     onnx_path, ref_path = out / "demo_x4.onnx", out / "demo_x4_fp32ref.onnx"
     log(f"[1/4] export {ckpt.name} -> {onnx_path} (and the FP32 reference {ref_path.name})")

@@ -206,3 +206,22 @@ def test_cli_commands_take_a_basicsr_checkpoint_with_arch_alone(tmp_path, tiny_p
     assert not (tmp_path / "x.onnx").exists()
     res = runner.invoke(app, ["info", str(onnx_path), "--arch", "srresnet"])
     assert res.exit_code == 2 and "--arch and --set describe a checkpoint" in res.output
+
+
+def test_cli_demo_takes_a_basicsr_checkpoint_with_arch(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from scales_edge.cli import app
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "net_g.pth"
+    torch.save({"params_ema": build_model("srresnet", num_feat=8, num_block=1).state_dict()}, ckpt)
+    runner = CliRunner()
+    res = runner.invoke(app, ["demo", "--ckpt", str(ckpt), "--arch", "srresnet", "--out", str(tmp_path / "d"), "--runs", "1"])
+    assert res.exit_code == 0, res.output
+    assert "note: net_g.pth is a state dict under 'params_ema' (BasicSR); from its tensors:" in res.output
+    assert json.loads((tmp_path / "d" / "summary.json").read_text())["config"]["num_feat"] == 8
+    res = runner.invoke(app, ["demo", "--arch", "srresnet", "--out", str(tmp_path / "e")])
+    assert res.exit_code == 2 and "--arch and --set describe the checkpoint given with --ckpt" in res.output

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .common import command, console, parse_size, write_json
+from .common import arch_option, command, console, fail, load_ckpt, parse_size, set_option, write_json
 
 
 
@@ -100,6 +100,8 @@ def demo_cmd(
     threads: int = typer.Option(1, help="ORT intra-op threads for parity, quality and latency."),
     runs: int = typer.Option(10, help="Timed runs per model in the latency comparison."),
     ckpt: Optional[Path] = typer.Option(None, help="Use this checkpoint instead of the bundled demo model."),
+    arch: Optional[str] = arch_option(),
+    set_: list[str] = set_option(),
 ) -> None:
     """The main job on the bundled demo model: export -> parity -> quality -> latency, one summary.
 
@@ -107,7 +109,9 @@ def demo_cmd(
     """
     from ..demo import run_demo
 
-    s = run_demo(out, ckpt, threads, runs, log=lambda m: typer.echo(m, err=True))
+    if ckpt is None and (arch or set_):
+        fail("--arch and --set describe the checkpoint given with --ckpt; the bundled demo model names its own")
+    s = run_demo(out, ckpt, threads, runs, log=lambda m: typer.echo(m, err=True), loader=lambda p: load_ckpt(p, arch, set_))
     p, q, b = s["parity"], s["quality"]["mean"], s["bench"]
     res = {Path(r["model"]).name: r for r in b["results"]}
     table = Table("step", "result", title=f"scales-edge demo ({s['config']['arch']} x{s['config']['scale']}, "
