@@ -501,6 +501,8 @@ def test_cli_train_resume_without_retyping_and_evaluate(tiny_photo_dir, tmp_path
     assert t["train"]["iter"] == 3 and t["config"]["channel"] is False and t["train"]["train_config"]["lr"] == 1e-3
     res = cli("train", "--out", str(out), "--iters", "3")
     assert res.exit_code == 2 and "the run is finished" in error_lines(res)[0]
+    res = cli("train", "--out", str(tmp_path / "new"))  # nothing to resume, and no images given
+    assert res.exit_code == 2 and error_lines(res) == ["error: give the folder of HR training images (TRAIN_DIR)"]
 
     json_out = tmp_path / "eval.json"
     res = cli("evaluate", str(out / "model.pth"), "--images", str(tiny_photo_dir), "--json", str(json_out))
