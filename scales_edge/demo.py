@@ -17,7 +17,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from .data import sample_photos
 from .errors import ConfigError
@@ -61,13 +61,15 @@ def have_torch() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-def export_demo(checkpoint: str | Path, onnx_path: str | Path, ref_path: str | Path):
+def export_demo(checkpoint: str | Path, onnx_path: str | Path, ref_path: str | Path,
+                loader: Callable[[Path], Any] | None = None):
     """Export ``checkpoint`` as the demo does: the model with our ops and its FP32 reference (the
-    same math in standard ONNX ops, the latency baseline). Needs PyTorch; returns the model."""
+    same math in standard ONNX ops, the latency baseline). Needs PyTorch; returns the model.
+    ``loader(path)`` reads the checkpoint's model (default :func:`~scales_edge.checkpoints.load_checkpoint`)."""
     from .checkpoints import load_checkpoint
     from .export import export_onnx
 
-    model = load_checkpoint(checkpoint)
+    model = (loader or load_checkpoint)(Path(checkpoint))
     export_onnx(model, onnx_path)
     export_onnx(model, ref_path, binary_as="fp32-reference")
     return model
@@ -81,8 +83,10 @@ def run_demo(
     size: tuple[int, int] = (180, 320),
     log: Callable[[str], None] = print,
     prebuilt: bool | None = None,
+    loader: Callable[[Path], Any] | None = None,
 ) -> dict:
     """Export → parity → quality on the held-out photos → latency against the FP32 reference.
+    ``loader(path)`` reads the checkpoint's model (default :func:`~scales_edge.checkpoints.load_checkpoint`).
 
     Writes ``out/demo_x4.onnx``, ``out/demo_x4_fp32ref.onnx``, ``out/images/*`` (SR images and
     HR | bicubic | model comparisons) and ``out/summary.json``; returns the summary.
@@ -129,7 +133,7 @@ def run_demo(
 
         ckpt = Path(checkpoint) if checkpoint else DEMO_CHECKPOINT
         log(f"[1/4] export {ckpt.name} -> {onnx_path} (and the FP32 reference {ref_path.name})")
-        model = export_demo(ckpt, onnx_path, ref_path)
+        model = export_demo(ckpt, onnx_path, ref_path, loader)
         config = model.config
         log("[2/4] parity: ONNX Runtime with the scales_edge ops vs PyTorch")
         parity = check_parity(onnx_path, model, threads=threads)

@@ -89,8 +89,9 @@ def _result(**kw: Any) -> dict[str, Any]:
     return {k: kw[k] for k in order if k in kw} | {k: v for k, v in kw.items() if k not in order}
 
 
-def model_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str, Any]:
-    """:func:`onnx_info` for ``.onnx`` files, :func:`torch_info` for anything else."""
+def model_info(path: str | Path, size: tuple[int, int] = (180, 320), loader: Any = None) -> dict[str, Any]:
+    """:func:`onnx_info` for ``.onnx`` files, :func:`torch_info` for anything else (``loader(path)``
+    reads the checkpoint's model, :func:`scales_edge.checkpoints.load_checkpoint` by default)."""
     p = Path(path)
     if not p.exists():
         raise ScalesEdgeError(f"{p}: no such file; give an exported model (.onnx) or a checkpoint (.pth)")
@@ -98,7 +99,7 @@ def model_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str
         raise ScalesEdgeError(f"{p}: not a file; give an exported model (.onnx) or a checkpoint (.pth)")
     if p.suffix.lower() == ".onnx":
         return onnx_info(p, size)
-    return torch_info(p, size)
+    return torch_info(p, size, loader)
 
 
 # ------------------------------------------------------------------------------------ ONNX
@@ -474,13 +475,13 @@ def _pool_derived(proto) -> set[str]:
 # ------------------------------------------------------------------------------------ PyTorch
 
 
-def torch_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str, Any]:
+def torch_info(path: str | Path, size: tuple[int, int] = (180, 320), loader: Any = None) -> dict[str, Any]:
     """Cost of a checkpoint's model at input ``size`` = (H, W): shapes from a forward pass on
     PyTorch's ``meta`` device (no computation), counts as in :func:`onnx_info`."""
     from .checkpoints import load_checkpoint
 
     path = Path(path)
-    model = load_checkpoint(path)
+    model = (loader or load_checkpoint)(path)
     return module_info(model, size, model_path=path)
 
 

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .common import command, console, parse_size, write_json
+from .common import arch_option, command, console, fail, load_ckpt, parse_size, set_option, write_json
 
 
 
@@ -100,6 +100,8 @@ def demo_cmd(
     threads: int = typer.Option(1, help="ORT intra-op threads for parity, quality and latency."),
     runs: int = typer.Option(10, help="Timed runs per model in the latency comparison."),
     ckpt: Optional[Path] = typer.Option(None, help="Use this checkpoint instead of the bundled demo model (needs PyTorch)."),
+    arch: Optional[str] = arch_option(),
+    set_: list[str] = set_option(),
     prebuilt: Optional[bool] = typer.Option(
         None, "--prebuilt/--export", help="Run the shipped export of the bundled model (parity against the numpy reference of "
         "the ops) instead of exporting it (parity against PyTorch). Default: --export when PyTorch is installed.",
@@ -115,7 +117,10 @@ def demo_cmd(
     """
     from ..demo import run_demo
 
-    s = run_demo(out, ckpt, threads, runs, log=lambda m: typer.echo(m, err=True), prebuilt=prebuilt)
+    if ckpt is None and (arch or set_):
+        fail("--arch and --set describe the checkpoint given with --ckpt; the bundled demo model names its own")
+    s = run_demo(out, ckpt, threads, runs, log=lambda m: typer.echo(m, err=True), prebuilt=prebuilt,
+                 loader=lambda p: load_ckpt(p, arch, set_))
     p, quality, b = s["parity"], s["quality"], s["bench"]
     res = {Path(r["model"]).name: r for r in b["results"]}
     table = Table("step", "result", title=f"scales-edge demo ({s['config']['arch']} x{s['config']['scale']}, "

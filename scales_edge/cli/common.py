@@ -154,10 +154,34 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def load_ckpt(ckpt: Path, arch: Optional[str], set_: list[str]):
-    from ..checkpoints import load_checkpoint
+def arch_option() -> Any:
+    """``--arch``, the same for every command that reads a checkpoint."""
+    return typer.Option(
+        None, "--arch",
+        help="Architecture of a checkpoint that does not name it (BasicSR params/params_ema, a plain state dict): "
+        "its sizes, scale and binarization are read from its tensors.",
+    )
 
-    return load_checkpoint(ckpt, arch, **parse_kv(set_))
+
+def set_option() -> Any:
+    """``--set``, the same for every command that reads a checkpoint."""
+    return typer.Option(
+        [], "--set",
+        help="Build options of such a checkpoint, key=value, for what its tensors cannot show (e.g. skip=false, "
+        "res_scale=0.1); a scales-edge checkpoint's own config must agree with them.",
+    )
+
+
+def load_ckpt(ckpt: Path, arch: Optional[str], set_: list[str]):
+    """The model of a checkpoint (any format, see ``--arch``/``--set``), in eval mode; when its
+    configuration was read from its tensors, a note on stderr says what was inferred and what
+    could not be seen (so defaults were used)."""
+    from ..checkpoints import inspect_checkpoint
+
+    ck = inspect_checkpoint(ckpt, arch, **parse_kv(set_))
+    if ck.inference is not None:
+        typer.echo(f"note: {ckpt.name} is {ck.kind}; {ck.inference.summary()}", err=True)
+    return ck.build()
 
 
 def check_scale(model: Path, model_scale: int, flag: Optional[int], flag_name: str) -> None:

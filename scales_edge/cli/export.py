@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .common import command, fail, load_ckpt
+from .common import arch_option, command, fail, load_ckpt, set_option
 
 
 
@@ -15,8 +15,8 @@ from .common import command, fail, load_ckpt
 def export_cmd(
     ckpt: Path = typer.Argument(..., help="Checkpoint (.pth): ours, BasicSR, or a state dict (then give --arch)."),
     output: Path = typer.Argument(..., help="ONNX file to write."),
-    arch: Optional[str] = typer.Option(None, help="Architecture, for checkpoints that do not name it."),
-    set_: list[str] = typer.Option([], "--set", help="Build options for such checkpoints, key=value (e.g. scale=4)."),
+    arch: Optional[str] = arch_option(),
+    set_: list[str] = set_option(),
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Run onnxsim on the exported graph."),
     opset: int = typer.Option(17, help="ONNX opset of the standard ops."),
     binary_as: str = typer.Option(

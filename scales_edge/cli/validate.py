@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .common import check_scale, command, fail, load_ckpt, parse_size, progress_bar, write_json
+from .common import arch_option, check_scale, command, fail, load_ckpt, parse_size, progress_bar, set_option, write_json
 
 
 
@@ -27,8 +27,8 @@ def validate_cmd(
     save_dir: Optional[Path] = typer.Option(
         None, "--save-dir", help="With --images: write each SR image and an HR | bicubic | model comparison PNG here."
     ),
-    arch: Optional[str] = typer.Option(None, help="Architecture, for checkpoints that do not name it."),
-    set_: list[str] = typer.Option([], "--set", help="Build options for such checkpoints, key=value."),
+    arch: Optional[str] = arch_option(),
+    set_: list[str] = set_option(),
     size: list[str] = typer.Option(
         [], "--size", help="Parity input size WxH (repeatable); default 23x17, 64x64, 320x180."
     ),
