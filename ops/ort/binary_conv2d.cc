@@ -71,8 +71,6 @@ ConvCore::ConvCore(const OrtKernelInfo* raw_info, const char* op, size_t max_inp
   dW_ = dilations[1];
   if (std::optional<int64_t> group = attr_int(info, kOp, "group"); group && *group != 1)
     fail(kOp, "attribute 'group' = " + std::to_string(*group) + " is not supported; only group = 1");
-  if (has_string_attr(info, "auto_pad"))
-    fail(kOp, "attribute 'auto_pad' is not supported; give explicit 'pads'");
 
   // ---- inputs
   params_.check_node_inputs(info);

@@ -67,10 +67,11 @@ OrtStatus* guarded(const char* op, F&& body) noexcept {
 // is an error.
 std::optional<std::vector<int64_t>> attr_ints(const Ort::ConstKernelInfo& info, const char* op,
                                               const char* name);
+// An int attribute, or nullopt when absent (or, with `quiet`, of another type).
 std::optional<int64_t> attr_int(const Ort::ConstKernelInfo& info, const char* op,
-                                const char* name);
-// True if the node has a string attribute `name` (used to reject unsupported ones).
-bool has_string_attr(const Ort::ConstKernelInfo& info, const char* name);
+                                const char* name, bool quiet = false);
+// True if `message` is ORT's error for an attribute the node does not have.
+bool is_missing_attribute(const char* message);
 
 // ---- tensors ----
 // A borrowed view of a tensor input (data owned by ORT for the duration of the call, or by the
