@@ -67,12 +67,17 @@ def run_demo(
     from .runtime.infer import Upscaler
     from .runtime.validate import check_parity
 
+    from .fileio import atomic_write_text, same_file
+
     out = Path(out)
     ckpt = Path(checkpoint) if checkpoint else DEMO_CHECKPOINT
+    onnx_path, ref_path = out / "demo_x4.onnx", out / "demo_x4_fp32ref.onnx"
+    for written in (onnx_path, ref_path, out / "summary.json"):  # the demo replaces its own files only
+        if same_file(written, ckpt):
+            raise ConfigError(f"{ckpt} is the checkpoint; the demo would overwrite it with {written.name}: choose another --out")
     t0 = time.perf_counter()
     model = load_checkpoint(ckpt)
     scale = int(model.config["scale"])
-    onnx_path, ref_path = out / "demo_x4.onnx", out / "demo_x4_fp32ref.onnx"
     log(f"[1/4] export {ckpt.name} -> {onnx_path} (and the FP32 reference {ref_path.name})")
     export_onnx(model, onnx_path)
     export_onnx(model, ref_path, binary_as="fp32-reference")
@@ -104,5 +109,5 @@ def run_demo(
         },
         "seconds": time.perf_counter() - t0,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .common import command, parse_size, write_json
+from .common import check_output, command, parse_size, write_json
 
 
 
@@ -40,6 +40,8 @@ def info_cmd(
     from ..info import model_info
 
     h, w = parse_size(size)
+    if json_out:
+        check_output(json_out, [model])
     info = model_info(model, (h, w))
     p, m = info["params"], info["macs"]
     table = Table("", "value", title=f"{model.name}")
