@@ -63,8 +63,9 @@ std::vector<std::string> variants(const std::string& a) {
     for (char k : neighbours(a[i])) out.push_back(a.substr(0, i) + k + a.substr(i + 1));
   }
   for (size_t i = 0; i <= n; ++i) out.push_back(a.substr(0, i) + "_" + a.substr(i));
-  // case and separators: kernelShape, KernelShape, KERNEL_SHAPE, Kernel_shape, kernel-shape
-  std::string camel, upper, dashed;
+  // case and separators: kernelShape, KernelShape, KERNEL_SHAPE, Kernel_shape, kernel-shape,
+  // kernelshape
+  std::string camel, upper, dashed, joined;
   bool up = false;
   for (char ch : a) {
     if (ch == '_') {
@@ -76,12 +77,13 @@ std::vector<std::string> variants(const std::string& a) {
     camel += up ? static_cast<char>(std::toupper(static_cast<unsigned char>(ch))) : ch;
     up = false;
     dashed += ch;
+    joined += ch;
     upper += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   }
   std::string pascal = camel, capital = a;
   if (!pascal.empty()) pascal[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(pascal[0])));
   if (!capital.empty()) capital[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(capital[0])));
-  for (std::string s : {camel, pascal, upper, dashed, capital}) out.push_back(std::move(s));
+  for (std::string s : {camel, pascal, upper, dashed, capital, joined}) out.push_back(std::move(s));
   // number: stride <-> strides, skips, paddings
   if (n && a.back() == 's') out.push_back(a.substr(0, n - 1));
   out.push_back(a + "s");
