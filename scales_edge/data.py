@@ -180,11 +180,10 @@ def imwrite(path: PathLike, rgb_uint8: np.ndarray) -> None:
         raise ImageError(f"cannot write image '{p}': OpenCV cannot encode '{ext}' ({exc})") from exc
     if not ok:
         raise ImageError(f"cannot write image '{p}': OpenCV failed to encode '{ext}'")
-    from .fileio import atomic_path
+    from .fileio import atomic_write_bytes
 
     try:  # a temporary file renamed into place: never half an image
-        with atomic_path(p) as tmp:
-            encoded.tofile(str(tmp))
+        atomic_write_bytes(p, encoded.tobytes())
     except OSError as exc:
         raise ImageError(f"cannot write image '{p}': {exc.strerror or exc}") from exc
 

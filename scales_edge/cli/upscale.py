@@ -81,7 +81,7 @@ def _write_image(path: Path, img) -> None:
     import cv2
     import numpy as np
 
-    from ..fileio import atomic_path
+    from ..fileio import atomic_write_bytes
 
     ext = path.suffix.lower()
     deep, alpha = _FORMATS[ext]
@@ -92,8 +92,7 @@ def _write_image(path: Path, img) -> None:
     ok, buf = cv2.imencode(ext, img)
     if not ok:
         raise ScalesEdgeError(f"{path}: OpenCV could not encode the image as {ext}")
-    with atomic_path(path) as tmp:
-        buf.tofile(str(tmp))
+    atomic_write_bytes(path, buf.tobytes())
 
 
 @command("upscale")
