@@ -40,14 +40,16 @@ class ContractError(ModelError):
 @dataclass(frozen=True)
 class OpSpec:
     """One op of the domain: the version that introduced it, its inputs in order (the first
-    ``required`` must be given; the rest are optional, absent or named ``""``) and its attributes
-    with their ONNX types."""
+    ``required`` must be given; the rest are optional, absent or named ``""``), its attributes
+    with their ONNX types, and for an attribute a later version added, that version (``added``;
+    the op library cannot tell versions apart, this check can)."""
 
     name: str
     since: int
     inputs: tuple[str, ...]
     required: int
     attributes: dict[str, int] = field(default_factory=dict)
+    added: dict[str, int] = field(default_factory=dict)
 
 
 _INTS, _INT = AttributeProto.INTS, AttributeProto.INT
@@ -157,6 +159,9 @@ def _node_problem(node: onnx.NodeProto, version: int) -> str | None:
     for a in node.attribute:
         if a.name not in spec.attributes:
             return unknown_attribute_message(op, a.name)
+        if spec.added.get(a.name, 0) > version:
+            return (f"{DOMAIN}.{op}: attribute '{a.name}' exists from {DOMAIN} version {spec.added[a.name]}; "
+                    f"the model imports version {version}")
         want = spec.attributes[a.name]
         if a.type != want:
             got = AttributeProto.AttributeType.Name(a.type).lower()

@@ -255,6 +255,25 @@ def _ref_linear(x, p, attrs):
     return ref.binary_linear(x, p["beta"], p["W"], p["scale"], p.get("bias"))
 
 
+def _large_conv(rng, scales=False):
+    c, m = 2051, 3
+    params = _conv_params(rng, c, m, [3, 3], bias=True)
+    if scales:
+        params.update(spatial_weight=None, spatial_bias=None, channel_weight=rng.normal(0, 1, 3).astype(np.float32))
+    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]} | ({"channel_from_output": 1} if scales else {})
+    return attrs, params, rng.standard_normal((1, c, 3, 4)).astype(np.float32)
+
+
+def _large_linear(rng):
+    k, m = 70_001, 3
+    params = {"beta": _floats(rng, k, -0.3, 0.3), "W": ref.pack_bits(_signs(rng, (m, k)), axis=-1),
+              "scale": _floats(rng, m, 0.01, 0.2), "bias": None}
+    return {}, params, rng.standard_normal((2, k)).astype(np.float32)
+
+
+#: A node per op with a wide input (thousands of channels or features).
+LARGE = {"BinaryConv2d": _large_conv, "ScalesConv2d": lambda rng: _large_conv(rng, True), "BinaryLinear": _large_linear}
+
 _SIZES = {"kernel_shape": 1, "strides": 1, "pads": 0, "dilations": 1}
 FUZZ: dict[str, FuzzOp] = {
     op.name: op
@@ -427,6 +446,9 @@ def generate(seed: int = 0, scale: int = 1) -> list[Case]:
             flat[rng.integers(0, flat.size, 4)] = special
             c.params["beta"][0] = np.nan
             cases.append(c)
+        if op in LARGE:  # wide inputs: many packed words per pixel or row
+            attrs, params, x = LARGE[op](rng)
+            cases.append(Case(op, "values", "a wide input", attrs, params, x))
         c = base("padding bits of W set (readers must ignore them)", family="values")
         words = c.params["W"].copy()
         kbits = c.params["beta"].shape[0]

@@ -214,3 +214,16 @@ def test_scales_conv_skip_after_the_output_pooled_channel_branch():
     want = F.expected(case)
     for kernel in PATHS:
         assert F.judge(case, want, F.run_in_process(case, kernel)) == ("pass", ""), kernel
+
+
+def test_an_attribute_added_by_a_later_version_is_refused_under_an_earlier_one(monkeypatch):
+    """OpSpec.added: the loaders refuse an attribute the imported version does not have yet."""
+    from dataclasses import replace
+
+    spec = contract.OPS["ScalesConv2d"]
+    monkeypatch.setitem(contract.OPS, "ScalesConv2d", replace(spec, added={"skip": spec.since + 1}))
+    attrs, params, x = F.FUZZ["ScalesConv2d"].base(np.random.default_rng(1))
+    attrs["skip"] = 0
+    case = F.Case("ScalesConv2d", "named", "", attrs, params, x)
+    with pytest.raises(contract.ContractError, match=f"attribute 'skip' exists from scales_edge version {spec.since + 1}"):
+        contract.check_model(case.model())

@@ -125,6 +125,7 @@ def upscale_cmd(
     """
     from ..data import imread_any
     from ..runtime.infer import Upscaler
+    from ..runtime.memory import check_run_fits
 
     if tile < 0:
         fail(f"--tile must be >= 0 (0 = whole image), got {tile}")
@@ -162,6 +163,8 @@ def upscale_cmd(
             t0 = time.perf_counter()
             try:  # a bad image does not stop the others; the failures are reported at the end
                 img = imread_any(src)
+                h, w = img.shape[:2]
+                check_run_fits(upscaler.meta, upscaler.channels, min(h, tile or h), min(w, tile or w), str(src))
                 out = upscaler.upscale_image(
                     img, tile=tile, overlap=overlap, on_progress=lambda f, i=i: bar.update(task, completed=i + f)
                 )
@@ -172,7 +175,6 @@ def upscale_cmd(
                 failed.append((src, one_line(exc)))
                 bar.console.print(f"{src}: skipped, {failed[-1][1]}", highlight=False, style="red")
                 continue
-            h, w = img.shape[:2]
             kind = "gray" if out.ndim == 2 else {3: "RGB", 4: "RGBA"}[out.shape[2]]
             bar.console.print(
                 f"{src} -> {dst} ({w}x{h} -> {w * s}x{h * s}, {kind}, {out.dtype.itemsize * 8}-bit, "
