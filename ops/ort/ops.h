@@ -21,9 +21,6 @@ constexpr const char* kDomain = "scales_edge";
 // BinaryConv2d and BinaryLinear are unchanged since version 1; ScalesConv2d exists from version 2.
 constexpr int kDomainVersion = 2;
 
-// The attributes of the convolution ops (docs/ops.md); ScalesConv2d adds its own.
-#define SCALES_EDGE_CONV_ATTRIBUTES "kernel_shape", "strides", "pads", "dilations", "group"
-
 // ---------------------------------------------------------------- BinaryConv2d
 // The convolution part shared by BinaryConv2d and ScalesConv2d: attributes, the inputs X, beta,
 // W, scale, bias, and the geometry of one call.
@@ -54,7 +51,9 @@ class ConvCore {
 class BinaryConv2dKernel {
  public:
   static constexpr const char* kName = "BinaryConv2d";
-  static constexpr std::array<const char*, 5> kAttributes{SCALES_EDGE_CONV_ATTRIBUTES};
+  // Its attributes (docs/ops.md); a node with a likely-mistaken other name is refused.
+  static constexpr std::array<const char*, 5> kAttributes{"kernel_shape", "strides", "pads",
+                                                          "dilations", "group"};
   static constexpr size_t kInputs = 5;
   static constexpr int kSinceVersion = 1;
   explicit BinaryConv2dKernel(const OrtKernelInfo* info) : core_(info, kName, kInputs) {}
@@ -73,8 +72,8 @@ class BinaryConv2dKernel {
 class ScalesConv2dKernel {
  public:
   static constexpr const char* kName = "ScalesConv2d";
-  static constexpr std::array<const char*, 7> kAttributes{SCALES_EDGE_CONV_ATTRIBUTES, "skip",
-                                                          "channel_from_output"};
+  static constexpr std::array<const char*, 7> kAttributes{
+      "kernel_shape", "strides", "pads", "dilations", "group", "skip", "channel_from_output"};
   static constexpr size_t kInputs = 8;
   static constexpr int kSinceVersion = 2;
   explicit ScalesConv2dKernel(const OrtKernelInfo* info);
