@@ -1,7 +1,8 @@
 """Fault injection of the scales_edge ops (issue 16): generated malformed and extreme models run in
 worker processes on every kernel path this machine has, in a plain ONNX Runtime session with the
 op library and through ``make_session``; none may crash, none may give another answer than the
-numpy reference, every refusal is one line naming the op or the domain (tests/_faults.py).
+numpy reference, every refusal is one line naming the op or the domain (tests/_faults.py: cases,
+op table, oracle; _fault_gen.py: the families; _fault_run.py: the crash-proof runner).
 
 The default run takes a sample that keeps every (op, family); the sweep (``pytest -m fault_sweep``,
 run by scripts/test.sh) takes two larger seeds. Besides: the op contract's pieces agree (the
@@ -16,6 +17,8 @@ import onnx
 import pytest
 from onnx import helper
 
+import _fault_gen as G
+import _fault_run as R
 import _faults as F
 from _opslib import KernelLib, load_reference, require_library
 
@@ -27,7 +30,7 @@ RUNS = [*PATHS, None]  # None: the make_session cases (runtime/contract.py), def
 RUN_IDS = [*PATHS, "make_session"]
 
 
-def _assert_clean(report: F.Report) -> None:
+def _assert_clean(report: R.Report) -> None:
     bad = report.failures()
     lines = [f"{v}: {c.id} ({c.note}): {d[:300]}" for c, v, d in bad[:40]]
     assert not bad, report.summary() + "\n" + "\n".join(lines)
@@ -35,12 +38,12 @@ def _assert_clean(report: F.Report) -> None:
 
 # ---------------------------------------------------------------------------- the generated cases
 
-FAST_CASES = F.sample(F.generate(seed=0), every=8)
+FAST_CASES = G.sample(G.generate(seed=0), every=8)
 
 
 @pytest.mark.parametrize("kernel", RUNS, ids=RUN_IDS)
 def test_fault_sample(kernel):
-    report = F.sweep(FAST_CASES, kernel)
+    report = R.sweep(FAST_CASES, kernel)
     assert report.verdicts
     _assert_clean(report)
 
@@ -49,8 +52,8 @@ def test_fault_sample(kernel):
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("kernel", RUNS, ids=RUN_IDS)
 def test_fault_sweep(kernel, seed, record_property):
-    cases = F.generate(seed=seed, scale=3)
-    report = F.sweep(cases, kernel)
+    cases = G.generate(seed=seed, scale=3)
+    report = R.sweep(cases, kernel)
     record_property("summary", report.summary())
     print(f"\n[fault sweep seed {seed}] {report.summary()}")
     _assert_clean(report)
@@ -60,7 +63,7 @@ def test_the_generator_covers_every_op_and_family():
     """Every op of the contract table has a fuzz entry and a reference (a new op is a table entry
     in each), and each op gets every family that applies to it; the sweep is >= 500 models."""
     assert set(F.FUZZ) == set(contract.OPS) == {c.__name__ for c in ref.custom_ops()}
-    cases = F.generate(seed=1, scale=3) + F.generate(seed=2, scale=3)
+    cases = G.generate(seed=1, scale=3) + G.generate(seed=2, scale=3)
     assert len(cases) >= 500
     families = {(c.op, c.family) for c in cases}
     for op, spec in contract.OPS.items():
@@ -69,7 +72,7 @@ def test_the_generator_covers_every_op_and_family():
             wanted |= {"attr-value", "geometry"}
         assert {f for o, f in families if o == op} >= wanted, op
     sample = {(c.op, c.family) for c in FAST_CASES}
-    assert sample == {(c.op, c.family) for c in F.generate(seed=0)}
+    assert sample == {(c.op, c.family) for c in G.generate(seed=0)}
 
 
 def test_the_oracle_visits_only_taps_inside_the_input():
@@ -87,8 +90,8 @@ def test_the_oracle_visits_only_taps_inside_the_input():
 @pytest.fixture(scope="module")
 def scratch_case_runs():
     """Issue 16.1's model on every path, in one worker (restarted after a crash)."""
-    case = F.avx2_scratch_case()
-    return case, dict(zip(PATHS, F.run_cases([case] * len(PATHS), list(PATHS))))
+    case = G.avx2_scratch_case()
+    return case, dict(zip(PATHS, R.run_cases([case] * len(PATHS), list(PATHS))))
 
 
 @pytest.mark.parametrize(
@@ -157,7 +160,7 @@ def test_misspelt_attributes_are_refused_by_the_library(tmp_path, op, name, mean
     attrs, params, x = F.FUZZ[op].base(np.random.default_rng(5))
     attrs[name] = [2, 2] if name != "skips" else 1
     case = F.Case(op, "named", "", attrs, params, x)
-    got = F.run_in_process(case)
+    got = R.run_in_process(case)
     assert got[0] == "error", got
     hint = f" (did you mean '{meant}'?)" if meant else ""
     expected_text = f"scales_edge.{op}: unknown attribute '{name}'{hint}; {op} takes "
@@ -177,7 +180,7 @@ def test_make_session_refuses_what_plain_ort_cannot_see(tmp_path):
 
     case = _conv_case()
     case.attrs["color_mode"] = 3
-    assert F.run_in_process(case)[0] == "ok"
+    assert R.run_in_process(case)[0] == "ok"
     with pytest.raises(ModelError, match="unknown attribute 'color_mode'; BinaryConv2d takes kernel_shape"):
         make_session(case.model())
 
@@ -213,7 +216,7 @@ def test_scales_conv_skip_after_the_output_pooled_channel_branch():
     case = F.Case("ScalesConv2d", "named", "", attrs, params, rng.standard_normal((2, c, 6, 5)).astype(np.float32))
     want = F.expected(case)
     for kernel in PATHS:
-        assert F.judge(case, want, F.run_in_process(case, kernel)) == ("pass", ""), kernel
+        assert F.judge(case, want, R.run_in_process(case, kernel)) == ("pass", ""), kernel
 
 
 def test_an_attribute_added_by_a_later_version_is_refused_under_an_earlier_one(monkeypatch):
