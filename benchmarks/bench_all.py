@@ -50,6 +50,7 @@ import bench_binary_linear  # noqa: E402  (the BinaryLinear models)
 import bench_layer  # noqa: E402  (the layer models)
 
 from scales_edge.export import export_onnx  # noqa: E402
+from scales_edge.fileio import atomic_write_text  # noqa: E402
 from scales_edge.models import build_model  # noqa: E402
 from scales_edge.runtime import get_library_path  # noqa: E402
 from scales_edge.runtime.bench import benchmark, machine_info  # noqa: E402
@@ -341,7 +342,7 @@ def write_doc(results: dict, path: Path) -> None:
         "weights, calibrated on the same photo crops as the INT8 tail).",
         "",
     ]
-    path.write_text("\n".join(lines))
+    atomic_write_text(path, "\n".join(lines))
 
 
 def main() -> None:
@@ -414,7 +415,7 @@ def main() -> None:
     for t, v, ok in targets(results):
         print(f"  [{ok:3s}] {t}: {v}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
+    atomic_write_text(args.out, json.dumps(results, indent=2))
     write_doc(results, args.doc)
     print(f"wrote {args.out} and {args.doc}")
 

@@ -37,6 +37,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from scales_edge.fileio import atomic_write_text
+
 RESULTS = Path(__file__).resolve().parent / "results"
 TOKENS = 57_600  # 320 x 180
 SHAPES = ((60, 60), (60, 120))
@@ -228,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"FP32 +-1 MatMul {md['fp32-signs']:.2f} ms ({r['speedup_vs_fp32_signs']:.1f}x)")
     if op_results:
         payload = {"schema": "scales-edge.bench-binary-linear/1", "machine": machine, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "results": op_results}
-        (args.out / "binary_linear.json").write_text(json.dumps(payload, indent=2))
+        atomic_write_text((args.out / "binary_linear.json"), json.dumps(payload, indent=2))
         print(f"wrote {args.out / 'binary_linear.json'}")
 
     if not args.skip_e2e:
@@ -245,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['speedup_vs_fp32']:.2f}x), SCALES as FP32 ops {med['scales-fp32-reference']:.0f} ms "
                       f"({r['speedup_vs_fp32_reference']:.2f}x)")
         payload = {"schema": "scales-edge.bench-swinir-e2e/1", "machine": machine, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "results": e2e}
-        (args.out / "swinir_light_e2e.json").write_text(json.dumps(payload, indent=2))
+        atomic_write_text((args.out / "swinir_light_e2e.json"), json.dumps(payload, indent=2))
         print(f"wrote {args.out / 'swinir_light_e2e.json'}")
     return 0
 

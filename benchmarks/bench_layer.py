@@ -28,6 +28,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from scales_edge.export import export_onnx, pack_conv_weight
+from scales_edge.fileio import atomic_write_text
 from scales_edge.nn import ScalesConv2d
 from scales_edge.runtime.bench import benchmark, machine_info
 
@@ -137,7 +138,7 @@ def main() -> None:
                 print(f"{name:18s} {r['median_ms']:10.2f} {r['min_ms']:8.2f} {r['speedup_vs_fp32_conv']:12.2f}x")
             results["runs"][str(threads)] = rows
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
+    atomic_write_text(args.out, json.dumps(results, indent=2))
     print(f"\nwrote {args.out}")
 
 

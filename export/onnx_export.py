@@ -20,7 +20,6 @@ import io
 import json
 import os
 import warnings
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -31,6 +30,7 @@ from onnx import numpy_helper
 from torch import Tensor, nn
 
 from ..errors import ConfigError, ScalesEdgeError
+from ..fileio import atomic_path
 from ..nn import BinaryConv2dBase, ScalesConv2d, binary_layers, sign_pm1
 from .packing import pack_conv_weight, pack_linear_weight
 from .quantize import TAILS, quantize_head_tail
@@ -41,10 +41,20 @@ DOMAIN = "scales_edge"
 DOMAIN_VERSION = 2
 FUSED_SINCE_VERSION = 2
 DEFAULT_OPSET = 17
+#: Opsets of the standard ops the export writes: from the oldest every architecture of the zoo
+#: exports at (tested), to the newest torch's TorchScript exporter writes (max_opset()).
+MIN_OPSET = 11
 
 
 class ExportError(ScalesEdgeError):
     """The model cannot be exported as asked."""
+
+
+def max_opset() -> int:
+    """The newest ONNX opset torch's TorchScript exporter (``dynamo=False``) writes."""
+    from torch.onnx import _constants
+
+    return int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20))
 
 
 def _out_size(size: int | None, k: int, s: int, p0: int, p1: int, d: int) -> int | None:
@@ -350,6 +360,11 @@ def export_onnx(
         raise ExportError(f"tail must be one of {', '.join(TAILS)}, not {tail!r}")
     if calib is not None and tail != "int8":
         raise ExportError("calibration photos are for tail='int8' (--tail int8); an FP32 tail needs none")
+    if not MIN_OPSET <= opset <= max_opset():
+        raise ExportError(
+            f"ONNX opset {opset} is not supported: the export writes opsets {MIN_OPSET} to {max_opset()} "
+            f"(default {DEFAULT_OPSET})"
+        )
     model = model.eval()
     in_ch = _input_channels(model)
     x = torch.rand(1, in_ch, *sample_size)
@@ -396,9 +411,10 @@ def export_onnx(
         entry.key, entry.value = key, value
     proto.producer_name = "scales-edge"
     onnx.checker.check_model(proto)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, path)
+    # a temporary file beside `path`, renamed over it once complete: an interrupted export leaves
+    # the previous file (or none), never half a model
+    with atomic_path(path) as tmp:
+        onnx.save(proto, tmp)
     return proto
 
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .memory import check_run_fits
 from .profiling import profile_model
 from .session import load_model, make_session, metadata
 
@@ -119,9 +120,10 @@ def benchmark(
         sessions.append((str(m), Path(m).stat().st_size, sess, metadata(proto)))
     rng = np.random.default_rng(seed)
     feeds = []
-    for _, _, sess, _ in sessions:
+    for name, _, sess, meta in sessions:
         inp = sess.get_inputs()[0]
         channels = inp.shape[1] if isinstance(inp.shape[1], int) else 3
+        check_run_fits(meta, channels, *size, what=name)  # before allocating anything
         shape = (1, channels, *size)
         if inp.type == "tensor(uint8)":  # quantized baselines take uint8 directly
             feeds.append({inp.name: rng.integers(0, 256, shape, dtype=np.uint8)})

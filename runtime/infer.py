@@ -17,7 +17,8 @@ import numpy as np
 import onnx
 
 from ..errors import ScalesEdgeError
-from .session import DOMAIN, SUPPORTED_DOMAIN_VERSIONS, ModelError, domain_version, load_model, make_session, metadata
+from .contract import check_model as check_contract
+from .session import DOMAIN, ModelError, check_metadata, domain_version, load_model, make_session, metadata
 
 #: Default tile side (LR pixels of each tile's kept core) and the cap of the automatic overlap.
 DEFAULT_TILE = 256
@@ -26,7 +27,9 @@ _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def check_model(proto: onnx.ModelProto, path: str | Path) -> None:
-    """Refuse models scales-edge did not export, and op-domain versions this release cannot run.
+    """Refuse models scales-edge did not export, models that break the op contract (an op-domain
+    version this release cannot run, an unknown attribute: :mod:`.contract`) and metadata the
+    runtime would misuse (:func:`~.session.check_metadata`).
 
     A model qualifies if it uses the ``scales_edge`` op domain, or carries our metadata (the FP32
     reference export has no custom ops but is ours)."""
@@ -38,11 +41,8 @@ def check_model(proto: onnx.ModelProto, path: str | Path) -> None:
             f"{path}: not a scales-edge model (no {DOMAIN} ops and no scales_edge metadata); "
             "export a checkpoint with `scales-edge export CKPT OUT.onnx`"
         )
-    if (uses_ops or version is not None) and version not in SUPPORTED_DOMAIN_VERSIONS:
-        raise ModelError(
-            f"{path}: uses {DOMAIN} op-domain version {version}; this release runs version "
-            f"{', '.join(map(str, SUPPORTED_DOMAIN_VERSIONS))}: upgrade scales-edge or re-export the model"
-        )
+    check_contract(proto, str(path))
+    check_metadata(proto, str(path))
 
 
 def _tile_session(model: onnx.ModelProto, threads: int | None):
@@ -76,7 +76,7 @@ class Upscaler:
         proto = load_model(model_path)
         if check:
             check_model(proto, model_path)
-        meta = metadata(proto)
+        meta = check_metadata(proto, model_path)
         try:
             self.scale = int(meta["scales_edge.scale"])
         except (KeyError, ValueError):

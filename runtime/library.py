@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import sys
 import sysconfig
@@ -52,3 +54,23 @@ def get_library_path() -> str:
     path = find_library(required=True)
     assert path is not None
     return path
+
+
+@functools.lru_cache(maxsize=None)
+def _domain_version_of(path: str) -> int | None:
+    try:
+        fn = ctypes.CDLL(path).scales_edge_domain_version
+    except (OSError, AttributeError):  # not loadable here, or a build older than the symbol
+        return None
+    fn.restype = ctypes.c_int
+    return int(fn())
+
+
+def library_domain_version() -> int | None:
+    """The newest ``scales_edge`` domain version the op library implements (its ``kDomainVersion``;
+    it implements 1 to that one), or None when no library is installed."""
+    try:
+        path = find_library(required=False)
+    except LibraryNotFound:
+        return None
+    return None if path is None else _domain_version_of(path)

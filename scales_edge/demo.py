@@ -96,7 +96,7 @@ def run_demo(
     domain instead of PyTorch. Without scikit-image's photos the quality step is skipped
     (``quality`` is None, ``quality_skipped`` says why).
     """
-    from .fileio import atomic_path, atomic_write_text
+    from .fileio import atomic_path, atomic_write_text, same_file
     from .quality import scores_to_dict, score_images
     from .runtime.bench import benchmark, machine_info
     from .runtime.infer import Upscaler
@@ -105,7 +105,11 @@ def run_demo(
     if prebuilt is None:
         prebuilt = not have_torch()
     out = Path(out)
+    ckpt = Path(checkpoint) if checkpoint else DEMO_CHECKPOINT
     onnx_path, ref_path = out / "demo_x4.onnx", out / "demo_x4_fp32ref.onnx"
+    for written in (onnx_path, ref_path, out / "summary.json"):  # the demo replaces its own files only
+        if same_file(written, ckpt):
+            raise ConfigError(f"{ckpt} is the checkpoint; the demo would overwrite it with {written.name}: choose another --out")
     t0 = time.perf_counter()
     if prebuilt:
         if checkpoint is not None:
@@ -116,7 +120,6 @@ def run_demo(
         missing = [p.name for p in (DEMO_ONNX, DEMO_FP32_REFERENCE) if not p.is_file()]
         if missing:
             raise ConfigError(f"this install lacks the prebuilt demo model ({', '.join(missing)} in {ASSETS}); reinstall scales-edge")
-        ckpt = DEMO_CHECKPOINT
         log(f"[1/4] the prebuilt export of {ckpt.name} -> {onnx_path} (and the FP32 reference {ref_path.name}); "
             f"{'PyTorch is not installed, so no export' if not have_torch() else 'no export (--prebuilt)'}")
         for src, dest in ((DEMO_ONNX, onnx_path), (DEMO_FP32_REFERENCE, ref_path)):
@@ -131,7 +134,6 @@ def run_demo(
     else:
         from .export.parity import check_parity
 
-        ckpt = Path(checkpoint) if checkpoint else DEMO_CHECKPOINT
         log(f"[1/4] export {ckpt.name} -> {onnx_path} (and the FP32 reference {ref_path.name})")
         model = export_demo(ckpt, onnx_path, ref_path, loader)
         config = model.config

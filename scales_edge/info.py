@@ -181,13 +181,15 @@ def onnx_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str,
     """Cost of an ONNX model at input ``size`` = (H, W), counted from the graph (see module doc)."""
     import onnx
 
-    from .runtime.session import domain_version, load_model, metadata, tail_precision
+    from .runtime.contract import check_model
+    from .runtime.session import check_metadata, load_model, tail_precision
     from .runtime.unfuse import has_fused, unfuse
 
     path = Path(path)
     proto = load_model(path)
-    meta = metadata(proto)
-    version = domain_version(proto)
+    # the same contract the op library and every session hold the model to (runtime/contract.py)
+    version = check_model(proto, str(path))
+    meta = check_metadata(proto, str(path))
     # A fused ScalesConv2d (version 2), expanded into the version-1 ops it computes, shows its FP
     # branches (1x1 spatial conv, channel Conv1d) to the counting below like any other layer.
     proto = unfuse(proto) if has_fused(proto) else proto

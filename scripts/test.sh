@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test suite: C++ kernel tests under AddressSanitizer + UndefinedBehaviorSanitizer, the aarch64
 # cross-build with its kernel tests under qemu (SCALES_EDGE_SKIP_ARM=1 skips that), the portable
-# wheels into dist/ (scripts/build-wheels.sh), then pytest against the installed package. Extra
-# arguments go to pytest.
+# wheels into dist/ (scripts/build-wheels.sh), then pytest against the installed package, then the
+# fault-injection sweep (SCALES_EDGE_SKIP_SWEEP=1 skips it). Extra arguments go to the first pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
@@ -38,3 +38,12 @@ echo "[test] wheels took $((SECONDS - wheels_t0)) s"
 echo "[test] pytest (includes tests/test_arm.py: ops and an exported model on aarch64 under qemu)"
 # `pytest` (not `python -m pytest`) keeps the source tree off sys.path, so the installed package is tested.
 pytest -q "$@"
+
+echo "[test] fault-injection sweep (pytest -m fault_sweep: generated models on every kernel path, killed writes)"
+if [ "${SCALES_EDGE_SKIP_SWEEP:-0}" = 1 ]; then
+  echo "[test] skipped (SCALES_EDGE_SKIP_SWEEP=1)"
+else
+  sweep_t0=${SECONDS}
+  pytest -q -m fault_sweep tests/test_fault_injection.py tests/test_fault_files.py
+  echo "[test] the sweep took $((SECONDS - sweep_t0)) s"
+fi

@@ -10,6 +10,13 @@ namespace ort {
 
 namespace {
 
+// Every size attribute is below 2^31 (docs/ops.md), so sums and products of them stay in int64.
+constexpr int64_t kMaxAttribute = (int64_t{1} << 31) - 1;
+
+std::string bounds_str(int64_t min_value) {
+  return "from " + std::to_string(min_value) + " to " + std::to_string(kMaxAttribute);
+}
+
 std::vector<int64_t> ints_or(const Ort::ConstKernelInfo& info, const char* kOp, const char* name,
                              size_t count, int64_t fallback, int64_t min_value) {
   std::optional<std::vector<int64_t>> v = attr_ints(info, kOp, name);
@@ -18,9 +25,9 @@ std::vector<int64_t> ints_or(const Ort::ConstKernelInfo& info, const char* kOp, 
     fail(kOp, std::string("attribute '") + name + "' must have " + std::to_string(count) +
                   " values, got " + shape_str(*v));
   for (int64_t x : *v)
-    if (x < min_value)
-      fail(kOp, std::string("attribute '") + name + "' = " + shape_str(*v) +
-                    " is invalid; each value must be >= " + std::to_string(min_value));
+    if (x < min_value || x > kMaxAttribute)
+      fail(kOp, std::string("attribute '") + name + "' = " + shape_str(*v) + " is invalid; each value must be " +
+                    bounds_str(min_value));
   return *v;
 }
 
@@ -54,8 +61,8 @@ ConvCore::ConvCore(const OrtKernelInfo* raw_info, const char* op, size_t max_inp
   // ---- attributes
   std::optional<std::vector<int64_t>> ks = attr_ints(info, kOp, "kernel_shape");
   if (!ks) fail(kOp, "attribute 'kernel_shape' is required");
-  if (ks->size() != 2 || (*ks)[0] < 1 || (*ks)[1] < 1)
-    fail(kOp, "attribute 'kernel_shape' = " + shape_str(*ks) + " is invalid; need [kH, kW], each >= 1");
+  if (ks->size() != 2 || (*ks)[0] < 1 || (*ks)[1] < 1 || (*ks)[0] > kMaxAttribute || (*ks)[1] > kMaxAttribute)
+    fail(kOp, "attribute 'kernel_shape' = " + shape_str(*ks) + " is invalid; need [kH, kW], each " + bounds_str(1));
   kH_ = (*ks)[0];
   kW_ = (*ks)[1];
   const std::vector<int64_t> strides = ints_or(info, kOp, "strides", 2, 1, 1);
@@ -71,8 +78,6 @@ ConvCore::ConvCore(const OrtKernelInfo* raw_info, const char* op, size_t max_inp
   dW_ = dilations[1];
   if (std::optional<int64_t> group = attr_int(info, kOp, "group"); group && *group != 1)
     fail(kOp, "attribute 'group' = " + std::to_string(*group) + " is not supported; only group = 1");
-  if (has_string_attr(info, "auto_pad"))
-    fail(kOp, "attribute 'auto_pad' is not supported; give explicit 'pads'");
 
   // ---- inputs
   params_.check_node_inputs(info);

@@ -3,10 +3,13 @@
 
 #include <onnxruntime_cxx_api.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
+#include "attributes.h"
 #include "common.h"
 #include "kernels.h"
 
@@ -14,8 +17,8 @@ namespace scales_edge {
 namespace ort {
 
 constexpr const char* kDomain = "scales_edge";
-// The domain's current version (docs/ops.md). BinaryConv2d and BinaryLinear are unchanged since
-// version 1; ScalesConv2d exists from version 2.
+// The domain's current version (docs/ops.md): the library implements versions 1 to this one.
+// BinaryConv2d and BinaryLinear are unchanged since version 1; ScalesConv2d exists from version 2.
 constexpr int kDomainVersion = 2;
 
 // ---------------------------------------------------------------- BinaryConv2d
@@ -48,6 +51,9 @@ class ConvCore {
 class BinaryConv2dKernel {
  public:
   static constexpr const char* kName = "BinaryConv2d";
+  // Its attributes (docs/ops.md); a node with a likely-mistaken other name is refused.
+  static constexpr std::array<const char*, 5> kAttributes{"kernel_shape", "strides", "pads",
+                                                          "dilations", "group"};
   static constexpr size_t kInputs = 5;
   static constexpr int kSinceVersion = 1;
   explicit BinaryConv2dKernel(const OrtKernelInfo* info) : core_(info, kName, kInputs) {}
@@ -66,6 +72,8 @@ class BinaryConv2dKernel {
 class ScalesConv2dKernel {
  public:
   static constexpr const char* kName = "ScalesConv2d";
+  static constexpr std::array<const char*, 7> kAttributes{
+      "kernel_shape", "strides", "pads", "dilations", "group", "skip", "channel_from_output"};
   static constexpr size_t kInputs = 8;
   static constexpr int kSinceVersion = 2;
   explicit ScalesConv2dKernel(const OrtKernelInfo* info);
@@ -85,6 +93,7 @@ class ScalesConv2dKernel {
 class BinaryLinearKernel {
  public:
   static constexpr const char* kName = "BinaryLinear";
+  static constexpr std::array<const char*, 0> kAttributes{};
   static constexpr size_t kInputs = 5;
   static constexpr int kSinceVersion = 1;
   explicit BinaryLinearKernel(const OrtKernelInfo* info);
@@ -103,17 +112,25 @@ class BinaryLinearKernel {
 // ---------------------------------------------------------------- the ORT op
 // Every op has the inputs X (float), beta (float), W (uint64), scale (float), then optional float
 // inputs (bias, and ScalesConv2d's branch weights), and one float output. Each is registered for
-// the domain versions from the one that introduced it to the current one.
+// the domain versions from the one that introduced it to the current one. Kernel creation first
+// refuses a node with a likely-mistaken attribute name (attributes.h), then the kernel checks the
+// attributes' values and the constant inputs.
 template <class Kernel>
 struct BinaryOp : Ort::CustomOpBase<BinaryOp<Kernel>, Kernel, /*WithStatus=*/true> {
-  explicit BinaryOp(int api_version) {
+  // `domain_attributes`: the attribute names of every op of the domain (domain_attributes()).
+  BinaryOp(int api_version, const std::vector<std::string>& domain_attributes)
+      : own_(Kernel::kAttributes.begin(), Kernel::kAttributes.end()),
+        probes_(attribute_probes(own_, domain_attributes)) {
     OrtCustomOp::version = static_cast<uint32_t>(api_version);
     this->start_ver_ = Kernel::kSinceVersion;
     this->end_ver_ = kDomainVersion;
   }
   OrtStatusPtr CreateKernelV2(const OrtApi&, const OrtKernelInfo* info, void** kernel) const {
     *kernel = nullptr;
-    return guarded(Kernel::kName, [&] { *kernel = new Kernel(info); });
+    return guarded(Kernel::kName, [&] {
+      reject_unknown_attributes(info, Kernel::kName, own_, probes_);
+      *kernel = new Kernel(info);
+    });
   }
   const char* GetName() const { return Kernel::kName; }
   size_t GetInputTypeCount() const { return Kernel::kInputs; }
@@ -126,7 +143,19 @@ struct BinaryOp : Ort::CustomOpBase<BinaryOp<Kernel>, Kernel, /*WithStatus=*/tru
   }
   size_t GetOutputTypeCount() const { return 1; }
   ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+
+ private:
+  std::vector<std::string> own_;
+  std::vector<AttributeProbe> probes_;
 };
+
+// The attribute names of the kernels' ops, together.
+template <class... Kernels>
+std::vector<std::string> domain_attributes() {
+  std::vector<std::string> names;
+  (names.insert(names.end(), Kernels::kAttributes.begin(), Kernels::kAttributes.end()), ...);
+  return names;
+}
 
 using BinaryConv2dOp = BinaryOp<BinaryConv2dKernel>;
 using BinaryLinearOp = BinaryOp<BinaryLinearKernel>;

@@ -86,15 +86,20 @@ void ScalesConv2dKernel::Compute(OrtKernelContext* raw_context) const {
     kernels::channel_scales(b, sums.data(), g.N, g.C, static_cast<double>(g.H * g.W), cs.data());
   }
 
-  // ---- pass 2: convolve and transform each output row
+  // ---- pass 2: convolve and transform each output row. When the channel branch pools the
+  // output, the pool and Cs come before the skip (Y = conv * S * Cs + X), so pass 2 leaves the
+  // skip to the pass below.
+  const bool pool_output = b.channel_w && !b.channel_from_input;
+  kernels::ScalesBranches pass2 = b;
+  if (pool_output) pass2.skip = false;
   parallel_rows(ctx, kName, g.N * g.OH, [&](int64_t begin, int64_t end) {
-    kernels::scales_conv_rows(k, g, xp.data(), *call.weights, call.scale, call.bias, b, call.x,
+    kernels::scales_conv_rows(k, g, xp.data(), *call.weights, call.scale, call.bias, pass2, call.x,
                               S.empty() ? nullptr : S.data(), pool_input ? cs.data() : nullptr, y,
                               begin, end);
   });
 
-  // ---- the channel branch pooling the output: one more pass over Y
-  if (b.channel_w && !b.channel_from_input) {
+  // ---- the channel branch pooling the output: one more pass over Y (then the skip)
+  if (pool_output) {
     const int64_t P = g.OH * g.OW;
     std::vector<double> sums(static_cast<size_t>(g.N * g.M));
     parallel_rows(ctx, kName, g.N * g.M, [&](int64_t begin, int64_t end) {
@@ -103,6 +108,8 @@ void ScalesConv2dKernel::Compute(OrtKernelContext* raw_context) const {
     kernels::channel_scales(b, sums.data(), g.N, g.M, static_cast<double>(P), cs.data());
     parallel_rows(ctx, kName, g.N * g.M, [&](int64_t begin, int64_t end) {
       kernels::scale_planes(y, P, cs.data(), begin, end);
+      if (b.skip)  // M == C and OH, OW == H, W (check_scales_branches): planes of X align
+        for (int64_t i = begin * P; i < end * P; ++i) y[i] += call.x[i];
     });
   }
 }

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .common import arch_option, command, console, fail, load_ckpt, parse_size, set_option, write_json
+from .common import arch_option, check_output, command, console, fail, load_ckpt, parse_size, set_option, write_json
 
 
 
@@ -35,6 +35,8 @@ def bench_cmd(
 
     Example (where the time goes): scales-edge bench model.onnx --size 160x90 --profile
     """
+    if json_out:
+        check_output(json_out, [model, baseline])
     payload = _bench_table([model] + ([baseline] if baseline else []), parse_size(size), threads, runs, warmup, profile)
     if json_out:
         write_json(json_out, payload)

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .common import arch_option, command, fail, load_ckpt, parse_size, set_option, write_json
+from .common import arch_option, check_output, command, fail, load_ckpt, parse_size, set_option, write_json
 
 
 
@@ -44,6 +44,8 @@ def info_cmd(
     h, w = parse_size(size)
     if model.suffix.lower() == ".onnx" and (arch or set_):
         fail(f"--arch and --set describe a checkpoint; {model.name} is an exported model, which says what it is")
+    if json_out:
+        check_output(json_out, [model])
     loader = (lambda path: load_ckpt(path, arch, set_)) if model.suffix.lower() != ".onnx" else None
     info = model_info(model, (h, w), loader=loader)
     p, m = info["params"], info["macs"]

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .common import arch_option, check_scale, command, fail, load_ckpt, parse_size, progress_bar, set_option, write_json
+from .common import arch_option, check_output, check_scale, command, fail, load_ckpt, parse_size, progress_bar, set_option, write_json
 
 
 
@@ -57,6 +57,10 @@ def validate_cmd(
         fail("--save-dir needs --images DIR (it holds the SR images and comparisons of those photos)")
     if images is not None and size:
         fail("--size sets the parity check's inputs; with --images the photos set the sizes (drop --size)")
+    if json_out:
+        from ..data import list_images
+
+        check_output(json_out, [model, ckpt, *(list_images(images) if images and images.is_dir() else [])])
     upscaler = Upscaler(str(model), threads=threads)
     check_scale(model, upscaler.scale, scale, "--scale")
     torch_model = None
@@ -72,8 +76,13 @@ def validate_cmd(
     from ..export.parity import check_parity
     from ..runtime.validate import DEFAULT_SIZES, PARITY_PSNR_DB, make_inputs
 
+    from ..runtime.memory import check_run_fits
+
     sizes = [parse_size(item) for item in size]
-    inputs = make_inputs(sizes or DEFAULT_SIZES, channels=int(torch_model.config.get("num_in_ch", 3)))
+    channels = int(torch_model.config.get("num_in_ch", 3))
+    for h, w in sizes:
+        check_run_fits(upscaler.meta, channels, h, w, what=str(model))
+    inputs = make_inputs(sizes or DEFAULT_SIZES, channels=channels)
     report = check_parity(model, torch_model, inputs, threads=threads, threshold_db=threshold)
     if report.tail == "int8":
         typer.echo(
