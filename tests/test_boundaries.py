@@ -14,7 +14,6 @@ import pkgutil
 import subprocess
 import sys
 
-import pytest
 
 import scales_edge
 import scales_edge.cli
