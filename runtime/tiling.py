@@ -35,6 +35,10 @@ with the distance from the tile border).
 A fused ``ScalesConv2d`` (op-domain version 2) pools inside the op; the runner expands it first
 (:func:`scales_edge.runtime.unfuse.unfuse`), so its pool is a graph node like the others.
 
+The graphs a tiled run executes (statistics graphs; the model with pools as inputs, cut before its
+upsampling tail so that the tail runs on sub-tiles and a tile's memory stays near its LR body's)
+form a :class:`~scales_edge.runtime.tileplan.TilingPlan`, which the native runner executes too.
+
 **Window-attention Transformers** (SwinIR, HAT) reshape the feature map into windows, which the
 graph analysis cannot follow; :func:`analyze_windowed` takes what it needs from the export's
 configuration instead. Tiles start on the window grid (cores and overlaps are whole windows), so a
@@ -59,7 +63,6 @@ from onnx import helper, numpy_helper
 
 from ..errors import ScalesEdgeError
 from .session import DOMAIN
-from .unfuse import has_fused, unfuse
 
 __all__ = ["TilingError", "Geometry", "analyze", "analyze_windowed", "model_geometry", "tile_grid", "TiledRunner"]
 
@@ -241,8 +244,12 @@ class _T:
     scale: float
 
 
-def analyze(proto: onnx.ModelProto) -> Geometry:
+def analyze(proto: onnx.ModelProto, inputs: Sequence[str] | None = None) -> Geometry:
     """Receptive field, scale, global pools and minimum input side of an image-to-image model.
+
+    ``inputs`` names the spatial inputs, all at the resolution the radius and scale are measured
+    in (default: the model's one image input); a part of a graph, such as the upsampling tail of
+    :mod:`scales_edge.runtime.tileplan`, is analysed from the tensors the rest hands it.
 
     Raises :class:`TilingError` for an op whose output at a pixel depends on more than a bounded
     window of the input (other than a global average pool), or that moves pixels around in a way
@@ -251,11 +258,13 @@ def analyze(proto: onnx.ModelProto) -> Geometry:
     graph = proto.graph
     consts = _constants(proto)
     facts: dict[str, _T | None] = {name: None for name in consts}
-    inputs = [_image_input(proto, consts)]
-    facts[inputs[0]] = _T(0.0, 1.0)
+    inputs = list(inputs) if inputs else [_image_input(proto, consts)]
     pools: list[Pool] = []
     # size propagation for the minimum input side: each tensor's side as a function of n
-    side_fns: dict[str, Callable[[int], int]] = {inputs[0]: lambda n: n}
+    side_fns: dict[str, Callable[[int], int]] = {}
+    for name in inputs:
+        facts[name] = _T(0.0, 1.0)
+        side_fns[name] = lambda n: n
     checks: list[Callable[[int], bool]] = []
 
     shuffles = _channels_last_shuffles(graph, consts)
@@ -620,9 +629,9 @@ Progress = Callable[[float], None]  # fraction of the image's work done, in [0, 
 class TiledRunner:
     """Run an SR model on ``[1, C, H, W]`` float32 arrays tile by tile (see the module docstring).
 
-    ``make_session(proto, kind)`` creates an ONNX Runtime session for a graph of kind ``full``,
-    ``apply`` (pools as inputs), ``stats_local`` or ``stats_override``; they are created on first
-    use.
+    ``make_session(proto, kind)`` creates an ONNX Runtime session for a graph of kind ``full`` or
+    one of the :class:`~scales_edge.runtime.tileplan.TilingPlan`'s (``stats_local``,
+    ``stats_override``, and ``body`` + ``tail`` or ``apply``); they are created on first use.
     """
 
     def __init__(
@@ -635,9 +644,11 @@ class TiledRunner:
         tol: float = 3e-4,
         stats_tile: int | None = None,
     ) -> None:
-        # A fused ScalesConv2d pools inside the op: expanded, its pool is a node like the others.
-        self.proto = unfuse(proto) if has_fused(proto) else proto
-        self.geometry = model_geometry(self.proto)
+        from .tileplan import TilingPlan
+
+        self.plan = TilingPlan(proto)  # the graphs to run, from the graph analysis
+        self.proto = self.plan.proto  # fused ScalesConv2d expanded
+        self.geometry = self.plan.geometry
         self._make = make_session
         self._full = full_session
         self._sessions: dict[str, Session] = {}
@@ -655,12 +666,7 @@ class TiledRunner:
                 self._full = self._make(self.proto, kind)
             return self._full
         if kind not in self._sessions:
-            pools = self.geometry.pools
-            if kind == "apply":
-                model = pooled_input_model(self.proto, pools)
-            else:
-                model = statistics_model(self.proto, pools, override=(kind == "stats_override"))
-            self._sessions[kind] = self._make(model, kind)
+            self._sessions[kind] = self._make(self.plan.model(kind), kind)
         return self._sessions[kind]
 
     # the work -----------------------------------------------------------------------------
@@ -733,9 +739,7 @@ class TiledRunner:
         what takes the memory, so their statistics tiles are the output tiles' size."""
         if self.stats_tile_override:
             return self.stats_tile_override
-        if self.geometry.window:
-            return tile
-        return tile * max(1, int(round(self.geometry.scale)))
+        return self.plan.stats_tile(tile)
 
     def run(
         self,
@@ -784,15 +788,42 @@ class TiledRunner:
         for kind in ("stats_local", "stats_override"):
             self._sessions.pop(kind, None)
         state["total"] = state["done"] + state["left"]
-        sess = self._session("apply")  # a tile session (with no pools: the model itself)
         for t in tiles:
             feed = {self.input_name: np.ascontiguousarray(x[:, :, t.ry0 : t.ry1, t.rx0 : t.rx1])}
             for p, m in zip(pools, means):
                 feed[p.output] = m
-            y = _run(sess, None, feed)[0][0]
-            oy, ox = (t.y0 - t.ry0) * s, (t.x0 - t.rx0) * s
-            write(t, y[:, oy : oy + (t.y1 - t.y0) * s, ox : ox + (t.x1 - t.x0) * s])
+            if self.plan.tail is None:
+                self._apply_tile(self._session("apply"), t, feed, s, write)
+            else:
+                self._apply_split(t, tile, feed, s, write)
             step(1.5 * area(t), applying=True)
+
+    def _apply_tile(self, sess: Session, t: Tile, feed: dict, s: int, write: Callable[[Tile, np.ndarray], None]) -> None:
+        """One tile (or tail sub-tile) through ``sess``; its core goes to ``write``."""
+        names = {i.name for i in sess.get_inputs()}
+        y = _run(sess, None, {k: v for k, v in feed.items() if k in names})[0][0]
+        oy, ox = (t.y0 - t.ry0) * s, (t.x0 - t.rx0) * s
+        write(t, y[:, oy : oy + (t.y1 - t.y0) * s, ox : ox + (t.x1 - t.x0) * s])
+
+    def _apply_split(self, t: Tile, tile: int, feed: dict, s: int, write: Callable[[Tile, np.ndarray], None]) -> None:
+        """One tile as the plan's body on its region, then the tail on sub-tiles of it."""
+        split = self.plan.tail
+        assert split is not None
+        body, tail = self._session("body"), self._session("tail")
+        names = {i.name for i in body.get_inputs()}
+        feats = _run(body, list(split.features), {k: v for k, v in feed.items() if k in names})
+        region = (t.ry1 - t.ry0, t.rx1 - t.rx0)
+        for name, f in zip(split.features, feats):
+            if f.ndim != 4 or f.shape[2:] != region:
+                raise TilingError(f"the tiling plan's cut tensor {name!r} is {f.shape}, not at the input's resolution {region}")
+        x = feed[self.input_name]
+        for sub in self.plan.tail_tiles(t, tile):
+            ys, xs = slice(sub.ry0 - t.ry0, sub.ry1 - t.ry0), slice(sub.rx0 - t.rx0, sub.rx1 - t.rx0)
+            sub_feed = {k: v for k, v in feed.items() if k != self.input_name}
+            sub_feed[self.input_name] = np.ascontiguousarray(x[:, :, ys, xs])
+            for name, f in zip(split.features, feats):
+                sub_feed[name] = np.ascontiguousarray(f[:, :, ys, xs])
+            self._apply_tile(tail, sub, sub_feed, s, write)
 
     def run_array(self, x: np.ndarray, tile: int, overlap: int) -> np.ndarray:
         """:meth:`run` assembled into one ``[1, C, sH, sW]`` float32 array."""
