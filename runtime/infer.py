@@ -45,10 +45,10 @@ def check_model(proto: onnx.ModelProto, path: str | Path) -> None:
 
 
 def _tile_session(model: onnx.ModelProto, threads: int | None):
-    """A session for tiles: nodes run in the graph's order (``PRIORITY_BASED``; the statistics
-    graph places each pool's crop-and-sum right after the pool so the pool's input is freed early,
-    which ONNX Runtime's default order does not do), and no per-shape memory pattern (tiles come in
-    a few shapes, largest first, so the memory arena stays at one tile's high-water mark)."""
+    """A session for tiles: ONNX Runtime's default node order (which
+    :func:`~scales_edge.runtime.tiling.statistics_model` lays its graph out for; the native runner,
+    on ORT's C API, can only use that one) and no per-shape memory pattern (tiles come in a few
+    shapes, largest first, so the memory arena stays at one tile's high-water mark)."""
     import onnxruntime as ort
 
     from .library import get_library_path
@@ -56,7 +56,6 @@ def _tile_session(model: onnx.ModelProto, threads: int | None):
     so = ort.SessionOptions()
     so.register_custom_ops_library(get_library_path())
     so.enable_mem_pattern = False
-    so.execution_order = ort.ExecutionOrder.PRIORITY_BASED
     if threads is not None:
         if threads < 1:
             raise ScalesEdgeError(f"threads must be >= 1, got {threads}")

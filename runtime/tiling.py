@@ -567,8 +567,13 @@ def statistics_model(proto: onnx.ModelProto, pools: Sequence[Pool], override: bo
     int64 ``[2]`` in the pool input's pixels) of pool ``k``'s input; with ``override`` the pools'
     values are inputs (as in :func:`pooled_input_model`), else each tile pools itself.
 
-    Each crop-and-sum is placed where its pool was, so ONNX Runtime runs it while the pool's input
-    is alive anyway; run last, it would keep every pool input of the body in memory at once."""
+    The crop-and-sums come after the body, last pool first. ONNX Runtime orders the nodes by a
+    depth-first walk back from the graph's leaves, the last leaf first: so it runs the body up to
+    pool 0's input, its crop-and-sum, on to pool 1's, and so on, and each pool input is freed as
+    soon as the body is past it. (Placed where their pools were, the crop-and-sums would run only
+    after the whole body, keeping every pool input in memory at once: 2.6 GB instead of 0.4 GB for
+    the demo model's 720x676-pixel statistics tiles. ONNX Runtime's C API, which the native runner
+    uses, has no other way to choose the order.)"""
     model = onnx.ModelProto()
     model.CopyFrom(proto)
     g = model.graph
@@ -576,6 +581,7 @@ def statistics_model(proto: onnx.ModelProto, pools: Sequence[Pool], override: bo
     new_axes_style = _opset(model) >= 13
     at = {p.index: k for k, p in enumerate(pools)}
     nodes = []
+    sums: list[list[onnx.NodeProto]] = []
     crops_added: set[str] = set()
     for idx, node in enumerate(g.node):
         if idx not in at:
@@ -591,11 +597,13 @@ def statistics_model(proto: onnx.ModelProto, pools: Sequence[Pool], override: bo
                 g.input.append(helper.make_tensor_value_info(name, onnx.TensorProto.INT64, [2]))
             crops_added.add(starts)
         crop, out = f"__pool_crop_{k}", f"__pool_sum_{k}"
-        nodes.append(helper.make_node("Slice", [p.data, starts, ends, axes_name], [crop], name=f"__pool_slice_{k}"))
+        sums.append([helper.make_node("Slice", [p.data, starts, ends, axes_name], [crop], name=f"__pool_slice_{k}")])
         if new_axes_style:
-            nodes.append(helper.make_node("ReduceSum", [crop, axes_name], [out], keepdims=0, name=out))
+            sums[-1].append(helper.make_node("ReduceSum", [crop, axes_name], [out], keepdims=0, name=out))
         else:
-            nodes.append(helper.make_node("ReduceSum", [crop], [out], axes=[2, 3], keepdims=0, name=out))
+            sums[-1].append(helper.make_node("ReduceSum", [crop], [out], axes=[2, 3], keepdims=0, name=out))
+    for crop_and_sum in reversed(sums):
+        nodes.extend(crop_and_sum)
     del g.node[:]
     g.node.extend(nodes)
     if override:
