@@ -730,8 +730,9 @@ class TiledRunner:
                 mean = (s / ((h + pad_h) * p.scale * (w + pad_w) * p.scale)).astype(np.float32)
                 new.append(mean.reshape(mean.shape + (1, 1)) if p.keepdims else mean)
             self.last_passes = it + 1
+            # Compared in float64 (numpy's scalar promotion rules differ between versions).
             done = means is not None and all(
-                np.max(np.abs(a - b)) <= self.tol * max(1.0, float(np.max(np.abs(b)))) for a, b in zip(new, means)
+                float(np.max(np.abs(a - b))) <= self.tol * max(1.0, float(np.max(np.abs(b)))) for a, b in zip(new, means)
             )
             means = new
             if done:
