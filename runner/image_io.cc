@@ -261,6 +261,18 @@ std::vector<uint8_t> encode_pnm(const Image& img, const std::string& path, const
 
 }  // namespace
 
+#define SCALES_EDGE_STR2(x) #x
+#define SCALES_EDGE_STR(x) SCALES_EDGE_STR2(x)
+
+std::vector<std::pair<std::string, std::string>> codec_versions() {
+#ifdef LIBJPEG_TURBO_VERSION
+  const std::string jpeg = "libjpeg-turbo " SCALES_EDGE_STR(LIBJPEG_TURBO_VERSION);
+#else
+  const std::string jpeg = "libjpeg " + std::to_string(JPEG_LIB_VERSION);
+#endif
+  return {{"zlib", zlibVersion()}, {"libpng", png_get_libpng_ver(nullptr)}, {"libjpeg", jpeg}};
+}
+
 bool is_image_path(const std::string& path) {
   const std::string e = lower_ext(path);
   return e == "png" || e == "jpg" || e == "jpeg" || e == "ppm" || e == "pgm" || e == "pnm";

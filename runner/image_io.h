@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace runner {
@@ -40,6 +41,9 @@ bool is_image_path(const std::string& path);  // .png .jpg .jpeg .ppm .pgm .pnm
 
 // PNG (any layout, 8 or 16 bit) or PNM (gray -> .pgm, RGB -> .ppm), written atomically.
 void write_image(const std::string& path, const Image& img);
+
+// The codec libraries linked in: {"zlib", version}, {"libpng", ...}, {"libjpeg", ...}.
+std::vector<std::pair<std::string, std::string>> codec_versions();
 
 // float32 .npy tensors (format 1.0-3.0, little-endian, C order).
 struct Tensor {

@@ -407,6 +407,9 @@ int run(int argc, char** argv) {
   runner_info.add("program", kProgram).add("ops_library", ops).add("kernel", kernel.empty() ? nullptr : kernel.c_str())
       .add("onnxruntime_library", ort.path).add("input", a.input.empty() ? nullptr : a.input.c_str())
       .add("output", a.output.empty() ? nullptr : a.output.c_str());
+  JsonObject codecs;
+  for (const auto& [name, version] : codec_versions()) codecs.add(name, version);
+  runner_info.add("codecs", codecs);
   if (tiler) runner_info.add("tiling", tiling);
   else runner_info.add_null("tiling");
   JsonObject report;

@@ -46,7 +46,10 @@ OrtLibrary load_onnxruntime(const std::string& flag) {
   }
   const bool explicit_path = !chosen.empty();
   if (explicit_path) {
-    candidates.push_back(chosen);
+    if (access(chosen.c_str(), R_OK) != 0)
+      throw Error(chosen + ": no such file (the ONNX Runtime library, --ort-lib / SCALES_EDGE_ORT_LIB)");
+    char real[PATH_MAX];
+    candidates.push_back(realpath(chosen.c_str(), real) ? std::string(real) : chosen);  // dlopen: a path, not a name
   } else {
     const std::string dir = program_dir();
     candidates.push_back(dir + "/libonnxruntime.so.1");
@@ -56,7 +59,7 @@ OrtLibrary load_onnxruntime(const std::string& flag) {
   }
   std::string tried;
   for (const std::string& c : candidates) {
-    const bool by_name = c.find('/') == std::string::npos;
+    const bool by_name = !explicit_path && c.find('/') == std::string::npos;
     if (!by_name && access(c.c_str(), R_OK) != 0) {
       if (explicit_path) throw Error(c + ": no such file (the ONNX Runtime library, --ort-lib / SCALES_EDGE_ORT_LIB)");
       continue;
