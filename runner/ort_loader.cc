@@ -64,7 +64,9 @@ OrtLibrary load_onnxruntime(const std::string& flag) {
       if (explicit_path) throw Error(c + ": no such file (the ONNX Runtime library, --ort-lib / SCALES_EDGE_ORT_LIB)");
       continue;
     }
-    void* h = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL);
+    // RTLD_GLOBAL, as if linked: the aarch64 build of ONNX Runtime crashes in CreateEnv when its
+    // symbols are not global (seen with 1.32 under qemu).
+    void* h = dlopen(c.c_str(), RTLD_NOW | RTLD_GLOBAL);
     if (!h) {
       const char* why = dlerror();
       tried += "; " + c + ": " + (why ? why : "cannot load");

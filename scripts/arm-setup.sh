@@ -4,7 +4,8 @@
 #
 #   1. the cross compiler: g++-aarch64-linux-gnu (system apt; needs root when missing).
 #   2. a compatibility sysroot: the aarch64 glibc and libstdc++ of Debian 11 (bullseye: glibc 2.31,
-#      GCC 10's libstdc++). Building against it keeps the binaries to GLIBC_2.17 / GLIBCXX_3.4.21
+#      GCC 10's libstdc++), with the static libpng, libjpeg-turbo and zlib the native runner links.
+#      Building against it keeps the binaries to GLIBC_2.17 / GLIBCXX_3.4.21
 #      symbols, so they run on any board that ONNX Runtime's aarch64 wheel runs on (glibc >= 2.28);
 #      qemu runs them on that older userland too. ARM_SYSROOT_SUITE=none (or a failed download)
 #      falls back to the cross compiler's own Debian 12 root /usr/aarch64-linux-gnu, whose
@@ -127,7 +128,8 @@ fetch_sysroot() {  # -> ${cache}/sysroot-${sysroot_suite}
   # The suite's default libstdc++: "Source: gcc-10 (...)" -> 10.
   gccver="$(apt-cache "${apt_opts[@]}" show libstdc++6 2>/dev/null | sed -n 's/^Source: gcc-\([0-9][0-9]*\).*/\1/p' | head -n 1)"
   [ -n "${gccver}" ] || { log "cannot tell the GCC version of libstdc++6 in ${sysroot_suite}"; return 1; }
-  pkgs=(libc6 libc6-dev linux-libc-dev libgcc-s1 "libgcc-${gccver}-dev" libstdc++6 "libstdc++-${gccver}-dev")
+  pkgs=(libc6 libc6-dev linux-libc-dev libgcc-s1 "libgcc-${gccver}-dev" libstdc++6 "libstdc++-${gccver}-dev"
+        libpng-dev libjpeg62-turbo-dev zlib1g-dev)
   log "downloading the ${sysroot_suite} arm64 sysroot: ${pkgs[*]}"
   private_download "${pkgs[@]}" || return 1
   rm -rf "${dest}.tmp" && mkdir -p "${dest}.tmp"
@@ -137,14 +139,16 @@ fetch_sysroot() {  # -> ${cache}/sysroot-${sysroot_suite}
     t="$(readlink "$l")"
     ln -sfr "${dest}.tmp${t}" "$l"
   done
-  [ -f "${dest}.tmp/usr/lib/aarch64-linux-gnu/libc.so" ] && [ -d "${dest}.tmp/usr/include/c++/${gccver}" ] ||
+  [ -f "${dest}.tmp/usr/lib/aarch64-linux-gnu/libc.so" ] && [ -d "${dest}.tmp/usr/include/c++/${gccver}" ] &&
+    [ -f "${dest}.tmp/usr/lib/aarch64-linux-gnu/libpng16.a" ] ||
     { log "the ${sysroot_suite} packages did not give a usable root"; return 1; }
   (cd "${work}/download" && ls -1 ./*.deb) > "${dest}.tmp/.packages"
   rm -rf "${dest}" && mv "${dest}.tmp" "${dest}"
 }
 if [ "${sysroot_suite}" != none ]; then
   dest="${cache}/sysroot-${sysroot_suite}"
-  if [ -f "${dest}/.packages" ] || fetch_sysroot; then
+  # (a root made before the runner's codecs were part of it is made again)
+  if { [ -f "${dest}/.packages" ] && [ -f "${dest}/usr/lib/aarch64-linux-gnu/libpng16.a" ]; } || fetch_sysroot; then
     sysroot="${dest}"
     compat=1
     log "sysroot: ${sysroot} ($(sed -n 's|^\./libc6_\([^_]*\)_.*|glibc \1|p' "${dest}/.packages"))"
