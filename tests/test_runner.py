@@ -268,6 +268,30 @@ def test_runner_tiles_png_like_upscale(runner, model, tmp_path, kind):
     assert_same_image(tmp_path / "run.png", tmp_path / "py.png", report)
 
 
+@pytest.mark.parametrize("mode", ["palette", "palette_trns", "gray_alpha", "gray_1bit", "rgb_trns"])
+def test_runner_reads_png_color_types_like_opencv(runner, model, tmp_path, mode):
+    """PNG colour types OpenCV expands (palette, 1-bit gray, gray + alpha -> RGBA, tRNS on colour ->
+    RGBA): the runner decodes them to the same layout and pixels."""
+    from PIL import Image
+
+    rgb = photo(21, 26)[..., ::-1]
+    im = Image.fromarray(np.ascontiguousarray(rgb))
+    src = tmp_path / f"{mode}.png"
+    if mode == "palette":
+        im.quantize(16).save(src)
+    elif mode == "palette_trns":
+        im.quantize(16).save(src, transparency=3)
+    elif mode == "gray_alpha":
+        Image.merge("LA", (im.convert("L"), im.convert("L").point(lambda v: 255 - v))).save(src)
+    elif mode == "gray_1bit":
+        im.convert("1").save(src)
+    else:
+        im.save(src, transparency=tuple(int(v) for v in rgb[0, 0]))
+    upscale_cli(model, src, tmp_path / "py.png", "--tile", 12)
+    out = run(runner, model, "--input", src, "--output", tmp_path / "run.png", "--tile", 12)
+    assert_same_image(tmp_path / "run.png", tmp_path / "py.png", json.loads(out.stdout))
+
+
 def test_runner_threads_and_overlap(runner, model, tmp_path):
     src = tmp_path / "in.png"
     assert cv2.imwrite(str(src), _image("rgb", 50, 61))
