@@ -159,6 +159,17 @@ def assert_same_image(got: Path, want: Path, report: dict) -> None:
         assert got.read_bytes() == want.read_bytes(), "same pixels, but not the same PNG bytes"
 
 
+def upscale_both(runner: Path, model: Path, src: Path, tmp_path: Path, *args, runner_model: Path | None = None,
+                 runner_args=()) -> dict:
+    """`scales-edge upscale` and the runner on `src` with the same options: the same image; the
+    runner's report."""
+    upscale_cli(model, src, tmp_path / "py.png", *args)
+    out = run(runner, runner_model or model, "--input", src, "--output", tmp_path / "run.png", *args, *runner_args)
+    report = json.loads(out.stdout)
+    assert_same_image(tmp_path / "run.png", tmp_path / "py.png", report)
+    return report
+
+
 # ------------------------------------------------------------------------------ whole images
 
 
@@ -260,12 +271,8 @@ def test_runner_tiles_png_like_upscale(runner, model, tmp_path, kind):
     px: several passes), the tail on 2 x 2 sub-tiles of each; the PNG equals `scales-edge upscale`'s."""
     src = tmp_path / f"{kind}.png"
     assert cv2.imwrite(str(src), _image(kind, 70, 120))
-    upscale_cli(model, src, tmp_path / "py.png", "--tile", 24)
-    out = run(runner, model, "--input", src, "--output", tmp_path / "run.png", "--tile", 24)
-    report = json.loads(out.stdout)
-    tiling = report["runner"]["tiling"]
+    tiling = upscale_both(runner, model, src, tmp_path, "--tile", 24)["runner"]["tiling"]
     assert tiling["tiles"] == 15 and tiling["statistics_passes"] >= 2 and tiling["tail_tiles"] == 60
-    assert_same_image(tmp_path / "run.png", tmp_path / "py.png", report)
 
 
 @pytest.mark.parametrize("mode", ["palette", "palette_trns", "gray_alpha", "gray_1bit", "rgb_trns"])
@@ -287,37 +294,27 @@ def test_runner_reads_png_color_types_like_opencv(runner, model, tmp_path, mode)
         im.convert("1").save(src)
     else:
         im.save(src, transparency=tuple(int(v) for v in rgb[0, 0]))
-    upscale_cli(model, src, tmp_path / "py.png", "--tile", 12)
-    out = run(runner, model, "--input", src, "--output", tmp_path / "run.png", "--tile", 12)
-    assert_same_image(tmp_path / "run.png", tmp_path / "py.png", json.loads(out.stdout))
+    upscale_both(runner, model, src, tmp_path, "--tile", 12)
 
 
 def test_runner_threads_and_overlap(runner, model, tmp_path):
     src = tmp_path / "in.png"
     assert cv2.imwrite(str(src), _image("rgb", 50, 61))
-    upscale_cli(model, src, tmp_path / "py.png", "--tile", 16, "--overlap", 5)
-    out = run(runner, model, "--input", src, "--output", tmp_path / "run.png", "--tile", 16, "--overlap", 5,
-              "--threads", 2)
-    assert json.loads(out.stdout)["runner"]["tiling"]["overlap"] == 5
-    assert_same_image(tmp_path / "run.png", tmp_path / "py.png", json.loads(out.stdout))
+    report = upscale_both(runner, model, src, tmp_path, "--tile", 16, "--overlap", 5, runner_args=("--threads", 2))
+    assert report["runner"]["tiling"]["overlap"] == 5
 
 
 @pytest.mark.parametrize("kind", ["rgb", "gray"])
 def test_runner_reads_jpeg_like_upscale(runner, model, tmp_path, kind):
     src = tmp_path / f"{kind}.jpg"
     assert cv2.imwrite(str(src), _image(kind, 47, 53), [cv2.IMWRITE_JPEG_QUALITY, 85])
-    upscale_cli(model, src, tmp_path / "py.png", "--tile", 20)
-    out = run(runner, model, "--input", src, "--output", tmp_path / "run.png", "--tile", 20)
-    assert_same_image(tmp_path / "run.png", tmp_path / "py.png", json.loads(out.stdout))
+    upscale_both(runner, model, src, tmp_path, "--tile", 20)
 
 
 def test_runner_whole_image_like_upscale(runner, model, tmp_path):
     src = tmp_path / "in.png"
     assert cv2.imwrite(str(src), _image("rgba", 33, 41))
-    upscale_cli(model, src, tmp_path / "py.png", "--tile", 0)
-    out = run(runner, model, "--input", src, "--output", tmp_path / "run.png", "--tile", 0)
-    assert json.loads(out.stdout)["runner"]["tiling"] is None
-    assert_same_image(tmp_path / "run.png", tmp_path / "py.png", json.loads(out.stdout))
+    assert upscale_both(runner, model, src, tmp_path, "--tile", 0)["runner"]["tiling"] is None
 
 
 def test_runner_without_the_tail_cut_gives_the_same_bytes(runner, model, tmp_path):
@@ -333,10 +330,8 @@ def test_runner_without_the_tail_cut_gives_the_same_bytes(runner, model, tmp_pat
     onnx.save(proto, tmp_path / "apply.onnx")
     src = tmp_path / "in.png"
     assert cv2.imwrite(str(src), _image("rgb", 45, 60))
-    upscale_cli(model, src, tmp_path / "py.png", "--tile", 20)
-    out = run(runner, tmp_path / "apply.onnx", "--input", src, "--output", tmp_path / "run.png", "--tile", 20)
-    assert json.loads(out.stdout)["runner"]["tiling"]["tail_tiles"] == 0
-    assert_same_image(tmp_path / "run.png", tmp_path / "py.png", json.loads(out.stdout))
+    report = upscale_both(runner, model, src, tmp_path, "--tile", 20, runner_model=tmp_path / "apply.onnx")
+    assert report["runner"]["tiling"]["tail_tiles"] == 0
 
 
 def test_runner_tiles_a_window_transformer_like_upscale(runner, tmp_path):
@@ -351,10 +346,8 @@ def test_runner_tiles_a_window_transformer_like_upscale(runner, tmp_path):
     export_onnx(m.eval(), tmp_path / "swinir.onnx")
     src = tmp_path / "in.png"
     assert cv2.imwrite(str(src), _image("rgb", 45, 70))
-    upscale_cli(tmp_path / "swinir.onnx", src, tmp_path / "py.png", "--tile", 16)
-    out = run(runner, tmp_path / "swinir.onnx", "--input", src, "--output", tmp_path / "run.png", "--tile", 16)
-    assert json.loads(out.stdout)["runner"]["tiling"]["statistics_passes"] >= 2
-    assert_same_image(tmp_path / "run.png", tmp_path / "py.png", json.loads(out.stdout))
+    report = upscale_both(runner, tmp_path / "swinir.onnx", src, tmp_path, "--tile", 16)
+    assert report["runner"]["tiling"]["statistics_passes"] >= 2
 
 
 # ------------------------------------------------------------------------------ errors
