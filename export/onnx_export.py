@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError, ScalesEdgeError
 from ..fileio import atomic_path
 from ..nn import BinaryConv2dBase, ScalesConv2d, binary_layers, sign_pm1
+from ..runtime.tileplan import PLAN_KEY, plan_metadata
 from .packing import pack_conv_weight, pack_linear_weight
 from .quantize import TAILS, quantize_head_tail
 
@@ -409,6 +410,12 @@ def export_onnx(
     for key, value in {**model_metadata(model, binary_as, version), **meta}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
+    # The graphs a tiled run executes, for the native runner (runtime/tileplan.py); read from the
+    # final graph and metadata (scale, configuration), so it comes last.
+    plan = plan_metadata(proto)
+    if plan is not None:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = PLAN_KEY, plan
     proto.producer_name = "scales-edge"
     onnx.checker.check_model(proto)
     # a temporary file beside `path`, renamed over it once complete: an interrupted export leaves

@@ -4,7 +4,8 @@
 #
 #   1. the cross compiler: g++-aarch64-linux-gnu (system apt; needs root when missing).
 #   2. a compatibility sysroot: the aarch64 glibc and libstdc++ of Debian 11 (bullseye: glibc 2.31,
-#      GCC 10's libstdc++). Building against it keeps the binaries to GLIBC_2.17 / GLIBCXX_3.4.21
+#      GCC 10's libstdc++), with the static libpng, libjpeg-turbo and zlib the native runner links.
+#      Building against it keeps the binaries to GLIBC_2.17 / GLIBCXX_3.4.21
 #      symbols, so they run on any board that ONNX Runtime's aarch64 wheel runs on (glibc >= 2.28);
 #      qemu runs them on that older userland too. ARM_SYSROOT_SUITE=none (or a failed download)
 #      falls back to the cross compiler's own Debian 12 root /usr/aarch64-linux-gnu, whose
@@ -80,7 +81,7 @@ sysroot="${cross_root}"
 compat=0
 if [ "${sysroot_suite}" != none ]; then
   dest="${cache}/sysroot-${sysroot_suite}"
-  if [ -f "${dest}/.packages" ] || fetch_sysroot "${sysroot_suite}" arm64 "${dest}"; then
+  if sysroot_complete "${dest}" aarch64-linux-gnu || fetch_sysroot "${sysroot_suite}" arm64 "${dest}"; then
     sysroot="${dest}"
     compat=1
     log "sysroot: ${sysroot} ($(sed -n 's|^\./libc6_\([^_]*\)_.*|glibc \1|p' "${dest}/.packages"))"

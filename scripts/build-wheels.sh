@@ -73,9 +73,9 @@ for arch in "${arches[@]}"; do
   case "${arch}" in
     x86_64)
       sysroot="${repo_root}/.cache/x86_64/sysroot-bullseye"
-      if [ ! -f "${sysroot}/.packages" ]; then
-        # shellcheck source=lib/private-apt.sh
-        . scripts/lib/private-apt.sh
+      # shellcheck source=lib/private-apt.sh
+      . scripts/lib/private-apt.sh
+      if ! sysroot_complete "${sysroot}" x86_64-linux-gnu; then
         mkdir -p "$(dirname "${sysroot}")"
         fetch_sysroot bullseye amd64 "${sysroot}" || die "could not fetch the Debian 11 amd64 root"
       fi

@@ -34,6 +34,16 @@ if ! command -v g++ >/dev/null || ! command -v dpkg >/dev/null; then
   echo "[setup] installing the C++ toolchain (apt)"
   apt-get update -qq && apt-get install -y -qq g++ dpkg >/dev/null
 fi
+# The native runner links libpng, libjpeg and zlib statically (runner/README.md).
+if [ ! -f /usr/include/png.h ] || [ ! -f /usr/include/jpeglib.h ] || [ ! -f /usr/include/zlib.h ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" -eq 0 ]; then
+    echo "[setup] installing the runner's image codecs (apt: libpng-dev libjpeg-dev zlib1g-dev)"
+    apt-get install -y -qq libpng-dev libjpeg-dev zlib1g-dev >/dev/null 2>&1 ||
+      { apt-get update -qq && apt-get install -y -qq libpng-dev libjpeg-dev zlib1g-dev >/dev/null; }
+  else
+    echo "[setup] note: no libpng-dev / libjpeg-dev / zlib1g-dev: scales-edge-run will not be built" >&2
+  fi
+fi
 
 if [ -z "${ONNXRUNTIME_INCLUDE_DIR:-}" ] && [ ! -f /usr/include/onnxruntime/onnxruntime_cxx_api.h ]; then
   bash scripts/fetch-ort-headers.sh >/dev/null

@@ -11,7 +11,7 @@ bash scripts/setup.sh
 
 echo "[test] C++ kernel tests (ASan + UBSan)"
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
-  -DSCALES_EDGE_SANITIZE=ON -DSCALES_EDGE_BUILD_TESTS=ON >/dev/null
+  -DSCALES_EDGE_SANITIZE=ON -DSCALES_EDGE_BUILD_TESTS=ON -DSCALES_EDGE_BUILD_RUNNER=OFF >/dev/null
 cmake --build build/asan -j "$(nproc)" >/dev/null
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build/asan --output-on-failure

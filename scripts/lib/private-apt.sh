@@ -52,7 +52,8 @@ private_download() {  # packages... -> .debs in ${work}/download
 }
 
 # fetch_sysroot SUITE ARCH DEST: the ARCH (amd64, arm64) glibc and default libstdc++ (headers and
-# libraries) of Debian SUITE unpacked into DEST, a root to build against (cmake/debian-sysroot.cmake)
+# libraries), and the static PNG/JPEG/zlib codecs the native runner links, of Debian SUITE unpacked
+# into DEST, a root to build against (cmake/debian-sysroot.cmake)
 # and to run in (its ld.so, or qemu -L). DEST/.packages lists the .debs once it is complete.
 fetch_sysroot() {
   local suite="$1" arch="$2" dest="$3" gccver pkgs deb l t triple
@@ -65,7 +66,8 @@ fetch_sysroot() {
   # The suite's default libstdc++: "Source: gcc-10 (...)" -> 10.
   gccver="$(apt-cache "${apt_opts[@]}" show libstdc++6 2>/dev/null | sed -n 's/^Source: gcc-\([0-9][0-9]*\).*/\1/p' | head -n 1)"
   [ -n "${gccver}" ] || { log "cannot tell the GCC version of libstdc++6 in ${suite}"; return 1; }
-  pkgs=(libc6 libc6-dev linux-libc-dev libgcc-s1 "libgcc-${gccver}-dev" libstdc++6 "libstdc++-${gccver}-dev")
+  pkgs=(libc6 libc6-dev linux-libc-dev libgcc-s1 "libgcc-${gccver}-dev" libstdc++6 "libstdc++-${gccver}-dev"
+        libpng-dev libjpeg62-turbo-dev zlib1g-dev)
   log "downloading the ${suite} ${arch} sysroot: ${pkgs[*]}"
   private_download "${pkgs[@]}" || return 1
   rm -rf "${dest}.tmp" && mkdir -p "${dest}.tmp"
@@ -75,8 +77,15 @@ fetch_sysroot() {
     t="$(readlink "$l")"
     ln -sfr "${dest}.tmp${t}" "$l"
   done
-  [ -f "${dest}.tmp/usr/lib/${triple}/libc.so" ] && [ -d "${dest}.tmp/usr/include/c++/${gccver}" ] ||
+  [ -f "${dest}.tmp/usr/lib/${triple}/libc.so" ] && [ -d "${dest}.tmp/usr/include/c++/${gccver}" ] &&
+    [ -f "${dest}.tmp/usr/lib/${triple}/libpng16.a" ] ||
     { log "the ${suite} packages did not give a usable root"; return 1; }
   (cd "${work}/download" && ls -1 ./*.deb) > "${dest}.tmp/.packages"
   rm -rf "${dest}" && mv "${dest}.tmp" "${dest}"
+}
+
+# sysroot_complete DEST ARCH-TRIPLE: a root fetch_sysroot finished, with the runner's codecs (a root
+# made before they were part of it is made again).
+sysroot_complete() {
+  [ -f "$1/.packages" ] && [ -f "$1/usr/lib/$2/libpng16.a" ]
 }
