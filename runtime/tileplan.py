@@ -53,7 +53,6 @@ from .tiling import (
     _constants,
     _cuts,
     _prune,
-    aligned_overlap,
     analyze,
     model_geometry,
     pooled_input_model,
