@@ -120,15 +120,16 @@ static inline void split32(const uint64_t* words, uint8_t* planes, int64_t strid
   }
 }
 
-// Byte planes of the input rows [ih_first, ih_first + rows): plane (q, k, b, h) starts at
-// xs + ((q * CW + k) * 16 + b * 2 + h) * cols; its column c holds input column c - pL.
-static void split_rows(const ConvGeometry& g, const uint64_t* x_img, int64_t ih_first,
-                       int64_t rows, int64_t cols, uint8_t* xs) {
+// Byte planes of the valid tap rows [i0, i1) of an output row whose first tap row is input row
+// ih0: plane (q, k, b, h) of tap row i0 + q starts at xs + ((q * CW + k) * 16 + b * 2 + h) * cols;
+// its column c holds input column c - pL.
+static void split_rows(const ConvGeometry& g, const uint64_t* x_img, int64_t ih0, int64_t i0,
+                       int64_t i1, int64_t cols, uint8_t* xs) {
   const int64_t CW = g.CW, W = g.W, pL = g.pL;
   const int64_t left = imin(pL, cols), right = imin(cols, pL + W);
   uint64_t gathered[32];
-  for (int64_t q = 0; q < rows; ++q) {
-    const uint64_t* src = x_img + (ih_first + q) * W * CW;
+  for (int64_t q = 0; q < i1 - i0; ++q) {
+    const uint64_t* src = x_img + (ih0 + (i0 + q) * g.dH) * W * CW;
     for (int64_t k = 0; k < CW; ++k) {
       uint8_t* pl = xs + (q * CW + k) * 16 * cols;
       for (int bh = 0; bh < 16; ++bh) {
@@ -188,7 +189,7 @@ static inline void conv_block(const ConvGeometry& g, const uint8_t* xs, int64_t 
   const int64_t CW = g.CW;
   int pending = 0;
   for (int64_t i = i0; i < i1; ++i) {
-    const uint8_t* xrow = xs + (i - i0) * g.dH * CW * 16 * cols + ow;
+    const uint8_t* xrow = xs + (i - i0) * CW * 16 * cols + ow;
     for (int64_t j = 0; j < g.kW; ++j) {
       const uint8_t* xt = xrow + j * g.dW;
       const uint8_t* tt = tb + (i * g.kW + j) * CW * 16 * 64;
@@ -238,25 +239,31 @@ static inline void conv_block(const ConvGeometry& g, const uint8_t* xs, int64_t 
   }
 }
 
+// The byte-plane kernel takes stride-1 rows (adjacent output pixels read adjacent columns),
+// reductions its 16-bit counters hold, and column taps no further apart than the input is wide
+// (its planes span the output row plus the taps: wider spans would cost scratch for padding).
+static bool planes_apply(const ConvGeometry& g) {
+  return g.sW == 1 && g.kH * g.kW * g.C <= 65535 && (g.kW - 1) * g.dW <= g.W + kConvPixelBlock;
+}
+
+// IsaKernels::conv_scratch_words: the byte planes of at most min(kH, H) valid tap rows.
+static int64_t conv_scratch_words_impl(const ConvGeometry& g) {
+  if (!planes_apply(g)) return 0;
+  return 2 * imin(g.kH, g.H) * g.CW * plane_cols(g);
+}
+
 static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
                           int64_t oh, int32_t* acc, int64_t ldm, uint64_t* scratch) {
   static_assert(kConvPixelBlock == 64, "conv_block computes 2 vectors of 32 pixels");
-  // Strided: adjacent output pixels do not read adjacent columns. Huge C: 16-bit counters.
-  if (g.sW != 1 || g.kH * g.kW * g.C > 65535) {
+  if (!planes_apply(g)) {
     conv_row_generic(g, x_img, cw, oh, acc, ldm, scratch);
     return;
   }
-  const int64_t ih0 = oh * g.sH - g.pT;
-  int64_t i0, i1;
-  valid_taps(ih0, g.dH, g.kH, g.H, &i0, &i1);
-  if (i0 == i1) {  // every tap in the padding
-    for (int64_t m = 0; m < g.Mp; ++m)
-      for (int64_t ow = 0; ow < g.OW; ++ow) acc[m * ldm + ow] = 0;
-    return;
-  }
+  int64_t ih0, i0, i1;
+  if (!row_taps(g, oh, acc, ldm, &ih0, &i0, &i1)) return;
   const int64_t cols = plane_cols(g);
   uint8_t* xs = reinterpret_cast<uint8_t*>(scratch);  // conv_row_scratch_words(k, g) words
-  split_rows(g, x_img, ih0 + i0 * g.dH, (i1 - 1 - i0) * g.dH + 1, cols, xs);
+  split_rows(g, x_img, ih0, i0, i1, cols, xs);
   const int32_t full_bits = static_cast<int32_t>((i1 - i0) * g.kW * g.C);
   const int64_t group = g.kH * g.kW * g.CW * 16 * 64;  // table bytes of 4 channels
   for (int64_t m0 = 0; m0 < g.Mp; m0 += 4)
@@ -294,6 +301,8 @@ const IsaKernels kAvx2Kernels = {
     avx2_impl::pack_row_impl,
     avx2_impl::conv_row_impl,
     avx2_impl::gemm_row_impl,
+    avx2_impl::conv_scratch_words_impl,
+    avx2_impl::planes_apply,
 };
 
 }  // namespace kernels

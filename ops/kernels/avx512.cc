@@ -1,6 +1,8 @@
-// AVX-512 path: 8 output channels per 512-bit vector, popcount with VPOPCNTQ (AVX512_VPOPCNTDQ).
-// Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vpopcntdq on x86-64 only;
-// selected at run time when the CPU (and OS) support all of them.
+// AVX-512 path, popcount with VPOPCNTQ (AVX512_VPOPCNTDQ). Convolutions with column strides up to 4
+// put 8 output pixels in the lanes (conv_px8_avx512.cc); the others, and the binary matmul, 8
+// output channels per 512-bit vector (isa_impl.h). Compiled with -mavx512f -mavx512bw -mavx512vl
+// -mavx512dq -mavx512vpopcntdq on x86-64 only; selected at run time when the CPU (and OS) support
+// all of them.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -11,6 +13,7 @@
 #define SCALES_EDGE_ISA_NS avx512_impl
 #define SCALES_EDGE_ISA_CUSTOM_PACK 1
 #define SCALES_EDGE_ISA_FUSED_PACK 1
+#define SCALES_EDGE_ISA_CUSTOM_CONV 1
 
 namespace scales_edge {
 namespace kernels {
@@ -54,6 +57,23 @@ struct Ops {
 namespace scales_edge {
 namespace kernels {
 
+namespace conv_px8_avx512 {  // conv_px8_avx512.cc
+bool applies(const ConvGeometry& g);
+int64_t scratch_words(const ConvGeometry& g);
+void conv_row(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw, int64_t oh,
+              int32_t* acc, int64_t ldm, uint64_t* scratch);
+}  // namespace conv_px8_avx512
+
+namespace avx512_impl {
+static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
+                          int64_t oh, int32_t* acc, int64_t ldm, uint64_t* scratch) {
+  if (conv_px8_avx512::applies(g))
+    conv_px8_avx512::conv_row(g, x_img, cw, oh, acc, ldm, scratch);
+  else
+    conv_row_generic(g, x_img, cw, oh, acc, ldm, scratch);
+}
+}  // namespace avx512_impl
+
 extern const IsaKernels kAvx512Kernels;
 const IsaKernels kAvx512Kernels = {
     Path::kAvx512,
@@ -63,6 +83,8 @@ const IsaKernels kAvx512Kernels = {
     avx512_impl::pack_row_impl,
     avx512_impl::conv_row_impl,
     avx512_impl::gemm_row_impl,
+    conv_px8_avx512::scratch_words,
+    conv_px8_avx512::applies,
 };
 
 }  // namespace kernels

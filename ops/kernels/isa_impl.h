@@ -33,24 +33,11 @@
 #endif
 
 #include "reductions.h"
+#include "taps.h"
 
 namespace scales_edge {
 namespace kernels {
 namespace SCALES_EDGE_ISA_NS {
-
-static inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
-
-// First and one-past-last tap index t in [0, k) with 0 <= base + t*d < extent.
-static inline void valid_taps(int64_t base, int64_t d, int64_t k, int64_t extent, int64_t* t0,
-                              int64_t* t1) {
-  int64_t lo = 0;
-  if (base < 0) lo = (-base + d - 1) / d;
-  int64_t hi = 0;  // one past the last valid
-  if (base <= extent - 1) hi = imin(k, (extent - 1 - base) / d + 1);
-  if (hi < lo) hi = lo;
-  *t0 = lo;
-  *t1 = hi;
-}
 
 #ifndef SCALES_EDGE_ISA_CUSTOM_PACK
 // Binarize and pack one image row (IsaKernels::pack_nchw_row without the optional outputs).

@@ -46,9 +46,8 @@ struct ConvGeometry {
 constexpr int64_t kConvPixelBlock = 64;
 
 struct IsaKernels;
-// Scratch words k.conv_row needs: for a path with conv_tables (AVX2), the input rows one output
-// row reads, split into 16 byte planes per word, each of round_up(OW, kConvPixelBlock) +
-// (kW-1)*dW bytes; none for the others.
+// Scratch words k.conv_row needs (k.conv_scratch_words, or 0): at most the valid tap rows of one
+// output row in the path's layout, bounded by a small multiple of min(kH, H) input rows.
 int64_t conv_row_scratch_words(const IsaKernels& k, const ConvGeometry& g);
 
 // Validates the geometry and fills CW, OH, OW, Mp. Returns "" when valid, else a description of
@@ -105,6 +104,13 @@ struct IsaKernels {
   // Writes acc[Mp] = K - 2*popcount(x ^ w_m).
   void (*gemm_row)(const uint64_t* x, int64_t K, int64_t KW, const uint64_t* w, int64_t Mp,
                    int32_t* acc);
+  // Scratch words conv_row needs for geometry g (null: none). Only called on a geometry that
+  // passed check_conv_geometry.
+  int64_t (*conv_scratch_words)(const ConvGeometry& g);
+  // True when conv_row stores each channel's row with contiguous vector stores for g, so that a
+  // driver may point it straight at the output planes (ldm = OH*OW; needs M == Mp) instead of a
+  // row buffer (null: never).
+  bool (*conv_rows_contiguous)(const ConvGeometry& g);
 };
 
 // ---- paths and run-time dispatch ----

@@ -190,6 +190,8 @@ const IsaKernels kNeonKernels = {
     neon_impl::pack_row_impl,
     neon_impl::conv_row_impl,
     neon_impl::gemm_row_impl,
+    nullptr,
+    nullptr,
 };
 
 }  // namespace kernels

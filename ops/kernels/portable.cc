@@ -57,6 +57,8 @@ const IsaKernels kPortableKernels = {
     portable_impl::pack_row_impl,
     portable_impl::conv_row_impl,
     portable_impl::gemm_row_impl,
+    nullptr,
+    nullptr,
 };
 
 }  // namespace kernels

@@ -431,6 +431,66 @@ void test_dispatch() {
   check(!sk::check_conv_geometry(g).empty(), "stride 0 must be rejected");
 }
 
+// Sizes derived from attributes: huge dilations and pads on a tiny input must neither wrap a size
+// computation nor make a path's row scratch grow with the dilation instead of the input (issue 16:
+// the scratch of [1, 256, 1, 1] with dilations [2^31-1, 2^30-64] wrapped to 0 and the AVX2 path
+// wrote through it). Every path must give the right accumulators on them, and a geometry whose
+// buffers could not exist must be rejected with a message.
+void test_huge_attributes(const std::vector<const sk::IsaKernels*>& paths) {
+  {
+    sk::ConvGeometry g;
+    g.N = 1; g.C = 256; g.H = 1; g.W = 1; g.M = 4; g.kH = 2; g.kW = 2;
+    g.dH = (int64_t{1} << 31) - 1; g.dW = (int64_t{1} << 30) - 64;
+    g.pT = (int64_t{1} << 31) - 1; g.pL = (int64_t{1} << 30) - 64;
+    sk::ConvGeometry probe = g;
+    check(sk::check_conv_geometry(probe).empty() && probe.OH == 1 && probe.OW == 1,
+          "issue-16 geometry: valid, output 1x1");
+    for (const sk::IsaKernels* k : paths) {
+      const int64_t words = sk::conv_row_scratch_words(*k, probe);
+      check(words >= 0 && words <= 64 * probe.CW,
+            std::string(k->name) + ": issue-16 geometry asks for " + std::to_string(words) +
+                " scratch words");
+    }
+    test_conv_case(paths, g);
+    test_conv_case(paths, g, /*opposite=*/true);  // every product -1 ... the one valid tap: -256
+  }
+  // Dilation d on a 1-pixel input with pads d (3x3): one valid tap whatever d is. The scratch
+  // must stay a few input rows (it grew as ~d^2: 63 MB at 2000, 14 GB at 30000).
+  for (int64_t d : {int64_t{2}, int64_t{2000}, int64_t{30000}, int64_t{1} << 30}) {
+    sk::ConvGeometry g;
+    g.N = 1; g.C = 70; g.H = 1; g.W = 1; g.M = 9; g.kH = 3; g.kW = 3;
+    g.dH = g.dW = d; g.pT = g.pL = g.pB = g.pR = d;
+    sk::ConvGeometry probe = g;
+    if (!sk::check_conv_geometry(probe).empty()) {
+      check(false, "dilation " + std::to_string(d) + " on a 1-pixel input rejected");
+      continue;
+    }
+    for (const sk::IsaKernels* k : paths) {
+      const int64_t words = sk::conv_row_scratch_words(*k, probe);
+      check(words <= 2 * 3 * probe.CW * (probe.OW + probe.W + 256),
+            std::string(k->name) + ": dilation " + std::to_string(d) + " asks for " +
+                std::to_string(words) + " scratch words");
+    }
+    if (d <= 30000) test_conv_case(paths, g);
+  }
+  // Buffers that could not exist: a clear error, no wrapped size.
+  {
+    sk::ConvGeometry g;
+    g.N = 1; g.C = 8; g.H = 4; g.W = 4; g.M = (int64_t{1} << 31) - 1; g.kH = 1; g.kW = 1;
+    g.pL = g.pR = (int64_t{1} << 31) - 1;  // OW ~ 2^32: the output would need ~2^65 elements
+    const std::string err = sk::check_conv_geometry(g);
+    check(err.find("too large") != std::string::npos,
+          "an output of 2^65 elements must be rejected, got: '" + err + "'");
+    g.M = int64_t{1} << 20; g.pL = g.pR = 0; g.kH = g.kW = (int64_t{1} << 15);
+    g.H = g.W = (int64_t{1} << 15);
+    g.C = 1;  // kH*kW*C = 2^30 fits int32, but the weights and their AVX2 lookup tables would
+              // need 2^30 * 2^20 * 256 bytes
+    const std::string err2 = sk::check_conv_geometry(g);
+    check(err2.find("too large") != std::string::npos,
+          "weights of 2^58 table bytes must be rejected, got: '" + err2 + "'");
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -443,6 +503,7 @@ int main() {
   std::printf("kernel paths supported here: %s\n", names.c_str());
 
   test_dispatch();
+  test_huge_attributes(paths);
 
   // Hand-picked convolution shapes (channel counts around word boundaries, all-padding pixels).
   const int64_t fixed_c[] = {1, 2, 63, 64, 65, 127, 128, 129, 192, 255, 300};
