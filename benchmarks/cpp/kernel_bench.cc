@@ -2,13 +2,16 @@
 // turn (alternating, min and median of N), with a checksum of each path's output so a fast wrong
 // kernel shows. No ONNX Runtime; built with -DSCALES_EDGE_BUILD_TESTS=ON as scales_edge_kernel_bench.
 //
-//   scales_edge_kernel_bench [conv|gemm] [C M H W k stride dilation] [--runs N] [--paths a,b]
+//   scales_edge_kernel_bench [conv|gemm|scales] [C M H W k stride dilation] [--runs N] [--paths a,b]
 //
 // conv: k x k convolution of a packed 1 x C x H x W input (pads k/2*dilation), conv_row over every
 // output row into one row buffer (what the drivers call), then the same through conv_int32.
 // gemm: gemm_row over H*W tokens of C features, M outputs.
+// scales: ScalesConv2d's two passes on float input (spatial and channel branches from the input,
+// skip; M = C): pack_nchw_scales, then scales_conv_rows, beside a memcpy of the input's bytes.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -46,6 +49,81 @@ uint64_t checksum(const T* v, size_t n) {
   return h;
 }
 
+// Times fn(begin, end) over [0, total) in chunks of `chunk` items, `runs` times each; returns
+// the sum over chunks of each chunk's fastest run (the uninterrupted time on a shared machine).
+template <class F>
+double chunked_min(int64_t total, int64_t chunk, int runs, F&& fn) {
+  const int64_t chunks = (total + chunk - 1) / chunk;
+  std::vector<double> best(static_cast<size_t>(chunks), 1e30);
+  for (int r = 0; r < runs + 1; ++r)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t b = c * chunk, e = std::min(total, b + chunk);
+      const double t0 = now_ms();
+      fn(b, e);
+      const double t = now_ms() - t0;
+      if (r > 0) best[static_cast<size_t>(c)] = std::min(best[static_cast<size_t>(c)], t);
+    }
+  double sum = 0;
+  for (double t : best) sum += t;
+  return sum;
+}
+
+int bench_scales(const std::vector<const sk::IsaKernels*>& paths, int64_t C, int64_t H, int64_t W,
+                 int64_t k, int runs) {
+  sk::ConvGeometry g;
+  g.N = 1; g.C = C; g.H = H; g.W = W; g.M = C; g.kH = k; g.kW = k;
+  g.pT = g.pL = g.pB = g.pR = k / 2;
+  if (!sk::check_conv_geometry(g).empty()) return 2;
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const size_t n = static_cast<size_t>(C * H * W);
+  std::vector<float> x(n), y(n), y_copy(n), beta(C), sw(C), scale(C), bias(C), cwk(5);
+  for (auto& v : x) v = normal(rng);
+  for (size_t c = 0; c < static_cast<size_t>(C); ++c) {
+    beta[c] = 0.1f * normal(rng); sw[c] = 0.1f * normal(rng);
+    scale[c] = 0.01f * (1.0f + std::abs(normal(rng))); bias[c] = 0.1f * normal(rng);
+  }
+  for (auto& v : cwk) v = normal(rng);
+  std::vector<uint64_t> wp(static_cast<size_t>(C * k * k * g.CW));
+  for (auto& v : wp) v = rng();
+  sk::ScalesBranches b;
+  b.spatial_w = sw.data(); b.spatial_b = 0.1f; b.channel_w = cwk.data(); b.channel_k = 5;
+  b.channel_from_input = true; b.skip = true;
+  std::vector<uint64_t> xp(static_cast<size_t>(H * W * g.CW));
+  std::vector<float> S(static_cast<size_t>(g.OH * g.OW));
+  std::vector<double> row_sums(static_cast<size_t>(H * C)), sums(static_cast<size_t>(C));
+  std::vector<float> cs(static_cast<size_t>(C));
+  const double copy = chunked_min(H, 8, runs, [&](int64_t b0, int64_t e0) {
+    for (int64_t c = 0; c < C; ++c)
+      std::memcpy(&y_copy[static_cast<size_t>((c * H + b0) * W)], &x[static_cast<size_t>((c * H + b0) * W)],
+                  static_cast<size_t>((e0 - b0) * W) * sizeof(float));
+  });
+  std::printf("scales C=M=%lld %lldx%lld k=%lld, spatial + channel (from input) + skip; memcpy of "
+              "X's %.1f MB: %.3f ms (sum of per-chunk minima of %d runs)\n",
+              (long long)C, (long long)H, (long long)W, (long long)k, n * 4 / 1e6, copy, runs);
+  for (const sk::IsaKernels* kp : paths) {
+    const sk::ConvWeights cw = sk::relayout_conv_weights(*kp, wp.data(), C, k, k, C);
+    const double t1 = chunked_min(H, 8, runs, [&](int64_t b0, int64_t e0) {
+      sk::pack_nchw_scales(*kp, g, x.data(), beta.data(), b, xp.data(), S.data(), row_sums.data(),
+                           b0, e0);
+    });
+    for (int64_t c = 0; c < C; ++c) {
+      sums[static_cast<size_t>(c)] = 0;
+      for (int64_t h = 0; h < H; ++h) sums[static_cast<size_t>(c)] += row_sums[static_cast<size_t>(h * C + c)];
+    }
+    sk::channel_scales(b, sums.data(), 1, C, static_cast<double>(H * W), cs.data());
+    const double t2 = chunked_min(g.OH, 8, runs, [&](int64_t b0, int64_t e0) {
+      sk::scales_conv_rows(*kp, g, xp.data(), cw, scale.data(), bias.data(), b, x.data(), S.data(),
+                           cs.data(), y.data(), b0, e0);
+    });
+    std::printf("  %-9s pass 1 %7.3f ms (%.0f%% of memcpy speed) | pass 2 %7.3f ms | total %7.3f ms"
+                "  checksum %016llx\n",
+                kp->name, t1, 100.0 * copy / t1, t2, t1 + t2,
+                (unsigned long long)checksum(reinterpret_cast<const uint32_t*>(y.data()), y.size()));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -57,7 +135,7 @@ int main(int argc, char** argv) {
     const std::string a = argv[i];
     if (a == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
     else if (a == "--paths" && i + 1 < argc) only = argv[++i];
-    else if (a == "conv" || a == "gemm") mode = a;
+    else if (a == "conv" || a == "gemm" || a == "scales") mode = a;
     else num.push_back(std::atoll(argv[i]));
   }
   auto arg = [&](size_t i, int64_t d) { return i < num.size() ? num[i] : d; };
@@ -97,6 +175,8 @@ int main(int argc, char** argv) {
                   paths[p]->name, st[p].min(), st[p].median(), (unsigned long long)sums[p]);
     return 0;
   }
+
+  if (mode == "scales") return bench_scales(paths, C, H, W, k, runs);
 
   sk::ConvGeometry g;
   g.N = 1; g.C = C; g.H = H; g.W = W; g.M = M; g.kH = k; g.kW = k; g.sH = s; g.sW = s;

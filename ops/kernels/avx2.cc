@@ -303,6 +303,7 @@ const IsaKernels kAvx2Kernels = {
     avx2_impl::gemm_row_impl,
     avx2_impl::conv_scratch_words_impl,
     avx2_impl::planes_apply,
+    nullptr,
 };
 
 }  // namespace kernels

@@ -62,6 +62,8 @@ bool applies(const ConvGeometry& g);
 int64_t scratch_words(const ConvGeometry& g);
 void conv_row(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw, int64_t oh,
               int32_t* acc, int64_t ldm, uint64_t* scratch);
+void conv_rows_float(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
+                     int64_t oh0, int64_t oh1, const ConvTransform& t, uint64_t* scratch);
 }  // namespace conv_px8_avx512
 
 namespace avx512_impl {
@@ -85,6 +87,7 @@ const IsaKernels kAvx512Kernels = {
     avx512_impl::gemm_row_impl,
     conv_px8_avx512::scratch_words,
     conv_px8_avx512::applies,
+    conv_px8_avx512::conv_rows_float,
 };
 
 }  // namespace kernels

@@ -90,8 +90,9 @@ std::string check_conv_geometry(ConvGeometry& g) {
   // Every buffer the drivers and kernels size from the geometry, checked before any is computed
   // in plain arithmetic: the input and its packed form, the output, the re-laid-out weights with
   // the AVX2 lookup tables (256 bytes per weight word), one output row of every channel, and
-  // the row scratch of any path (at most 2 words per packed input word of min(kH, H) tap rows of
-  // round_up(OW, 64) + W + 64 + 2*sW*16 columns: see each path's conv_scratch_words).
+  // a unit of the row scratch of any path (2 words per packed input word of min(kH, H) tap rows
+  // of round_up(OW, 64) + W + 64 + 2*sW*16 columns; no path takes more than 8 such units: see
+  // each path's conv_scratch_words), so that none of those sizes can wrap.
   const int64_t cols = g.OW + g.W + 2 * kConvPixelBlock + 32 * g.sW;
   auto too_large = [](const char* what) {
     return std::string("the geometry is too large: ") + what +
@@ -235,9 +236,40 @@ void for_each_acc_row(const IsaKernels& k, const ConvGeometry& g, const uint64_t
 
 }  // namespace
 
+// True when k can convolve and transform rows of g in one pass (conv_rows_float).
+static bool fused_rows(const IsaKernels& k, const ConvGeometry& g) {
+  return k.conv_rows_float && k.conv_rows_contiguous && k.conv_rows_contiguous(g);
+}
+
+// Runs k.conv_rows_float over the work items [begin, end) (r = n*OH + oh), one image at a time;
+// t_at(n, oh) is the transform at row oh of image n.
+template <class TransformAt>
+static void fused_rows_run(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
+                           const ConvWeights& w, int64_t begin, int64_t end, TransformAt t_at) {
+  std::vector<uint64_t> scratch(static_cast<size_t>(conv_row_scratch_words(k, g)));
+  for (int64_t r = begin; r < end;) {
+    const int64_t n = r / g.OH, oh0 = r % g.OH;
+    const int64_t oh1 = std::min(g.OH, oh0 + (end - r));
+    k.conv_rows_float(g, xp + n * g.H * g.W * g.CW, w, oh0, oh1, t_at(n, oh0), scratch.data());
+    r += oh1 - oh0;
+  }
+}
+
 void conv_float(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
                 const ConvWeights& w, const float* scale, const float* bias, float* y,
                 int64_t begin, int64_t end) {
+  if (fused_rows(k, g)) {
+    fused_rows_run(k, g, xp, w, begin, end, [&](int64_t n, int64_t oh) {
+      ConvTransform t;
+      t.scale = scale;
+      t.bias = bias;
+      t.y = y + n * g.M * g.OH * g.OW + oh * g.OW;
+      t.y_ldm = g.OH * g.OW;
+      t.y_row_stride = g.OW;
+      return t;
+    });
+    return;
+  }
   for_each_acc_row(k, g, xp, w, begin, end, [&](int64_t n, int64_t oh, const int32_t* row) {
     for (int64_t m = 0; m < g.M; ++m) {
       float* dst = y + ((n * g.M + m) * g.OH + oh) * g.OW;
@@ -332,6 +364,24 @@ void scales_conv_rows(const IsaKernels& k, const ConvGeometry& g, const uint64_t
                       const ScalesBranches& b, const float* x, const float* S, const float* cs,
                       float* y, int64_t begin, int64_t end) {
   const int64_t OW = g.OW;
+  if (fused_rows(k, g)) {
+    fused_rows_run(k, g, xp, w, begin, end, [&](int64_t n, int64_t oh) {
+      ConvTransform t;
+      t.scale = scale;
+      t.bias = bias;
+      t.cs = cs ? cs + n * g.M : nullptr;
+      t.s = S ? S + (n * g.OH + oh) * OW : nullptr;
+      t.s_row_stride = OW;
+      t.skip = b.skip ? x + (n * g.C * g.H + oh) * g.W : nullptr;  // (the skip needs OH == H)
+      t.skip_ldm = g.H * g.W;
+      t.skip_row_stride = g.W;
+      t.y = y + n * g.M * g.OH * OW + oh * OW;
+      t.y_ldm = g.OH * OW;
+      t.y_row_stride = OW;
+      return t;
+    });
+    return;
+  }
   // Without a channel factor the multiply is by 1.0f, which is exact (x * 1.0f == x).
   auto* fn = S ? (b.skip ? &transform_row<true, true> : &transform_row<true, false>)
                : (b.skip ? &transform_row<false, true> : &transform_row<false, false>);

@@ -78,6 +78,24 @@ struct LinearWeights {
 // w: packed weights in the ONNX layout [M, KW].
 LinearWeights relayout_linear_weights(const uint64_t* w, int64_t M, int64_t K);
 
+// The float output transform of convolution accumulators acc for output rows [oh0, oh1) of one
+// image (docs/ops.md): for channel m < M, row r = oh - oh0 and pixel ow < OW,
+//   y[m*y_ldm + r*y_row_stride + ow] = ((float(acc) * scale[m] + bias[m]) * s[r*s_row_stride + ow])
+//                                      * cs[m] + skip[m*skip_ldm + r*skip_row_stride + ow]
+// each float32 operation rounded in that order (no FMA); bias null: + 0.0f; s null: no multiply;
+// cs null: * 1.0f; skip null: no add. The pointers are at row oh0.
+struct ConvTransform {
+  const float* scale = nullptr;
+  const float* bias = nullptr;
+  const float* cs = nullptr;
+  const float* s = nullptr;
+  int64_t s_row_stride = 0;
+  const float* skip = nullptr;
+  int64_t skip_ldm = 0, skip_row_stride = 0;
+  float* y = nullptr;
+  int64_t y_ldm = 0, y_row_stride = 0;
+};
+
 // The row functions of one ISA variant.
 struct IsaKernels {
   Path path;
@@ -111,6 +129,12 @@ struct IsaKernels {
   // driver may point it straight at the output planes (ldm = OH*OW; needs M == Mp) instead of a
   // row buffer (null: never).
   bool (*conv_rows_contiguous)(const ConvGeometry& g);
+  // conv_row over the output rows [oh0, oh1) of one image with the output transform t applied as
+  // the accumulators leave the registers, so each output float is written once and no int32 row
+  // is stored and read back (null: none; only called when conv_rows_contiguous(g)). The same
+  // bits as conv_row followed by the transform. scratch: conv_row_scratch_words(g) words.
+  void (*conv_rows_float)(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& w,
+                          int64_t oh0, int64_t oh1, const ConvTransform& t, uint64_t* scratch);
 };
 
 // ---- paths and run-time dispatch ----

@@ -192,6 +192,7 @@ const IsaKernels kNeonKernels = {
     neon_impl::gemm_row_impl,
     nullptr,
     nullptr,
+    nullptr,
 };
 
 }  // namespace kernels

@@ -59,6 +59,7 @@ const IsaKernels kPortableKernels = {
     portable_impl::gemm_row_impl,
     nullptr,
     nullptr,
+    nullptr,
 };
 
 }  // namespace kernels
