@@ -452,7 +452,21 @@ std::string find_ops_library(const std::string& flag) {
               "); pass --ops LIB or set " + kOpsEnv);
 }
 
-// The kernel path the library will use (its plain-C ABI); "" if it cannot say.
+// The kernel path each op node of the library chose (its plain-C ABI: a JSON array), or "null"
+// when the library cannot say.
+std::string kernel_choices(const std::string& lib) {
+  void* h = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+  if (!h) return "null";
+  using Choices = size_t (*)(char*, size_t);
+  auto fn = reinterpret_cast<Choices>(dlsym(h, "scales_edge_kernel_choices"));
+  if (!fn) return "null";
+  std::string buf(fn(nullptr, 0) + 1, '\0');
+  buf.resize(fn(&buf[0], buf.size()));
+  return buf;
+}
+
+// The kernel path the library will use (its plain-C ABI): a path name, or "auto" when each op
+// measures its own; "" if it cannot say.
 std::string resolve_kernel(const std::string& lib) {
   void* h = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!h) throw Error(lib + ": cannot load the op library: " + dlerror());
@@ -592,7 +606,8 @@ int run(int argc, char** argv) {
       ", \"p90_ms\": " + json_num(percentile(times, 90.0)) + ", \"min_ms\": " +
       json_num(*std::min_element(times.begin(), times.end())) + ", \"mean_ms\": " + json_num(mean) +
       ", \"megapixels_per_s\": " + json_num(median > 0 ? mp / (median / 1e3) : 0.0) +
-      ", \"profile\": null}";  // the runner does not profile (scales-edge bench --profile does)
+      ", \"profile\": null"  // the runner does not profile (scales-edge bench --profile does)
+      ", \"kernels\": " + kernel_choices(ops) + "}";
   const std::string payload =
       "{\n  \"schema\": " + json_str(kSchema) + ",\n  \"machine\": " + machine_json() +
       ",\n  \"peak_rss_mb\": " + json_num(peak_rss_mb()) + ",\n  \"results\": [" + result +

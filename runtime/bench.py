@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .library import kernel_choices
 from .profiling import profile_model
 from .session import load_model, make_session, metadata
 
@@ -41,6 +42,8 @@ class BenchResult:
     mean_ms: float
     megapixels_per_s: float  # output megapixels per second at the median
     profile: dict[str, Any] | None = None  # Profile.to_dict() when profiled
+    # The kernel path each scales_edge op node ran (library.kernel_choices(), for this model)
+    kernels: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,6 +131,7 @@ def benchmark(
         else:
             feeds.append({inp.name: rng.random(shape, dtype=np.float32)})
     out_shapes = []
+    kernels: list[list[dict[str, Any]]] = []
     total = len(sessions) * (warmup + runs) * (2 if profile else 1)
     done = 0
 
@@ -139,12 +143,14 @@ def benchmark(
 
     for (_, _, sess, _), feed in zip(sessions, feeds):
         out = None
+        before = len(kernel_choices())  # each op chooses its path in its first run
         for _ in range(warmup):
             out = sess.run(None, feed)[0]
             step()
         if out is None:
             out = sess.run(None, feed)[0]
         out_shapes.append(list(out.shape))
+        kernels.append(kernel_choices()[before:])
     times: list[list[float]] = [[] for _ in sessions]
     for _ in range(runs):
         for i, ((_, _, sess, _), feed) in enumerate(zip(sessions, feeds)):
@@ -159,7 +165,7 @@ def benchmark(
         for i, ((name, _, _, _), feed) in enumerate(zip(sessions, feeds)):
             profiles[i] = profile_model(name, feed, threads, runs, warmup, on_run=step).to_dict()
     results = []
-    for (name, nbytes, _, _), feed, shape, t, prof in zip(sessions, feeds, out_shapes, times, profiles):
+    for (name, nbytes, _, _), feed, shape, t, prof, kern in zip(sessions, feeds, out_shapes, times, profiles, kernels):
         st = _stats(t)
         mp = (shape[-1] * shape[-2]) / 1e6 if len(shape) == 4 else 0.0
         results.append(
@@ -173,6 +179,7 @@ def benchmark(
                 warmup=warmup,
                 megapixels_per_s=mp / (st["median_ms"] / 1e3),
                 profile=prof,
+                kernels=kern,
                 **st,
             )
         )

@@ -98,9 +98,21 @@ int bench_scales(const std::vector<const sk::IsaKernels*>& paths, int64_t C, int
       std::memcpy(&y_copy[static_cast<size_t>((c * H + b0) * W)], &x[static_cast<size_t>((c * H + b0) * W)],
                   static_cast<size_t>((e0 - b0) * W) * sizeof(float));
   });
+  float sink = 0.0f;
+  const double read = chunked_min(H, 8, runs, [&](int64_t b0, int64_t e0) {
+    float acc[16] = {0};
+    for (int64_t c = 0; c < C; ++c) {
+      const float* p = &x[static_cast<size_t>((c * H + b0) * W)];
+      const int64_t len = (e0 - b0) * W;
+      for (int64_t i = 0; i + 16 <= len; i += 16)
+        for (int l = 0; l < 16; ++l) acc[l] += p[i + l];
+    }
+    for (float v : acc) sink += v;
+  });
   std::printf("scales C=M=%lld %lldx%lld k=%lld, spatial + channel (from input) + skip; memcpy of "
-              "X's %.1f MB: %.3f ms (sum of per-chunk minima of %d runs)\n",
-              (long long)C, (long long)H, (long long)W, (long long)k, n * 4 / 1e6, copy, runs);
+              "X's %.1f MB: %.3f ms, a read of it: %.3f ms (sum of per-chunk minima of %d runs)%s\n",
+              (long long)C, (long long)H, (long long)W, (long long)k, n * 4 / 1e6, copy, read, runs,
+              sink == 12345.0f ? " " : "");
   for (const sk::IsaKernels* kp : paths) {
     const sk::ConvWeights cw = sk::relayout_conv_weights(*kp, wp.data(), C, k, k, C);
     const double t1 = chunked_min(H, 8, runs, [&](int64_t b0, int64_t e0) {

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -148,12 +149,49 @@ bool path_supported(Path p);
 // Supported paths, slowest first (portable always first).
 std::vector<Path> supported_paths();
 // The kernels to use: `name` (if non-null and non-empty), else the environment variable
-// SCALES_EDGE_KERNEL (if set and non-empty), else the fastest supported path. "auto" means the
-// fastest supported path. Returns nullptr and sets *error for an unknown or unavailable path.
+// SCALES_EDGE_KERNEL (if set and non-empty), else the newest supported path. "auto" means the
+// newest supported path here (the ops measure instead: choose_kernels). Returns nullptr and sets
+// *error for an unknown or unavailable path.
 const IsaKernels* select_kernels(const char* name, std::string* error);
+// True when `name` (if non-null and non-empty), else SCALES_EDGE_KERNEL, leaves the choice to
+// the ops ("auto", empty or unset).
+bool auto_requested(const char* name);
 constexpr const char* kKernelEnvVar = "SCALES_EDGE_KERNEL";
+// The path SCALES_EDGE_KERNEL forces: true and *k set when it names a path; false and *k null
+// when it is unset, empty or "auto" (then each op measures, choose_kernels); false and *error
+// set when it names an unknown or unavailable path.
+bool forced_kernels(const IsaKernels** k, std::string* error);
+// Weights re-laid out for this path serve every path that may run (the AVX2 lookup tables are
+// built when any supported path reads them): `forced` if non-null, else such a path.
+const IsaKernels& layout_kernels(const IsaKernels* forced);
+
+// ---- measured choice of a path (autotune.cc) ----
+// How the path of an op and geometry was chosen: forced by SCALES_EDGE_KERNEL, the only
+// supported path, measured, taken from an earlier measurement of the same key, or (once the
+// process has spent its measurement budget) the path measured fastest most often so far.
+enum class ChoiceHow { kForced, kOnly, kMeasured, kCached, kBudget };
+const char* choice_how_name(ChoiceHow how);
+struct PathChoice {
+  const IsaKernels* kernels = nullptr;
+  ChoiceHow how = ChoiceHow::kOnly;
+  // Measured milliseconds per work unit of each path (indexed by Path; < 0: not measured).
+  double unit_ms[kNumPaths] = {-1, -1, -1, -1};
+};
+// The fastest supported path for the work `key` describes (an op and its geometry), timed by
+// run(k, units), which must run `units` work units (e.g. output rows) of that work on path k
+// (1 <= units <= max_units) on the calling thread. Every supported path runs a unit twice; those
+// within 1.5x of the best then run a few units three times, alternating, and the least time per
+// unit wins. About 15 ms at most per key; the result is cached for the process under `key`, and
+// the process spends at most ~60 ms measuring in all (after that: ChoiceHow::kBudget).
+// Thread-safe (measurements are serialised, so two never disturb each other).
+PathChoice choose_kernels(const std::string& key,
+                          const std::function<void(const IsaKernels&, int64_t)>& run,
+                          int64_t max_units);
 
 // ---- range drivers (any thread, any sub-range) ----
+// Output rows a thread should take at a time, at least, for the convolution drivers: the
+// AVX-512 kernel lays out and sweeps 8 rows per channel block.
+constexpr int64_t kRowGrain = 8;
 // Pack X [N, C, H, W] into [N, H, W, CW]; work items are image rows r = n*H + h, r in [begin, end).
 void pack_nchw(const IsaKernels& k, const float* x, const float* beta, int64_t N, int64_t C,
                int64_t H, int64_t W, uint64_t* out, int64_t begin, int64_t end);

@@ -7,6 +7,7 @@
 //
 // Build: cmake -DSCALES_EDGE_BUILD_TESTS=ON ...; run: ctest or the scales_edge_kernel_tests binary.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -499,6 +500,45 @@ void test_dispatch() {
   check(!sk::check_conv_geometry(g).empty(), "stride 0 must be rejected");
 }
 
+// The measured choice (choose_kernels) takes the path that runs the work fastest, whichever is
+// newest: here a run function that is slower on the newest path, so on a CPU with two or more
+// paths the choice must fall elsewhere; the result is cached under its key.
+void test_measured_choice() {
+  const std::vector<sk::Path> paths = sk::supported_paths();
+  const sk::Path newest = paths.back();
+  auto spin_ms = [](double ms) {
+    const auto t0 = std::chrono::steady_clock::now();
+    while (std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() < ms) {
+    }
+  };
+  int calls = 0;
+  auto run = [&](const sk::IsaKernels& k, int64_t units) {
+    ++calls;
+    spin_ms(static_cast<double>(units) * (k.path == newest ? 0.4 : 0.1));
+  };
+  const sk::PathChoice c = sk::choose_kernels("test: the newest path is slower", run, 100);
+  if (paths.size() == 1) {
+    check(c.how == sk::ChoiceHow::kOnly && c.kernels->path == newest, "one path: no measurement");
+    return;
+  }
+  check(c.how == sk::ChoiceHow::kMeasured, "two or more paths: the choice is measured");
+  check(c.kernels->path != newest,
+        std::string("the measured choice took the slower newest path ") + sk::path_name(newest));
+  check(c.unit_ms[static_cast<int>(newest)] > c.unit_ms[static_cast<int>(c.kernels->path)],
+        "the recorded unit times favour the chosen path");
+  const int before = calls;
+  const sk::PathChoice again = sk::choose_kernels("test: the newest path is slower", run, 100);
+  check(again.how == sk::ChoiceHow::kCached && again.kernels == c.kernels && calls == before,
+        "the same key is not measured twice");
+  const sk::PathChoice fast_new = sk::choose_kernels(
+      "test: the newest path is faster",
+      [&](const sk::IsaKernels& k, int64_t units) {
+        spin_ms(static_cast<double>(units) * (k.path == newest ? 0.1 : 0.4));
+      },
+      100);
+  check(fast_new.kernels->path == newest, "the newest path, when it is the fastest");
+}
+
 // Sizes derived from attributes: huge dilations and pads on a tiny input must neither wrap a size
 // computation nor make a path's row scratch grow with the dilation instead of the input (issue 16:
 // the scratch of [1, 256, 1, 1] with dilations [2^31-1, 2^30-64] wrapped to 0 and the AVX2 path
@@ -571,6 +611,7 @@ int main() {
   std::printf("kernel paths supported here: %s\n", names.c_str());
 
   test_dispatch();
+  test_measured_choice();
   test_huge_attributes(paths);
 
   // Hand-picked convolution shapes (channel counts around word boundaries, all-padding pixels).
