@@ -7,6 +7,8 @@
 // conv: k x k convolution of a packed 1 x C x H x W input (pads k/2*dilation), conv_row over every
 // output row into one row buffer (what the drivers call), then the same through conv_int32.
 // gemm: gemm_row over H*W tokens of C features, M outputs.
+// linear: the whole BinaryLinear on float tokens (linear_float), beside its copy floor: reading
+// each token's C floats and writing M (the input copied into each C-wide part of the output).
 // scales: ScalesConv2d's two passes on float input (spatial and channel branches from the input,
 // skip; M = C): pack_nchw_scales, then scales_conv_rows, beside a memcpy of the input's bytes.
 #include <algorithm>
@@ -136,6 +138,42 @@ int bench_scales(const std::vector<const sk::IsaKernels*>& paths, int64_t C, int
   return 0;
 }
 
+int bench_linear(const std::vector<const sk::IsaKernels*>& paths, int64_t K, int64_t M,
+                 int64_t rows, int runs) {
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(rows * K)), y(static_cast<size_t>(rows * M));
+  std::vector<float> beta(static_cast<size_t>(K)), scale(static_cast<size_t>(M)), bias(static_cast<size_t>(M));
+  for (auto& v : x) v = normal(rng);
+  for (auto& v : beta) v = 0.2f * normal(rng);
+  for (auto& v : scale) v = 0.05f * std::abs(normal(rng));
+  for (auto& v : bias) v = 0.1f * normal(rng);
+  const int64_t KW = sk::words_for(K);
+  std::vector<uint64_t> wp(static_cast<size_t>(M * KW));
+  for (auto& v : wp) v = rng();
+  const sk::LinearWeights lw = sk::relayout_linear_weights(wp.data(), M, K);
+  constexpr int64_t kChunk = 1024;
+  const double floor = chunked_min(rows, kChunk, runs, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r)
+      for (int64_t m0 = 0; m0 < M; m0 += K)
+        std::memcpy(&y[static_cast<size_t>(r * M + m0)], &x[static_cast<size_t>(r * K)],
+                    static_cast<size_t>(std::min(K, M - m0)) * sizeof(float));
+  });
+  std::printf("linear %lld tokens, K=%lld M=%lld: copy floor (read %.1f MB, write %.1f MB) %.3f ms "
+              "(sum of per-chunk minima of %d runs)\n",
+              (long long)rows, (long long)K, (long long)M, rows * K * 4 / 1e6, rows * M * 4 / 1e6,
+              floor, runs);
+  for (const sk::IsaKernels* kp : paths) {
+    const double t = chunked_min(rows, kChunk, runs, [&](int64_t b, int64_t e) {
+      sk::linear_float(*kp, x.data(), beta.data(), lw, scale.data(), bias.data(), y.data(), b, e);
+    });
+    std::printf("  %-9s linear_float %8.3f ms (%.2fx the copy floor)  checksum %016llx\n", kp->name,
+                t, t / floor,
+                (unsigned long long)checksum(reinterpret_cast<const uint32_t*>(y.data()), y.size()));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -147,7 +185,7 @@ int main(int argc, char** argv) {
     const std::string a = argv[i];
     if (a == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
     else if (a == "--paths" && i + 1 < argc) only = argv[++i];
-    else if (a == "conv" || a == "gemm" || a == "scales") mode = a;
+    else if (a == "conv" || a == "gemm" || a == "scales" || a == "linear") mode = a;
     else num.push_back(std::atoll(argv[i]));
   }
   auto arg = [&](size_t i, int64_t d) { return i < num.size() ? num[i] : d; };
@@ -189,6 +227,7 @@ int main(int argc, char** argv) {
   }
 
   if (mode == "scales") return bench_scales(paths, C, H, W, k, runs);
+  if (mode == "linear") return bench_linear(paths, C, M, H * W, runs);
 
   sk::ConvGeometry g;
   g.N = 1; g.C = C; g.H = H; g.W = W; g.M = M; g.kH = k; g.kW = k; g.sH = s; g.sW = s;

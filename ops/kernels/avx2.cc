@@ -304,6 +304,7 @@ const IsaKernels kAvx2Kernels = {
     avx2_impl::conv_scratch_words_impl,
     avx2_impl::planes_apply,
     nullptr,
+    nullptr,
 };
 
 }  // namespace kernels

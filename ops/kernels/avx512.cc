@@ -1,6 +1,6 @@
 // AVX-512 path, popcount with VPOPCNTQ (AVX512_VPOPCNTDQ). Convolutions with column strides up to 4
-// put 8 output pixels in the lanes (conv_px8_avx512.cc); the others, and the binary matmul, 8
-// output channels per 512-bit vector (isa_impl.h). Compiled with -mavx512f -mavx512bw -mavx512vl
+// put 8 output pixels in the lanes (conv_px8_avx512.cc); the others 8 output channels per 512-bit
+// vector (isa_impl.h); the binary matmul 16 channels per step (linear_avx512.cc). Compiled with -mavx512f -mavx512bw -mavx512vl
 // -mavx512dq -mavx512vpopcntdq on x86-64 only; selected at run time when the CPU (and OS) support
 // all of them.
 #include <immintrin.h>
@@ -14,6 +14,7 @@
 #define SCALES_EDGE_ISA_CUSTOM_PACK 1
 #define SCALES_EDGE_ISA_FUSED_PACK 1
 #define SCALES_EDGE_ISA_CUSTOM_CONV 1
+#define SCALES_EDGE_ISA_CUSTOM_GEMM 1
 
 namespace scales_edge {
 namespace kernels {
@@ -66,6 +67,14 @@ void conv_rows_float(const ConvGeometry& g, const uint64_t* x_img, const ConvWei
                      int64_t oh0, int64_t oh1, const ConvTransform& t, uint64_t* scratch);
 }  // namespace conv_px8_avx512
 
+namespace linear_avx512 {  // linear_avx512.cc
+void linear_rows_float(const float* x, const float* beta, const LinearWeights& w,
+                       const float* scale, const float* bias, float* y, int64_t begin,
+                       int64_t end, uint64_t* words);
+void gemm_row(const uint64_t* x, int64_t K, int64_t KW, const uint64_t* w, int64_t Mp,
+              int32_t* acc);
+}  // namespace linear_avx512
+
 namespace avx512_impl {
 static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
                           int64_t oh, int32_t* acc, int64_t ldm, uint64_t* scratch) {
@@ -84,10 +93,11 @@ const IsaKernels kAvx512Kernels = {
     avx512_impl::pack_nchw_row_impl,
     avx512_impl::pack_row_impl,
     avx512_impl::conv_row_impl,
-    avx512_impl::gemm_row_impl,
+    linear_avx512::gemm_row,
     conv_px8_avx512::scratch_words,
     conv_px8_avx512::applies,
     conv_px8_avx512::conv_rows_float,
+    linear_avx512::linear_rows_float,
 };
 
 }  // namespace kernels

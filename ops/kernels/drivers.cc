@@ -431,5 +431,24 @@ void gemm_float(const IsaKernels& k, const uint64_t* xp, const LinearWeights& w,
   }
 }
 
+void linear_float(const IsaKernels& k, const float* x, const float* beta, const LinearWeights& w,
+                  const float* scale, const float* bias, float* y, int64_t begin, int64_t end) {
+  std::vector<uint64_t> words(static_cast<size_t>(w.KW));
+  if (k.linear_rows_float) {
+    k.linear_rows_float(x, beta, w, scale, bias, y, begin, end, words.data());
+    return;
+  }
+  std::vector<int32_t> row(static_cast<size_t>(w.Mp));
+  for (int64_t r = begin; r < end; ++r) {
+    k.pack_row(x + r * w.K, beta, w.K, words.data());
+    k.gemm_row(words.data(), w.K, w.KW, w.data.data(), w.Mp, row.data());
+    float* dst = y + r * w.M;
+    for (int64_t m = 0; m < w.M; ++m) {
+      const float prod = static_cast<float>(row[static_cast<size_t>(m)]) * scale[m];
+      dst[m] = prod + (bias ? bias[m] : 0.0f);
+    }
+  }
+}
+
 }  // namespace kernels
 }  // namespace scales_edge

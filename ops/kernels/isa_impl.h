@@ -24,7 +24,9 @@
 //                       with the sums and spatial dot (e.g. pack_avx2.h); else the one below packs
 //                       with pack_nchw_bits and computes them in separate sweeps;
 //   SCALES_EDGE_ISA_CUSTOM_CONV  when the variant defines its own conv_row_impl, after including
-//                       (so it can use valid_taps and conv_row_generic below; e.g. avx2.cc).
+//                       (so it can use valid_taps and conv_row_generic below; e.g. avx2.cc);
+//   SCALES_EDGE_ISA_CUSTOM_GEMM  when it brings its own matmul row (e.g. avx512.cc), so
+//                       gemm_row_impl below is left out.
 //
 // This file must not use standard-library templates or other inline functions with external
 // linkage: a copy compiled with AVX-512 flags could be picked by the linker for every caller.
@@ -154,6 +156,7 @@ static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const Co
 }
 #endif  // SCALES_EDGE_ISA_CUSTOM_CONV
 
+#ifndef SCALES_EDGE_ISA_CUSTOM_GEMM
 template <int R>
 static inline void gemm_block(const uint64_t* x, int64_t K, int64_t KW, const uint64_t* w,
                               int64_t Mp, int64_t m0, int32_t* out) {
@@ -179,6 +182,7 @@ static void gemm_row_impl(const uint64_t* x, int64_t K, int64_t KW, const uint64
   for (; m0 + kBig <= Mp; m0 += kBig) gemm_block<Ops::kBlock>(x, K, KW, w, Mp, m0, acc);
   for (; m0 < Mp; m0 += Ops::kLanes) gemm_block<1>(x, K, KW, w, Mp, m0, acc);
 }
+#endif  // SCALES_EDGE_ISA_CUSTOM_GEMM
 
 }  // namespace SCALES_EDGE_ISA_NS
 }  // namespace kernels

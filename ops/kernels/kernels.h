@@ -136,6 +136,12 @@ struct IsaKernels {
   // bits as conv_row followed by the transform. scratch: conv_row_scratch_words(g) words.
   void (*conv_rows_float)(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& w,
                           int64_t oh0, int64_t oh1, const ConvTransform& t, uint64_t* scratch);
+  // The whole BinaryLinear on float rows [begin, end) of X [rows, K]: y[r*M + m] =
+  // float(acc) * scale[m] + bias[m] (bias null: + 0.0f), each row packed, multiplied and
+  // transformed in registers (null: none). words: w.KW words of scratch.
+  void (*linear_rows_float)(const float* x, const float* beta, const LinearWeights& w,
+                            const float* scale, const float* bias, float* y, int64_t begin,
+                            int64_t end, uint64_t* words);
 };
 
 // ---- paths and run-time dispatch ----
@@ -212,6 +218,11 @@ void gemm_int32(const IsaKernels& k, const uint64_t* xp, const LinearWeights& w,
 // Same, writing Y = float(acc) * scale[m] + bias[m] as float [rows, M]; bias may be null (0).
 void gemm_float(const IsaKernels& k, const uint64_t* xp, const LinearWeights& w,
                 const float* scale, const float* bias, float* y, int64_t begin, int64_t end);
+// The whole BinaryLinear on float rows [begin, end) of X [rows, K] (binarize+pack, matmul, output
+// transform): k.linear_rows_float when the path has it, else row by row with pack_row, gemm_row
+// and the transform, so each row's floats are read and written once.
+void linear_float(const IsaKernels& k, const float* x, const float* beta, const LinearWeights& w,
+                  const float* scale, const float* bias, float* y, int64_t begin, int64_t end);
 
 // ---- the fused SCALES convolution (ScalesConv2d, op-domain version 2; docs/ops.md) ----
 // Y = ((float(acc) * scale[m] + bias[m]) * S[n, oh, ow]) * Cs[n, m] + X[n, m, oh, ow], where

@@ -193,6 +193,7 @@ const IsaKernels kNeonKernels = {
     nullptr,
     nullptr,
     nullptr,
+    nullptr,
 };
 
 }  // namespace kernels

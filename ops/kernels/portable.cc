@@ -60,6 +60,7 @@ const IsaKernels kPortableKernels = {
     nullptr,
     nullptr,
     nullptr,
+    nullptr,
 };
 
 }  // namespace kernels

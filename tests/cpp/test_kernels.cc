@@ -320,14 +320,27 @@ void test_linear_case(const std::vector<const sk::IsaKernels*>& paths, int64_t r
     check(acc == acc_ref, tag + ": int32 accumulators differ");
     std::vector<float> y(acc_ref.size());
     sk::gemm_float(*k, xp_ref.data(), lw, scale.data(), bias.data(), y.data(), 0, rows);
-    size_t fbad = 0;
+    std::vector<float> y_ref(acc_ref.size()), y_ref_nb(acc_ref.size());
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t m = 0; m < M; ++m) {
         const size_t idx = static_cast<size_t>(r * M + m);
         const float prod = static_cast<float>(acc_ref[idx]) * scale[static_cast<size_t>(m)];
-        fbad += !(y[idx] == prod + bias[static_cast<size_t>(m)]);
+        y_ref[idx] = prod + bias[static_cast<size_t>(m)];
+        y_ref_nb[idx] = prod + 0.0f;
       }
-    check(fbad == 0, tag + ": " + std::to_string(fbad) + " float outputs differ");
+    check(bit_diffs(y, y_ref) == 0,
+          tag + ": " + std::to_string(bit_diffs(y, y_ref)) + " float outputs differ");
+    // The whole layer on float rows (the fused row kernel where the path has one), in two
+    // sub-ranges, with and without bias.
+    std::vector<float> yl(acc_ref.size(), -7.0f);
+    sk::linear_float(*k, x.data(), beta.data(), lw, scale.data(), bias.data(), yl.data(), 0, rows / 2);
+    sk::linear_float(*k, x.data(), beta.data(), lw, scale.data(), bias.data(), yl.data(), rows / 2, rows);
+    check(bit_diffs(yl, y_ref) == 0,
+          tag + ": linear_float: " + std::to_string(bit_diffs(yl, y_ref)) + " outputs differ");
+    sk::linear_float(*k, x.data(), beta.data(), lw, scale.data(), nullptr, yl.data(), 0, rows);
+    check(bit_diffs(yl, y_ref_nb) == 0,
+          tag + ": linear_float without bias: " + std::to_string(bit_diffs(yl, y_ref_nb)) +
+              " outputs differ");
   }
 }
 
