@@ -123,16 +123,18 @@ static inline void conv_pixel_block(const ConvGeometry& g, const uint64_t* x_img
     Ops::finish(acc[r], valid_bits, out + (m0 + r * Ops::kLanes) * ldm, ldm);
 }
 
-// Any geometry, output channels in the vector lanes, weights from ConvWeights::data.
-static void conv_row_generic(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
-                             int64_t oh, int32_t* acc, int64_t ldm, uint64_t* /*scratch*/) {
+// Output pixels [ow_begin, ow_end) of output row oh: any geometry, output channels in the
+// vector lanes, weights from ConvWeights::data.
+static void conv_pixels_generic(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
+                                int64_t oh, int64_t ow_begin, int64_t ow_end, int32_t* acc,
+                                int64_t ldm) {
   const uint64_t* w = cw.data.data();
   constexpr int64_t kBig = int64_t(Ops::kBlock) * Ops::kLanes;
   const int64_t Mp = g.Mp;
   const int64_t ih0 = oh * g.sH - g.pT;
   int64_t i0, i1;
   valid_taps(ih0, g.dH, g.kH, g.H, &i0, &i1);
-  for (int64_t ow = 0; ow < g.OW; ++ow) {
+  for (int64_t ow = ow_begin; ow < ow_end; ++ow) {
     int32_t* out = acc + ow;
     const int64_t iw0 = ow * g.sW - g.pL;
     int64_t j0, j1;
@@ -147,6 +149,12 @@ static void conv_row_generic(const ConvGeometry& g, const uint64_t* x_img, const
     for (; m0 < Mp; m0 += Ops::kLanes)
       conv_pixel_block<1>(g, x_img, w, m0, ih0, i0, i1, iw0, j0, j1, out, ldm);
   }
+}
+
+// The whole output row (a variant with its own conv_row_impl may not use it).
+[[maybe_unused]] static void conv_row_generic(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
+                             int64_t oh, int32_t* acc, int64_t ldm, uint64_t* /*scratch*/) {
+  conv_pixels_generic(g, x_img, cw, oh, 0, g.OW, acc, ldm);
 }
 
 #ifndef SCALES_EDGE_ISA_CUSTOM_CONV

@@ -13,11 +13,13 @@
 #include <cstdint>
 
 #include "kernels.h"
+#include "taps.h"
 
 #define SCALES_EDGE_ISA_NS neon_impl
 // This file brings its own binarize+pack row kernels (isa_impl.h then adds the sums and spatial
-// dot of pack_nchw_row, and provides conv and matmul).
+// dot of pack_nchw_row, and provides the matmul and the channels-in-lanes conv for border pixels).
 #define SCALES_EDGE_ISA_CUSTOM_PACK 1
+#define SCALES_EDGE_ISA_CUSTOM_CONV 1
 
 namespace scales_edge {
 namespace kernels {
@@ -54,8 +56,6 @@ struct Ops {
   }
 };
 
-static inline int64_t imin_pack(int64_t a, int64_t b) { return a < b ? a : b; }
-
 // Bit j (j < n <= 32) of each 32-bit lane of the result is 1 where sign(x - beta) = -1 for channel
 // c0 + j, for NV vectors of 4 consecutive pixels (xw = x + pixel offset; channel c at c*plane).
 // The compare masks are shifted in from the highest channel down: acc = (acc << 1) + (ge >> 31),
@@ -85,7 +85,7 @@ template <int NV>
 static inline void pack_pixels(const float* x, int64_t plane, const float* beta, int64_t cw,
                                int64_t nbits, int64_t CW, int64_t w0, uint64_t* out) {
   uint32x4_t lo[NV], hi[NV];
-  const int64_t nlo = imin_pack(32, nbits);
+  const int64_t nlo = imin(32, nbits);
   pack_half<NV>(x + w0, plane, beta, 64 * cw, nlo, lo);
   if (nbits > 32) {
     pack_half<NV>(x + w0, plane, beta, 64 * cw + 32, nbits - 32, hi);
@@ -114,7 +114,7 @@ static void pack_nchw_bits(const float* x, int64_t plane, const float* beta, int
                            int64_t W, uint64_t* out, uint64_t* /*scratch*/) {
   const int64_t CW = (C + 63) / 64;
   for (int64_t cw = 0; cw < CW; ++cw) {
-    const int64_t nbits = imin_pack(64, C - 64 * cw);
+    const int64_t nbits = imin(64, C - 64 * cw);
     int64_t w = 0;
     for (; w + 8 <= W; w += 8) pack_pixels<2>(x, plane, beta, cw, nbits, CW, w, out);
     for (; w + 4 <= W; w += 4) pack_pixels<1>(x, plane, beta, cw, nbits, CW, w, out);
@@ -149,7 +149,7 @@ static void pack_row_impl(const float* x, const float* beta, int64_t K, uint64_t
   static const uint8_t kWeights[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
   const uint8x16_t weights = vld1q_u8(kWeights);
   for (int64_t kw = 0; kw < KW; ++kw) {
-    const int64_t nbits = imin_pack(64, K - 64 * kw);
+    const int64_t nbits = imin(64, K - 64 * kw);
     const float* xk = x + 64 * kw;
     const float* bk = beta + 64 * kw;
     if (nbits == 64) {
@@ -181,6 +181,25 @@ static void pack_row_impl(const float* x, const float* beta, int64_t K, uint64_t
 namespace scales_edge {
 namespace kernels {
 
+namespace conv_px2_neon {  // conv_px2_neon.cc
+bool applies(const ConvGeometry& g);
+int64_t scratch_words(const ConvGeometry& g);
+void interior(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw, int64_t oh,
+              int32_t* acc, int64_t ldm, uint64_t* scratch, int64_t* lo, int64_t* end);
+}  // namespace conv_px2_neon
+
+namespace neon_impl {
+// The interior pixels of a row with 2 pixels per vector (conv_px2_neon.cc), the rest with the
+// channels-in-lanes kernel of isa_impl.h.
+static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
+                          int64_t oh, int32_t* acc, int64_t ldm, uint64_t* scratch) {
+  int64_t lo = 0, end = 0;
+  if (conv_px2_neon::applies(g)) conv_px2_neon::interior(g, x_img, cw, oh, acc, ldm, scratch, &lo, &end);
+  conv_pixels_generic(g, x_img, cw, oh, 0, lo, acc, ldm);
+  conv_pixels_generic(g, x_img, cw, oh, end, g.OW, acc, ldm);
+}
+}  // namespace neon_impl
+
 extern const IsaKernels kNeonKernels;
 const IsaKernels kNeonKernels = {
     Path::kNeon,
@@ -190,8 +209,8 @@ const IsaKernels kNeonKernels = {
     neon_impl::pack_row_impl,
     neon_impl::conv_row_impl,
     neon_impl::gemm_row_impl,
-    nullptr,
-    nullptr,
+    conv_px2_neon::scratch_words,
+    conv_px2_neon::applies,
     nullptr,
     nullptr,
 };

@@ -668,6 +668,17 @@ int main() {
     test_conv_case(paths, g, /*opposite=*/true);
   }
   {
+    // The NEON pixel-lane kernel's 16-bit lanes at their limit: 455 words x 9 taps = 4095 tap
+    // words per block with every XOR bit set (16 per lane per word: 65520), and one word more
+    // (that kernel leaves it to the channels-in-lanes one).
+    sk::ConvGeometry g;
+    g.N = 1; g.C = 64 * 455; g.H = 3; g.W = 12; g.M = 8; g.kH = 3; g.kW = 3;
+    g.pT = g.pL = g.pB = g.pR = 1;
+    test_conv_case(paths, g, /*opposite=*/true);
+    g.C += 64;
+    test_conv_case(paths, g, /*opposite=*/true);
+  }
+  {
     // A long reduction: more words per accumulator (461 words x 9 taps at the centre pixel) than
     // the narrow counters of the NEON (4095 words) and AVX2 (31) kernels hold before a flush.
     sk::ConvGeometry g;
