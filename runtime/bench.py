@@ -9,6 +9,7 @@ the timed runs, so profiling overhead never enters the latency numbers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import resource
@@ -95,6 +96,23 @@ def machine_info() -> dict[str, object]:
     }
 
 
+@contextlib.contextmanager
+def _forced_kernel(path: str | None):
+    """SCALES_EDGE_KERNEL=path while a session is created (the ops read it then); None: unchanged."""
+    if path is None:
+        yield
+        return
+    old = os.environ.get("SCALES_EDGE_KERNEL")
+    os.environ["SCALES_EDGE_KERNEL"] = path
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["SCALES_EDGE_KERNEL"]
+        else:
+            os.environ["SCALES_EDGE_KERNEL"] = old
+
+
 def benchmark(
     models: Sequence[str | os.PathLike],
     size: tuple[int, int] = (180, 320),
@@ -104,8 +122,12 @@ def benchmark(
     seed: int = 0,
     on_step: Callable[[int, int], None] | None = None,
     profile: bool = False,
+    kernel_paths: Sequence[str | None] | None = None,
 ) -> list[BenchResult]:
     """Benchmark ``models`` (alternating) on one random ``[1, C, H, W]`` input; ``size`` is (H, W).
+
+    ``kernel_paths``: per model, the kernel path its session forces (``SCALES_EDGE_KERNEL`` while
+    it is created; None: the environment's setting), so one model can be timed on every path.
 
     ``profile``: afterwards, run each model ``warmup + runs`` more times in a profiled session and
     attach the kernel time per op type and per group (:class:`.profiling.Profile`).
@@ -115,10 +137,14 @@ def benchmark(
     from the next one (at 2 threads that made ORT's own FP32 Conv 1.4x slower than at 1 thread)."""
     if runs < 1 or warmup < 0:
         raise ValueError("runs must be >= 1 and warmup >= 0")
+    if kernel_paths is not None and len(kernel_paths) != len(models):
+        raise ValueError("kernel_paths needs one entry per model")
     sessions = []
-    for m in models:
+    for i, m in enumerate(models):
         proto = load_model(m)
-        sess = make_session(m, threads=threads, spin=len(models) == 1)
+        path = kernel_paths[i] if kernel_paths is not None else None
+        with _forced_kernel(path):
+            sess = make_session(m, threads=threads, spin=len(models) == 1)
         sessions.append((str(m), Path(m).stat().st_size, sess, metadata(proto)))
     rng = np.random.default_rng(seed)
     feeds = []
