@@ -47,7 +47,7 @@ struct Ops {
   }
 };
 
-#include "pack_avx2.h"
+#include "pack_avx512.h"
 
 }  // namespace avx512_impl
 }  // namespace kernels

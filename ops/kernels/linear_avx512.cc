@@ -2,8 +2,8 @@
 // VPOPCNTQ), 16 channels per step so that two vectors of counts narrow into one vector of int32
 // (one permute).
 //
-// linear_rows_float runs a whole token in registers: binarize+pack its K floats (a compare per 16
-// features straight into a mask register: 4 compares make a 64-bit word), XOR-popcount against
+// linear_rows_float runs a whole token in registers: binarize+pack its K floats (pack_avx512.h: a
+// compare per 16 features straight into a mask register, 4 make a 64-bit word), XOR-popcount against
 // every output channel's weights, and the output transform float(acc) * scale + bias, so each
 // token's input is read once and its output written once (BinaryLinear moves little else: its
 // float input and output are what bounds it). gemm_row is the int32 row of IsaKernels.
@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "kernels.h"
+#include "reductions.h"
 
 namespace scales_edge {
 namespace kernels {
@@ -20,26 +21,7 @@ namespace linear_avx512 {
 
 namespace {
 
-// The packed words of one row of K features (sign bits of x - beta, bit 1 = -1, NaN -1, padding
-// bits 0).
-inline void pack_token(const float* x, const float* beta, int64_t K, int64_t KW, uint64_t* words) {
-  const __m512 zero = _mm512_setzero_ps();
-  for (int64_t kw = 0; kw < KW; ++kw) {
-    uint64_t word = 0;
-    for (int q = 0; q < 4; ++q) {
-      const int64_t k0 = 64 * kw + 16 * q;
-      if (k0 >= K) break;
-      const __mmask16 valid =
-          K - k0 >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (K - k0)) - 1);
-      const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(valid, x + k0),
-                                     _mm512_maskz_loadu_ps(valid, beta + k0));
-      // _CMP_GE_OQ is false for NaN: its bit is 1 (sign -1) after the inversion.
-      const __mmask16 ge = _mm512_cmp_ps_mask(d, zero, _CMP_GE_OQ);
-      word |= static_cast<uint64_t>(static_cast<uint16_t>(~ge & valid)) << (16 * q);
-    }
-    words[kw] = word;
-  }
-}
+#include "pack_avx512.h"  // pack_row_impl: a row of K features, 4 compares per 64-bit word
 
 // Popcounts of x ^ w for the 8 channels of one weight vector, over KW words (w: [KW][Mp]).
 inline __m512i pops8(const uint64_t* words, int64_t KW, const uint64_t* w, int64_t Mp) {
@@ -77,7 +59,7 @@ void linear_rows_float(const float* x, const float* beta, const LinearWeights& l
   const uint64_t* w = lw.data.data();
   const __m512i k32 = _mm512_set1_epi32(static_cast<int>(K));
   for (int64_t r = begin; r < end; ++r) {
-    pack_token(x + r * K, beta, K, KW, words);
+    pack_row_impl(x + r * K, beta, K, words);
     float* yr = y + r * M;
     for (int64_t m0 = 0; m0 < M; m0 += 16) {
       const __mmask16 lanes =
