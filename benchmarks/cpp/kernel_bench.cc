@@ -248,7 +248,9 @@ int main(int argc, char** argv) {
   const int64_t kChunk = 8;
   const int64_t chunks = (g.OH + kChunk - 1) / kChunk;
   std::vector<std::vector<double>> best_row(paths.size(), std::vector<double>(chunks, 1e30));
-  std::vector<std::vector<double>> best_drv = best_row;
+  std::vector<std::vector<double>> best_drv = best_row, best_flt = best_row;
+  std::vector<float> yf(static_cast<size_t>(M * g.OH * g.OW)), scale(static_cast<size_t>(M), 0.01f),
+      bias(static_cast<size_t>(M), 0.5f);
   std::vector<uint64_t> sum_drv(paths.size());
   std::vector<std::vector<uint64_t>> scratch(paths.size());
   for (size_t p = 0; p < paths.size(); ++p)
@@ -270,9 +272,12 @@ int main(int argc, char** argv) {
           sk::conv_int32(*paths[p], g, xp.data(), cws[p], acc.data(), b, e);
         }
         const double t2 = now_ms();
+        sk::conv_float(*paths[p], g, xp.data(), cws[p], scale.data(), bias.data(), yf.data(), b, e);
+        const double t3 = now_ms();
         if (r >= 1) {
           best_row[p][c] = std::min(best_row[p][c], t1 - t0);
           best_drv[p][c] = std::min(best_drv[p][c], t2 - t1);
+          best_flt[p][c] = std::min(best_flt[p][c], t3 - t2);
         }
         if (c == chunks - 1) sum_drv[p] = checksum(acc.data(), acc.size());
       }
@@ -281,10 +286,12 @@ int main(int argc, char** argv) {
               (long long)C, (long long)M, (long long)H, (long long)W, (long long)k, (long long)s,
               (long long)d, (long long)g.OH, (long long)g.OW, runs, (long long)kChunk);
   for (size_t p = 0; p < paths.size(); ++p) {
-    double tr = 0, td = 0;
-    for (int64_t c = 0; c < chunks; ++c) tr += best_row[p][c], td += best_drv[p][c];
-    std::printf("  %-9s conv_row %8.3f ms | %s %8.3f ms  checksum %016llx\n", paths[p]->name, tr,
-                direct ? "direct to planes" : "conv_int32", td, (unsigned long long)sum_drv[p]);
+    double tr = 0, td = 0, tf = 0;
+    for (int64_t c = 0; c < chunks; ++c)
+      tr += best_row[p][c], td += best_drv[p][c], tf += best_flt[p][c];
+    std::printf("  %-9s conv_row %8.3f ms | %s %8.3f ms | conv_float %8.3f ms  checksum %016llx\n",
+                paths[p]->name, tr, direct ? "direct to planes" : "conv_int32", td, tf,
+                (unsigned long long)sum_drv[p]);
   }
   return 0;
 }

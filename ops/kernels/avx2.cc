@@ -58,6 +58,7 @@ struct Ops {
 };
 
 #include "pack_avx2.h"
+#include "transform_avx2.h"
 
 }  // namespace avx2_impl
 }  // namespace kernels
@@ -305,6 +306,7 @@ const IsaKernels kAvx2Kernels = {
     avx2_impl::planes_apply,
     nullptr,
     nullptr,
+    avx2_impl::transform_row_impl,
 };
 
 }  // namespace kernels

@@ -48,6 +48,7 @@ struct Ops {
 };
 
 #include "pack_avx512.h"
+#include "transform_avx2.h"
 
 }  // namespace avx512_impl
 }  // namespace kernels
@@ -98,6 +99,7 @@ const IsaKernels kAvx512Kernels = {
     conv_px8_avx512::applies,
     conv_px8_avx512::conv_rows_float,
     linear_avx512::linear_rows_float,
+    avx512_impl::transform_row_impl,
 };
 
 }  // namespace kernels

@@ -276,6 +276,10 @@ void conv_float(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
       const int32_t* src = row + m * g.OW;
       const float s = scale[m];
       const float b = bias ? bias[m] : 0.0f;
+      if (k.transform_row) {  // (prod + b) * 1.0f: the same bits
+        k.transform_row(src, g.OW, s, b, nullptr, 1.0f, nullptr, dst);
+        continue;
+      }
       for (int64_t ow = 0; ow < g.OW; ++ow) {
         const float prod = static_cast<float>(src[ow]) * s;
         dst[ow] = prod + b;
@@ -359,6 +363,9 @@ void transform_row(const int32_t* src, int64_t n, float sc, float bi, const floa
 
 }  // namespace
 
+// Channels ahead whose skip and output rows the row-buffer transform prefetches.
+constexpr int64_t kPrefetchChannels = 2;
+
 void scales_conv_rows(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
                       const ConvWeights& w, const float* scale, const float* bias,
                       const ScalesBranches& b, const float* x, const float* S, const float* cs,
@@ -383,14 +390,25 @@ void scales_conv_rows(const IsaKernels& k, const ConvGeometry& g, const uint64_t
     return;
   }
   // Without a channel factor the multiply is by 1.0f, which is exact (x * 1.0f == x).
-  auto* fn = S ? (b.skip ? &transform_row<true, true> : &transform_row<true, false>)
-               : (b.skip ? &transform_row<false, true> : &transform_row<false, false>);
+  auto* fn = k.transform_row ? k.transform_row
+             : S ? (b.skip ? &transform_row<true, true> : &transform_row<true, false>)
+                 : (b.skip ? &transform_row<false, true> : &transform_row<false, false>);
   for_each_acc_row(k, g, xp, w, begin, end, [&](int64_t n, int64_t oh, const int32_t* row) {
     const float* s_row = S ? S + (n * g.OH + oh) * OW : nullptr;
     for (int64_t m = 0; m < g.M; ++m) {
       const float* xs = b.skip ? x + ((n * g.C + m) * g.H + oh) * g.W : nullptr;
+      float* dst = y + ((n * g.M + m) * g.OH + oh) * OW;
+      // The next channels' rows are short runs in other planes: ask for their lines ahead.
+      if (m + kPrefetchChannels < g.M) {
+        const float* xn = b.skip ? xs + kPrefetchChannels * g.H * g.W : nullptr;
+        const float* yn = dst + kPrefetchChannels * g.OH * OW;
+        for (int64_t i = 0; i < OW; i += 16) {
+          if (xn) __builtin_prefetch(xn + i, 0);
+          __builtin_prefetch(yn + i, 1);
+        }
+      }
       fn(row + m * OW, OW, scale[m], bias ? bias[m] : 0.0f, s_row, cs ? cs[n * g.M + m] : 1.0f,
-         xs, y + ((n * g.M + m) * g.OH + oh) * OW);
+         xs, dst);
     }
   });
 }

@@ -142,6 +142,11 @@ struct IsaKernels {
   void (*linear_rows_float)(const float* x, const float* beta, const LinearWeights& w,
                             const float* scale, const float* bias, float* y, int64_t begin,
                             int64_t end, uint64_t* words);
+  // The output transform of one row of one channel, n pixels from an int32 row (null: the
+  // drivers' scalar loop; the same bits either way):
+  //   dst[i] = ((float(src[i]) * sc + bi) * s_row[i]) * c + xs[i]   (s_row, xs null: left out)
+  void (*transform_row)(const int32_t* src, int64_t n, float sc, float bi, const float* s_row,
+                        float c, const float* xs, float* dst);
 };
 
 // ---- paths and run-time dispatch ----

@@ -213,6 +213,7 @@ const IsaKernels kNeonKernels = {
     conv_px2_neon::applies,
     nullptr,
     nullptr,
+    nullptr,
 };
 
 }  // namespace kernels

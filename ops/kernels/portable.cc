@@ -61,6 +61,7 @@ const IsaKernels kPortableKernels = {
     nullptr,
     nullptr,
     nullptr,
+    nullptr,
 };
 
 }  // namespace kernels

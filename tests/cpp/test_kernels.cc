@@ -717,6 +717,12 @@ int main() {
     g.pT = g.pL = g.pB = g.pR = 1;
     test_scales_rows_case(paths, g, flags & 1, flags & 2, flags & 4, flags & 8);
   }
+  {
+    // A column stride past the pixel-lane kernels' (5): the row buffer and transform_row.
+    sk::ConvGeometry g;
+    g.N = 1; g.C = 24; g.H = 7; g.W = 61; g.kH = g.kW = 1; g.sH = 1; g.sW = 5;
+    test_scales_rows_case(paths, g, true, true, false, true);
+  }
   for (int it = 0; it < 40; ++it) {
     sk::ConvGeometry g;
     g.N = rand_int(1, 2); g.C = rand_int(1, 130); g.H = rand_int(1, 9); g.W = rand_int(1, 70);

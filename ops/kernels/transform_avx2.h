@@ -1,0 +1,40 @@
+// The output transform of one row of one channel with 8-float AVX vectors (IsaKernels::
+// transform_row), for avx2.cc and avx512.cc (both compiled with -mavx2). Include inside the
+// variant's namespace. The float32 operations of drivers.cc's scalar transform, in the same order
+// (no FMA: -ffp-contract=off), so the same bits.
+
+template <bool kSpatial, bool kSkip>
+static void transform_row8(const int32_t* src, int64_t n, float sc, float bi, const float* s_row,
+                           float c, const float* xs, float* dst) {
+  const __m256 vsc = _mm256_set1_ps(sc), vbi = _mm256_set1_ps(bi), vc = _mm256_set1_ps(c);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_mul_ps(
+        _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))), vsc);
+    v = _mm256_add_ps(v, vbi);
+    if (kSpatial) v = _mm256_mul_ps(v, _mm256_loadu_ps(s_row + i));
+    v = _mm256_mul_ps(v, vc);
+    if (kSkip) v = _mm256_add_ps(v, _mm256_loadu_ps(xs + i));
+    _mm256_storeu_ps(dst + i, v);
+  }
+  for (; i < n; ++i) {
+    const float prod = static_cast<float>(src[i]) * sc;
+    float v = prod + bi;
+    if (kSpatial) v = v * s_row[i];
+    v = v * c;
+    if (kSkip) v = v + xs[i];
+    dst[i] = v;
+  }
+}
+
+// IsaKernels::transform_row: s_row and xs may be null (no spatial factor, no skip).
+static void transform_row_impl(const int32_t* src, int64_t n, float sc, float bi,
+                               const float* s_row, float c, const float* xs, float* dst) {
+  if (s_row) {
+    if (xs) transform_row8<true, true>(src, n, sc, bi, s_row, c, xs, dst);
+    else transform_row8<true, false>(src, n, sc, bi, s_row, c, xs, dst);
+  } else {
+    if (xs) transform_row8<false, true>(src, n, sc, bi, s_row, c, xs, dst);
+    else transform_row8<false, false>(src, n, sc, bi, s_row, c, xs, dst);
+  }
+}
