@@ -9,6 +9,7 @@
 
 #include "kernels.h"
 #include "reductions.h"
+#include "transform.h"
 
 #define SCALES_EDGE_ISA_NS avx512_impl
 #define SCALES_EDGE_ISA_CUSTOM_PACK 1

@@ -13,6 +13,7 @@
 
 #include "kernels.h"
 #include "reductions.h"
+#include "transform.h"
 
 namespace scales_edge {
 namespace kernels {
@@ -351,14 +352,7 @@ namespace {
 template <bool kSpatial, bool kSkip>
 void transform_row(const int32_t* src, int64_t n, float sc, float bi, const float* s_row, float c,
                    const float* xs, float* dst) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float prod = static_cast<float>(src[i]) * sc;
-    float v = prod + bi;
-    if (kSpatial) v = v * s_row[i];
-    v = v * c;
-    if (kSkip) v = v + xs[i];
-    dst[i] = v;
-  }
+  transform_row_scalar<kSpatial, kSkip>(src, n, sc, bi, s_row, c, xs, dst);
 }
 
 }  // namespace

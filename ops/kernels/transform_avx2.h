@@ -1,7 +1,7 @@
 // The output transform of one row of one channel with 8-float AVX vectors (IsaKernels::
 // transform_row), for avx2.cc and avx512.cc (both compiled with -mavx2). Include inside the
-// variant's namespace. The float32 operations of drivers.cc's scalar transform, in the same order
-// (no FMA: -ffp-contract=off), so the same bits.
+// variant's namespace, with transform.h included. The float32 operations of the scalar transform,
+// in the same order (no FMA: -ffp-contract=off), so the same bits.
 
 template <bool kSpatial, bool kSkip>
 static void transform_row8(const int32_t* src, int64_t n, float sc, float bi, const float* s_row,
@@ -17,14 +17,8 @@ static void transform_row8(const int32_t* src, int64_t n, float sc, float bi, co
     if (kSkip) v = _mm256_add_ps(v, _mm256_loadu_ps(xs + i));
     _mm256_storeu_ps(dst + i, v);
   }
-  for (; i < n; ++i) {
-    const float prod = static_cast<float>(src[i]) * sc;
-    float v = prod + bi;
-    if (kSpatial) v = v * s_row[i];
-    v = v * c;
-    if (kSkip) v = v + xs[i];
-    dst[i] = v;
-  }
+  transform_row_scalar<kSpatial, kSkip>(src + i, n - i, sc, bi, kSpatial ? s_row + i : nullptr, c,
+                                        kSkip ? xs + i : nullptr, dst + i);
 }
 
 // IsaKernels::transform_row: s_row and xs may be null (no spatial factor, no skip).
