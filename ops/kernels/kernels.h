@@ -191,9 +191,9 @@ struct PathChoice {
 // The fastest supported path for the work `key` describes (an op and its geometry), timed by
 // run(k, units), which must run `units` work units (e.g. output rows) of that work on path k
 // (1 <= units <= max_units) on the calling thread. Every supported path runs a unit twice; those
-// within 1.5x of the best then run a few units three times, alternating, and the least time per
-// unit wins. About 15 ms at most per key; the result is cached for the process under `key`, and
-// the process spends at most ~60 ms measuring in all (after that: ChoiceHow::kBudget).
+// within 1.5x of the best then run ~0.5 ms of units five times, alternating, and the least time
+// per unit wins. About 10 ms per key; the result is cached for the process under `key`, and the
+// process spends at most ~60 ms measuring in all (after that: ChoiceHow::kBudget).
 // Thread-safe (measurements are serialised, so two never disturb each other).
 PathChoice choose_kernels(const std::string& key,
                           const std::function<void(const IsaKernels&, int64_t)>& run,
