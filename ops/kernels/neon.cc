@@ -14,6 +14,7 @@
 
 #include "kernels.h"
 #include "taps.h"
+#include "transform.h"
 
 #define SCALES_EDGE_ISA_NS neon_impl
 // This file brings its own binarize+pack row kernels (isa_impl.h then adds the sums and spatial
@@ -172,6 +173,33 @@ static void pack_row_impl(const float* x, const float* beta, int64_t K, uint64_t
   }
 }
 
+// IsaKernels::transform_row with 4-float vectors: the float32 operations of the scalar transform
+// in the same order (no FMA: -ffp-contract=off), so the same bits.
+// The row with the factors given by the template flags.
+struct TransformRow4 {
+  template <bool kSpatial, bool kSkip>
+  static void row(const int32_t* src, int64_t n, float sc, float bi, const float* s_row, float c,
+                  const float* xs, float* dst) {
+    const float32x4_t vsc = vdupq_n_f32(sc), vbi = vdupq_n_f32(bi), vc = vdupq_n_f32(c);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      float32x4_t v = vmulq_f32(vcvtq_f32_s32(vld1q_s32(src + i)), vsc);
+      v = vaddq_f32(v, vbi);
+      if (kSpatial) v = vmulq_f32(v, vld1q_f32(s_row + i));
+      v = vmulq_f32(v, vc);
+      if (kSkip) v = vaddq_f32(v, vld1q_f32(xs + i));
+      vst1q_f32(dst + i, v);
+    }
+    transform_row_scalar<kSpatial, kSkip>(src + i, n - i, sc, bi, kSpatial ? s_row + i : nullptr, c,
+                                          kSkip ? xs + i : nullptr, dst + i);
+  }
+};
+
+static void transform_row_impl(const int32_t* src, int64_t n, float sc, float bi,
+                               const float* s_row, float c, const float* xs, float* dst) {
+  transform_row_for<TransformRow4>(src, n, sc, bi, s_row, c, xs, dst);
+}
+
 }  // namespace neon_impl
 }  // namespace kernels
 }  // namespace scales_edge
@@ -213,7 +241,7 @@ const IsaKernels kNeonKernels = {
     conv_px2_neon::applies,
     nullptr,
     nullptr,
-    nullptr,
+    neon_impl::transform_row_impl,
 };
 
 }  // namespace kernels

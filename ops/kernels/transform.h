@@ -22,5 +22,19 @@ static inline void transform_row_scalar(const int32_t* src, int64_t n, float sc,
   }
 }
 
+// IsaKernels::transform_row from a variant's Vec::template row<kSpatial, kSkip>(same arguments):
+// the instance for the factors present (s_row, xs null: left out).
+template <class Vec>
+static void transform_row_for(const int32_t* src, int64_t n, float sc, float bi, const float* s_row,
+                              float c, const float* xs, float* dst) {
+  if (s_row) {
+    if (xs) Vec::template row<true, true>(src, n, sc, bi, s_row, c, xs, dst);
+    else Vec::template row<true, false>(src, n, sc, bi, s_row, c, xs, dst);
+  } else {
+    if (xs) Vec::template row<false, true>(src, n, sc, bi, s_row, c, xs, dst);
+    else Vec::template row<false, false>(src, n, sc, bi, s_row, c, xs, dst);
+  }
+}
+
 }  // namespace kernels
 }  // namespace scales_edge
