@@ -262,6 +262,8 @@ void conv_rows_out(const ConvGeometry& g, const uint64_t* x_img, const ConvWeigh
   const uint64_t* w = cw.data.data();
   if (g.kW == 3 && g.CW == 1)
     conv_rows_t<3, 1>(g, x_img, w, oh0, oh1, scratch, out_at);
+  else if (g.kW == 3 && g.CW == 2)
+    conv_rows_t<3, 2>(g, x_img, w, oh0, oh1, scratch, out_at);
   else if (g.kW == 3)
     conv_rows_t<3, 0>(g, x_img, w, oh0, oh1, scratch, out_at);
   else if (g.kW == 1 && g.CW == 1)
