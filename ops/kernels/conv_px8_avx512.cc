@@ -1,11 +1,10 @@
 // AVX-512 binary convolution with output pixels in the vector lanes: 8 adjacent output pixels of
 // one output row per 512-bit vector (one 64-bit word each), popcount with VPOPCNTQ.
 //
-// Per output row, the input rows its valid row taps read are copied into scratch as "planes":
-// plane (q, k, f) holds word k of the columns f, f + sW, f + 2*sW, ... of tap row q, with kSlack
-// words of zeros on each side. Output pixels ow .. ow+7 then read, for column tap j, the 8
-// consecutive plane words starting at ow + b_j of phase f_j (j*dW - pL = sW*b_j + f_j), so every
-// stride and dilation is a plain unaligned load. Each such vector meets one weight word per output
+// Per output row, the input rows its valid row taps read are copied into scratch as the planes of
+// conv_planes.h, so output pixels ow .. ow+7 read, for column tap j, 8 consecutive plane words
+// whatever the stride and dilation: a plain unaligned load. Each such vector meets one weight word
+// per output
 // channel, broadcast to all lanes: x XOR w, VPOPCNTQ, add. That is three vector instructions per
 // 8 word pairs, the least any XOR-popcount form needs (a Harley-Seal carry-save tree costs as many
 // here: VPOPCNTQ runs at the rate of the XOR and the add on Zen 4), so the kernel is about feeding
@@ -15,7 +14,10 @@
 // Pixels whose taps all fall inside the input ("interior") run the blocked loop; the others, at
 // most a few per row for ordinary pads, run one vector at a time with a mask per column tap (a
 // masked-out lane adds nothing and its valid-bit count leaves that tap out), which is the exact
-// zero padding of docs/ops.md. Compiled with the AVX-512 flags (x86-64 only), used by avx512.cc.
+// zero padding of docs/ops.md. The results leave either as int32 rows (conv_row) or through the
+// float output transform (conv_rows_float: 8 output rows laid out at a time, each channel block
+// run over all of them, the skip and output lines prefetched a few ahead). Compiled with the
+// AVX-512 flags (x86-64 only), used by avx512.cc.
 #include <immintrin.h>
 
 #include <cstdint>
