@@ -4,12 +4,11 @@
 // Per output row, the input rows its valid row taps read are copied into scratch as the planes of
 // conv_planes.h, so output pixels ow .. ow+7 read, for column tap j, 8 consecutive plane words
 // whatever the stride and dilation: a plain unaligned load. Each such vector meets one weight word
-// per output
-// channel, broadcast to all lanes: x XOR w, VPOPCNTQ, add. That is three vector instructions per
-// 8 word pairs, the least any XOR-popcount form needs (a Harley-Seal carry-save tree costs as many
-// here: VPOPCNTQ runs at the rate of the XOR and the add on Zen 4), so the kernel is about feeding
-// them: a block keeps MB channels x PB vectors of accumulators in registers, loads each input
-// vector once per block and each weight word once per channel and tap.
+// per output channel, broadcast to all lanes: x XOR w, VPOPCNTQ, add. That is three vector
+// instructions per 8 word pairs, the least any XOR-popcount form needs (a Harley-Seal carry-save
+// tree costs as many here: VPOPCNTQ runs at the rate of the XOR and the add on Zen 4), so the
+// kernel is about feeding them: a block keeps MB channels x PB vectors of accumulators in
+// registers, loads each input vector once per block and each weight word once per channel and tap.
 //
 // Pixels whose taps all fall inside the input ("interior") run the blocked loop; the others, at
 // most a few per row for ordinary pads, run one vector at a time with a mask per column tap (a
