@@ -1,11 +1,17 @@
 // Microbenchmark of the kernel row functions on one layer shape, every supported path timed in
-// turn (alternating, min and median of N), with a checksum of each path's output so a fast wrong
-// kernel shows. No ONNX Runtime; built with -DSCALES_EDGE_BUILD_TESTS=ON as scales_edge_kernel_bench.
+// turn, with a checksum of each path's output so a fast wrong kernel shows. On a shared machine a
+// whole-layer run is often preempted, so (except gemm: min and median of N runs) the work is
+// timed in chunks of rows, alternating paths, and the fastest run of each chunk is summed: the
+// layer's unpreempted time. No ONNX Runtime; built with -DSCALES_EDGE_BUILD_TESTS=ON as
+// scales_edge_kernel_bench.
 //
-//   scales_edge_kernel_bench [conv|gemm|scales] [C M H W k stride dilation] [--runs N] [--paths a,b]
+//   scales_edge_kernel_bench [conv|gemm|linear|scales] [C M H W k stride dilation] [--runs N]
+//                            [--paths a,b]
 //
-// conv: k x k convolution of a packed 1 x C x H x W input (pads k/2*dilation), conv_row over every
-// output row into one row buffer (what the drivers call), then the same through conv_int32.
+// conv: k x k convolution of a packed 1 x C x H x W input (pads k/2*dilation): conv_row over every
+// output row into one row buffer, conv_int32 (into the output planes where the path's rows are
+// contiguous; with DIRECT set in the environment: conv_row straight into the planes) and
+// conv_float (the float transform, fused where the path can).
 // gemm: gemm_row over H*W tokens of C features, M outputs.
 // linear: the whole BinaryLinear on float tokens (linear_float), beside its copy floor: reading
 // each token's C floats and writing M (the input copied into each C-wide part of the output).
