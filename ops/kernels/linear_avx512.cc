@@ -50,11 +50,72 @@ inline __m512i acc16(const uint64_t* words, int64_t KW, const uint64_t* w, int64
   return values16(k32, p0, p1);
 }
 
+// Tokens of K <= 64 features (one packed word) and MV*8 >= Mp channels, two at a time: the
+// thresholds and every weight vector stay in registers across tokens, and a token's word goes
+// from four compare masks to a broadcast without touching memory.
+template <int MV>
+void one_word_rows(const float* x, const float* beta, const LinearWeights& lw, const float* scale,
+                   const float* bias, float* y, int64_t begin, int64_t end) {
+  const int64_t K = lw.K, M = lw.M;
+  const __m512 zero = _mm512_setzero_ps();
+  __mmask16 valid[4];
+  __m512 b[4];
+  for (int q = 0; q < 4; ++q) {
+    const int64_t k0 = 16 * q;
+    valid[q] = static_cast<__mmask16>(k0 >= K ? 0 : K - k0 >= 16 ? 0xffff : (1u << (K - k0)) - 1);
+    b[q] = _mm512_maskz_loadu_ps(valid[q], beta + k0);
+  }
+  __m512i w[MV];
+  for (int v = 0; v < MV; ++v)
+    w[v] = v * 8 < lw.Mp ? _mm512_loadu_si512(lw.data.data() + 8 * v) : _mm512_setzero_si512();
+  const __m512i k32 = _mm512_set1_epi32(static_cast<int>(K));
+  auto word = [&](const float* xr) {
+    uint64_t bits = 0;
+    for (int q = 0; q < 4; ++q) {
+      if (!valid[q]) break;
+      const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(valid[q], xr + 16 * q), b[q]);
+      bits |= static_cast<uint64_t>(_mm512_cmp_ps_mask(d, zero, _CMP_NGE_UQ) & valid[q]) << (16 * q);
+    }
+    return _mm512_set1_epi64(static_cast<long long>(bits));
+  };
+  auto emit = [&](__m512i xw, float* yr) {
+    for (int v = 0; v < MV; v += 2) {
+      const int64_t m0 = 8 * v;
+      if (m0 >= M) break;
+      const __m512i p0 = _mm512_popcnt_epi64(_mm512_xor_si512(xw, w[v]));
+      const __m512i p1 =
+          v + 1 < MV ? _mm512_popcnt_epi64(_mm512_xor_si512(xw, w[v + 1])) : _mm512_setzero_si512();
+      const __mmask16 lanes = static_cast<__mmask16>(
+          M - m0 >= 16 ? 0xffff : (1u << (M - m0)) - 1);
+      __m512 f = _mm512_maskz_cvtepi32_ps(0xffff, values16(k32, p0, p1));
+      // float32 multiply then add, as the contract says (no FMA: -ffp-contract=off)
+      f = _mm512_mul_ps(f, _mm512_maskz_loadu_ps(lanes, scale + m0));
+      f = _mm512_add_ps(f, bias ? _mm512_maskz_loadu_ps(lanes, bias + m0) : zero);
+      _mm512_mask_storeu_ps(yr + m0, lanes, f);
+    }
+  };
+  int64_t r = begin;
+  for (; r + 2 <= end; r += 2) {
+    const __m512i x0 = word(x + r * K), x1 = word(x + (r + 1) * K);
+    emit(x0, y + r * M);
+    emit(x1, y + (r + 1) * M);
+  }
+  for (; r < end; ++r) emit(word(x + r * K), y + r * M);
+}
+
 }  // namespace
 
 void linear_rows_float(const float* x, const float* beta, const LinearWeights& lw,
                        const float* scale, const float* bias, float* y, int64_t begin,
                        int64_t end, uint64_t* words) {
+  if (lw.KW == 1 && lw.Mp <= 64) {
+    one_word_rows<8>(x, beta, lw, scale, bias, y, begin, end);
+    return;
+  }
+  if (lw.KW == 1 && lw.Mp <= 128) {
+    one_word_rows<16>(x, beta, lw, scale, bias, y, begin, end);
+    return;
+  }
   const int64_t K = lw.K, KW = lw.KW, M = lw.M, Mp = lw.Mp;
   const uint64_t* w = lw.data.data();
   const __m512i k32 = _mm512_set1_epi32(static_cast<int>(K));

@@ -751,6 +751,11 @@ int main() {
   // Linear.
   const int64_t fixed_k[] = {1, 63, 64, 65, 128, 129, 300, 1000};
   for (int64_t k : fixed_k) test_linear_case(paths, 3, k, 17);
+  // One-word tokens with 65..128 outputs (the AVX-512 kernel keeps 16 weight vectors in
+  // registers), an odd number of tokens (its pairs and the last single one).
+  test_linear_case(paths, 5, 60, 120);
+  test_linear_case(paths, 7, 33, 97);
+  test_linear_case(paths, 4, 64, 128, /*opposite=*/true);
   test_linear_case(paths, 2, 64 * 4100 + 3, 9);  // 4101 words: past the NEON flush interval
   test_linear_case(paths, 2, 64 * 4100 + 3, 9, /*opposite=*/true);
   for (int it = 0; it < 60; ++it)
