@@ -5,6 +5,7 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -66,6 +67,25 @@ const sk::IsaKernels* kernels_for(const char* path, const std::string& key,
   if (!k || !sk::auto_requested(path)) return k;
   return sk::choose_kernels(key, run, max_units).kernels;
 }
+
+// The weights of a conv call laid out for path k, each layout built once: the AVX2 lookup tables
+// only if a path that reads them is measured or chosen (they cost as much as a small conv).
+class CallWeights {
+ public:
+  CallWeights(const uint64_t* wp, int64_t m, int64_t kh, int64_t kw, int64_t c)
+      : wp_(wp), m_(m), kh_(kh), kw_(kw), c_(c) {}
+  const sk::ConvWeights& for_path(const sk::IsaKernels& k) {
+    std::unique_ptr<sk::ConvWeights>& slot = k.conv_tables ? tables_ : plain_;
+    if (!slot)
+      slot.reset(new sk::ConvWeights(sk::relayout_conv_weights(k, wp_, m_, kh_, kw_, c_)));
+    return *slot;
+  }
+
+ private:
+  const uint64_t* wp_;
+  int64_t m_, kh_, kw_, c_;
+  std::unique_ptr<sk::ConvWeights> plain_, tables_;
+};
 
 std::string conv_key(const char* what, const sk::ConvGeometry& g) {
   char buf[320];
@@ -169,16 +189,15 @@ int scales_edge_bconv_int32(const char* path, const uint64_t* xp, int64_t n, int
     std::string error;
     if (!fill_geometry(&g, n, c, h, w, m, kh, kw, strides, pads, dilations, &error))
       return fail(err, err_cap, error);
-    const sk::IsaKernels* forced = sk::auto_requested(path) ? nullptr : kernels_or_fail(path, err, err_cap);
-    const sk::ConvWeights cw = sk::relayout_conv_weights(sk::layout_kernels(forced), wp, m, kh, kw, c);
+    CallWeights cw(wp, m, kh, kw, c);
     const sk::IsaKernels* k = kernels_for(
         path, conv_key("bconv_int32", g),
         [&](const sk::IsaKernels& kp, int64_t rows) {
           const int64_t r = std::min(rows, g.OH), oh0 = (g.OH - r) / 2;
-          sk::conv_int32(kp, g, xp, cw, acc, oh0, oh0 + r);
+          sk::conv_int32(kp, g, xp, cw.for_path(kp), acc, oh0, oh0 + r);
         },
         g.OH, err, err_cap);
-    sk::conv_int32(*k, g, xp, cw, acc, 0, g.N * g.OH);
+    sk::conv_int32(*k, g, xp, cw.for_path(*k), acc, 0, g.N * g.OH);
     return 0;
   });
 }
@@ -214,20 +233,19 @@ int scales_edge_binary_conv2d(const char* path, const float* x, const float* bet
     std::string error;
     if (!fill_geometry(&g, n, c, h, w, m, kh, kw, strides, pads, dilations, &error))
       return fail(err, err_cap, error);
-    const sk::IsaKernels* forced = sk::auto_requested(path) ? nullptr : kernels_or_fail(path, err, err_cap);
-    const sk::ConvWeights cw = sk::relayout_conv_weights(sk::layout_kernels(forced), wp, m, kh, kw, c);
+    CallWeights cw(wp, m, kh, kw, c);
     std::vector<uint64_t> xp(static_cast<size_t>(g.N * g.H * g.W * g.CW));
     const sk::IsaKernels* k = kernels_for(
         path, conv_key("binary_conv2d", g),
         [&](const sk::IsaKernels& kp, int64_t rows) {
           const int64_t r = std::min(rows, g.OH), oh0 = (g.OH - r) / 2;
           sk::pack_nchw(kp, x, beta, 1, g.C, g.H, g.W, xp.data(), 0, std::min(g.H, r * g.sH));
-          sk::conv_float(kp, g, xp.data(), cw, scale, bias, y, oh0, oh0 + r);
+          sk::conv_float(kp, g, xp.data(), cw.for_path(kp), scale, bias, y, oh0, oh0 + r);
         },
         g.OH, err, err_cap);
     for (int i = 0; i < (repeat < 1 ? 1 : repeat); ++i) {
       sk::pack_nchw(*k, x, beta, g.N, g.C, g.H, g.W, xp.data(), 0, g.N * g.H);
-      sk::conv_float(*k, g, xp.data(), cw, scale, bias, y, 0, g.N * g.OH);
+      sk::conv_float(*k, g, xp.data(), cw.for_path(*k), scale, bias, y, 0, g.N * g.OH);
     }
     return 0;
   });
