@@ -183,11 +183,16 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
     r8 = _ratio(one, "scales_conv", "int8_qlinear")
     out.append((">= 2.5x ORT INT8 QLinearConv uint8 (fused layer)", fmt(r8), yes(r8 and r8 >= 2.5)))
     if sc is not None and kauto is not None and "copy_floor" in one:
+        # The float passes move 3 tensors of the layer's size (pass 1 reads X; pass 2 reads X for
+        # the skip and writes Y), the copy floor 2 (reads X, writes a copy): bandwidth ratio =
+        # (3 / extra) / (2 / floor), extra = the fused layer's time beyond the packed-input kernel
+        # (the float passes, with ORT's per-run overhead).
         extra = sc - kauto
         floor = one["copy_floor"]["median_ms"]
-        out.append(("float passes >= 70% of a copy's bandwidth: fused layer minus the packed-input kernel "
-                    "(pass 1, transform, ORT overhead) <= copy floor / 0.7",
-                    f"{extra:.2f} ms vs copy floor {floor:.2f} ms ({floor / max(extra, 1e-9):.0%})", yes(extra <= floor / 0.7)))
+        bw = 1.5 * floor / max(extra, 1e-9)
+        out.append(("float passes >= 70% of a copy's bandwidth (3 tensors moved in the fused layer's time beyond "
+                    "the packed-input kernel, vs the copy floor's 2)",
+                    f"{extra:.2f} ms for 3 vs copy floor {floor:.2f} ms for 2: {bw:.0%}", yes(bw >= 0.7)))
     if sc is not None and "scales_conv" in two:
         s2 = sc / two["scales_conv"]["median_ms"]
         out.append(("2 threads >= 1.8x one thread (fused layer)", fmt(s2), yes(s2 >= 1.8)))
