@@ -178,7 +178,21 @@ std::string find_ops_library(const std::string& flag) {
   throw Error(std::string(kOpsLibName) + " not found beside " + kProgram + " (" + beside + "); pass --ops LIB or set " + kOpsEnv);
 }
 
-// The kernel path the op library will use (its plain-C ABI); "" if it cannot say.
+// The kernel path each op node of the library chose (its plain-C ABI: a JSON array), or "null"
+// when the library cannot say (an older library).
+std::string kernel_choices(const std::string& lib) {
+  void* h = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+  if (!h) return "null";
+  using Choices = size_t (*)(char*, size_t);
+  auto fn = reinterpret_cast<Choices>(dlsym(h, "scales_edge_kernel_choices"));
+  if (!fn) return "null";
+  std::string buf(fn(nullptr, 0) + 1, '\0');
+  buf.resize(fn(&buf[0], buf.size()));
+  return buf;
+}
+
+// The kernel path the op library will use (its plain-C ABI): a path name, or "auto" when each op
+// measures its own; "" if it cannot say.
 std::string resolve_kernel(const std::string& lib) {
   void* h = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!h) throw Error(lib + ": cannot load the op library: " + dlerror());
@@ -397,6 +411,7 @@ int run(int argc, char** argv) {
   const double median = add_latency(result, times);
   const double mp = out_shape.size() == 4 ? static_cast<double>(out_shape[2] * out_shape[3]) / 1e6 : 0.0;
   result.add("megapixels_per_s", median > 0 ? mp / (median / 1e3) : 0.0).add_null("profile");
+  result.add_raw("kernels", kernel_choices(ops));
   JsonObject tiling;
   if (tiler) {
     const TilingStats& st = tiler->stats();

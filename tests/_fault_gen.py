@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from _faults import FUZZ, HOPELESS, INT32_MAX, LARGE, OUTPUT_CAP, Case, _conv_params, contract, output_elements, ref
+from _faults import FUZZ, HOPELESS, INT32_MAX, LARGE, OUTPUT_CAP, Case, _conv_params, contract, output_elements
 
 
 def _typos(name: str) -> list[str]:
@@ -189,7 +189,8 @@ def generate(seed: int = 0, scale: int = 1) -> list[Case]:
     return cases
 
 
-#: The AVX2 conv scratch overflow of issue 16 (fixed on the kernels branch): right answer
+#: The AVX2 conv scratch overflow of issue 16 (its size wrapped to 0; now sized from the rows the
+#: output reads): the right answer
 #: [256, 256, 256, 256] on the other paths.
 AVX2_SCRATCH_CASE = dict(x_shape=(1, 256, 1, 1), kernel=[2, 2], dilations=[INT32_MAX, 2**30 - 64],
                          pads=[INT32_MAX, 2**30 - 64, 0, 0], strides=[1, 1], m=4)
@@ -227,30 +228,6 @@ def _geometry(op, fz, rng, scale) -> list[Case]:
             continue  # between tiny and hopeless a run is only slow
         out.append(c)
     return out
-
-
-def scratch_words_avx2(case: Case) -> int:
-    """The AVX2 stride-1 conv's row scratch (words) for a conv case, in exact integers: the
-    quantity of issue 16's overflow (ops/kernels conv_row_scratch_words)."""
-    a = case.attrs
-    k, d = a["kernel_shape"], a.get("dilations", [1, 1])
-    s, p = a.get("strides", [1, 1]), a.get("pads", [0, 0, 0, 0])
-    ow = ref.conv_output_size(case.x.shape[3], k[1], s[1], p[1], p[3], d[1])
-    cw = (case.x.shape[1] + 63) // 64
-    return 2 * ((k[0] - 1) * d[0] + 1) * cw * (-(-ow // 64) * 64 + (k[1] - 1) * d[1])
-
-
-def avx2_scratch_hazard(case: Case) -> bool:
-    """True for conv cases whose AVX2 row scratch in bytes does not fit in int64 (issue 16's
-    overflow: the size wraps and the kernel writes past its buffer): run on the AVX2 path only
-    when the kernels' fix is present (:func:`avx2_fix_present`). Smaller scratch sizes that do
-    not fit in memory are refused cleanly and stay in the sweep."""
-    if case.family != "geometry" or "kernel_shape" not in case.attrs:
-        return False
-    try:
-        return scratch_words_avx2(case) * 8 >= 1 << 63
-    except Exception:
-        return False
 
 
 def avx2_scratch_case(op: str = "BinaryConv2d") -> Case:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from _fault_gen import avx2_scratch_case, avx2_scratch_hazard
 from _faults import Case, expected, judge
 
 WORKER = Path(__file__).with_name("_fault_worker.py")
@@ -105,18 +104,6 @@ def _how(rc: int) -> str:
     return f"exit code {rc}"
 
 
-_FIX: dict[str, bool] = {}
-
-
-def avx2_fix_present() -> bool:
-    """Whether the AVX2 path now runs :data:`AVX2_SCRATCH_CASE` right (the kernels' fix merged)."""
-    if "avx2" not in _FIX:
-        case = avx2_scratch_case()
-        verdict, _ = judge(case, expected(case), run_cases([case], "avx2")[0])
-        _FIX["avx2"] = verdict == "pass"
-    return _FIX["avx2"]
-
-
 # ---------------------------------------------------------------------------- the sweep
 
 
@@ -124,7 +111,6 @@ def avx2_fix_present() -> bool:
 class Report:
     kernel: str
     verdicts: list[tuple[Case, str, str]]
-    deferred: int = 0  # issue 16.1's AVX2 cases left out until the kernels' fix is present
 
     def failures(self) -> list[tuple[Case, str, str]]:
         return [v for v in self.verdicts if v[1] not in ("pass", "refused-extreme")]
@@ -135,22 +121,17 @@ class Report:
     def summary(self) -> str:
         kinds = ("pass", "crash", "timeout", "wrong", "refused", "message", "refused-extreme")
         text = f"{self.kernel}: {len(self.verdicts)} runs, " + ", ".join(f"{k} {self.count(k)}" for k in kinds)
-        return text + (f"; {self.deferred} deferred (issue 16.1, AVX2 scratch)" if self.deferred else "")
+        return text
 
 
 def sweep(cases: list[Case], kernel: str | None) -> Report:
     """Run and judge the plain-ORT cases under kernel path ``kernel``, or with ``None`` the
-    ``make_session`` cases under the default path (the contract checks do not depend on it).
-    Under ``avx2``, the cases of issue 16's scratch overflow run only once the fix is present."""
-    deferred = 0
+    ``make_session`` cases under the default path (the contract checks do not depend on it)."""
     if kernel is None:  # every case through make_session, which must judge them alike
         todo = [c for c in cases if c.mode == "scales"]
         todo += [replace(c, mode="scales") for c in cases if c.mode == "ort" and c.expect != "either"]
     else:
         todo = [c for c in cases if c.mode == "ort"]
-        if kernel == "avx2" and not avx2_fix_present():
-            deferred = sum(avx2_scratch_hazard(c) for c in todo)
-            todo = [c for c in todo if not avx2_scratch_hazard(c)]
     wants = [expected(c) for c in todo]
     gots = run_cases(todo, kernel)
-    return Report(kernel or "make_session", [(c, *judge(c, w, g)) for c, w, g in zip(todo, wants, gots)], deferred)
+    return Report(kernel or "make_session", [(c, *judge(c, w, g)) for c, w, g in zip(todo, wants, gots)])

@@ -94,11 +94,7 @@ def scratch_case_runs():
     return case, dict(zip(PATHS, R.run_cases([case] * len(PATHS), list(PATHS))))
 
 
-@pytest.mark.parametrize(
-    "kernel",
-    [pytest.param(p, marks=pytest.mark.xfail(strict=False, reason="fixed on the kernels branch (issue 16.1)"))
-     if p == "avx2" else p for p in PATHS],
-)
+@pytest.mark.parametrize("kernel", PATHS)
 def test_avx2_scratch_overflow_case(kernel, scratch_case_runs):
     """Issue 16.1's model: the AVX2 conv's row scratch size wrapped to 0 and the kernel wrote
     through it (SIGSEGV); the other paths give the exact accumulators."""

@@ -32,11 +32,12 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from _opslib import require_library
+from _opslib import KernelLib, require_library
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build" / "runner-host"
 LIB_PATH = require_library()
+LIB = KernelLib(LIB_PATH)
 
 
 def _unavailable(reason: str):
@@ -233,16 +234,31 @@ def test_runner_json_is_the_bench_schema(runner, model, tmp_path):
     assert res["megapixels_per_s"] == pytest.approx(64 * 96 / 1e6 / (res["median_ms"] / 1e3))
     r = report["runner"]
     assert r["ops_library"] == str(LIB_PATH)
-    assert r["kernel"] in {"portable", "avx2", "avx512"}
+    assert r["kernel"] == "auto"  # each op measures the supported paths
     assert r["tiling"] is None  # 24 x 16 fits in one tile: the model runs whole
     assert Path(r["onnxruntime_library"]).name.startswith("libonnxruntime.so")
     assert set(r["codecs"]) == {"zlib", "libpng", "libjpeg"}
+    # Every ScalesConv2d of the model (2 blocks x 2 convs) says which path it ran: measured once
+    # per distinct geometry (the blocks' first and second convs differ in their branches), then
+    # taken from that measurement.
+    kernels = res["kernels"]
+    assert [k["op"] for k in kernels] == ["ScalesConv2d"] * 4
+    assert {k["path"] for k in kernels} <= set(LIB.paths())
+    for shape in {k["shape"] for k in kernels}:
+        hows = [k["how"] for k in kernels if k["shape"] == shape]
+        assert hows.count("measured") == 1 and set(hows) <= {"measured", "cached"} or set(hows) == {"only"}
+        measured = next(k for k in kernels if k["shape"] == shape and k["how"] != "cached")
+        assert measured["unit_ms"][measured["path"]] == min(measured["unit_ms"].values())
+        assert "C=40 M=40 k=3x3" in shape and "H=16 W=24" in shape
     assert "median" in out.stderr  # the one-line summary
 
 
 def test_runner_kernel_option(runner, model):
     out = run(runner, model, "--size", "8x8", "--runs", 1, "--warmup", 0, "--kernel", "portable")
-    assert json.loads(out.stdout)["runner"]["kernel"] == "portable"
+    report = json.loads(out.stdout)
+    assert report["runner"]["kernel"] == "portable"
+    kernels = report["results"][0]["kernels"]
+    assert len(kernels) == 4 and all(k["path"] == "portable" and k["how"] == "forced" for k in kernels)
 
 
 # ------------------------------------------------------------------------------ images, tiled

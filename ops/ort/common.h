@@ -148,13 +148,16 @@ class ConstParams {
 };
 
 // ---- threading ----
-// Runs fn(begin, end) over [0, total) in contiguous chunks on ORT's intra-op thread pool.
-// Exceptions thrown by fn are caught on the worker and rethrown here as an error of `op`.
+// Runs fn(begin, end) over [0, total) in contiguous chunks of about `grain` items or more on
+// ORT's intra-op thread pool. Exceptions thrown by fn are caught on the worker and rethrown here
+// as an error of `op`.
 template <class F>
-void parallel_rows(const Ort::KernelContext& ctx, const char* op, int64_t total, F&& fn) {
+void parallel_rows(const Ort::KernelContext& ctx, const char* op, int64_t total, F&& fn,
+                   int64_t grain = 1) {
   if (total <= 0) return;
   constexpr int64_t kMaxChunks = 256;
-  const int64_t chunks = total < kMaxChunks ? total : kMaxChunks;
+  const int64_t by_grain = (total + grain - 1) / (grain < 1 ? 1 : grain);
+  const int64_t chunks = by_grain < kMaxChunks ? by_grain : kMaxChunks;
   if (chunks == 1) {
     fn(int64_t{0}, total);
     return;

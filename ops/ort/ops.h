@@ -12,6 +12,7 @@
 #include "attributes.h"
 #include "common.h"
 #include "kernels.h"
+#include "paths.h"
 
 namespace scales_edge {
 namespace ort {
@@ -40,12 +41,18 @@ class ConvCore {
   };
   // Reads and checks the inputs of one call; fills `call` (the geometry is validated).
   void prepare(Ort::KernelContext& ctx, Call& call) const;
+  // The path for this call's geometry (picker_): forced, or measured once per geometry by
+  // run(k, rows), which runs `rows` output rows of the op on path k.
+  const kernels::IsaKernels& pick(const Call& call, const std::string& what,
+                                  const std::function<void(const kernels::IsaKernels&, int64_t)>& run) const;
 
   const char* op_;
+  // The path the weights are laid out for (kernels::layout_kernels): any path may run with them.
   const kernels::IsaKernels* kernels_ = nullptr;
   int64_t kH_ = 0, kW_ = 0, sH_ = 1, sW_ = 1, pT_ = 0, pL_ = 0, pB_ = 0, pR_ = 0, dH_ = 1, dW_ = 1;
   ConstParams params_;                           // beta [C], scale [M], bias [M]
   std::optional<kernels::ConvWeights> weights_;  // re-laid-out constant W (needs constant beta)
+  PathPicker picker_;
 };
 
 class BinaryConv2dKernel {
@@ -104,9 +111,9 @@ class BinaryLinearKernel {
  private:
   void Compute(OrtKernelContext* context) const;
 
-  const kernels::IsaKernels* kernels_ = nullptr;
   ConstParams params_{kName, "K", "features"};     // beta [K], scale [M], bias [M]
   std::optional<kernels::LinearWeights> weights_;  // re-laid-out constant W (needs constant beta)
+  PathPicker picker_;
 };
 
 // ---------------------------------------------------------------- the ORT op

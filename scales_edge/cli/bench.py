@@ -61,6 +61,9 @@ def _bench_table(models, hw, threads, runs, warmup, profile=False) -> dict:
         )
     Console().print(table)
     for r in results:
+        if r.kernels:
+            typer.echo(f"{Path(r.model).name}: kernel paths: {_paths_summary(r.kernels)}")
+    for r in results:
         if r.profile:
             _print_profile(Path(r.model).name, r.profile, r.median_ms)
     payload = {
@@ -77,12 +80,25 @@ def _bench_table(models, hw, threads, runs, warmup, profile=False) -> dict:
     return payload
 
 
+def _paths_summary(kernels: list[dict]) -> str:
+    """'ScalesConv2d avx512 x32 (measured 1, cached 31)' from library.kernel_choices() records."""
+    groups: dict[tuple[str, str], dict[str, int]] = {}
+    for c in kernels:
+        how = groups.setdefault((c["op"], c["path"]), {})
+        how[c["how"]] = how.get(c["how"], 0) + 1
+    return "; ".join(
+        f"{op} {path} x{sum(h.values())} ({', '.join(f'{k} {v}' for k, v in sorted(h.items()))})"
+        for (op, path), h in sorted(groups.items())
+    )
+
+
 def _print_profile(name: str, prof: dict, median_ms: float) -> None:
     """The per-op-type and per-group tables of one ``Profile.to_dict()``."""
     title = f"{name}: kernel time per run, mean of {prof['runs']} profiled run(s)"
-    table = Table("op type", "ms", "share", "nodes", title=title)
+    table = Table("op type", "ms", "share", "nodes", "kernel path", title=title)
     for row in prof["by_op_type"]:
-        table.add_row(row["op_type"], f"{row['ms']:.3f}", f"{row['share']:.1%}", str(row["nodes"]))
+        paths = ", ".join(f"{p} x{n}" for p, n in sorted(row.get("paths", {}).items()))
+        table.add_row(row["op_type"], f"{row['ms']:.3f}", f"{row['share']:.1%}", str(row["nodes"]), paths)
     Console().print(table)
     table = Table("group", "ms", "share", "nodes", "largest op types", title=f"{name}: by group")
     for row in prof["by_group"]:
