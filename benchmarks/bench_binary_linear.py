@@ -1,14 +1,16 @@
 """BinaryLinear vs ONNX Runtime's FP32 MatMul, and SwinIR-light-SCALES x4 vs SwinIR-light FP32.
 
 Part 1 (op level). One linear layer over 57,600 tokens (a 320x180 LR image, one token per pixel),
-60 -> 60 (SwinIR-light's ``proj``) and 60 -> 120 (its ``fc1``), as three one-node-ish ONNX models
+60 -> 60 (SwinIR-light's ``proj``) and 60 -> 120 (its ``fc1``), as one-node-ish ONNX models
 run in ONNX Runtime:
 
 * ``binary``: ``scales_edge::BinaryLinear`` (threshold, XNOR/popcount against the packed weights,
   per-output scale and bias: the whole binary layer core);
 * ``fp32``: ``MatMul`` + ``Add`` with FP32 weights, what an ``nn.Linear`` exports to;
 * ``fp32-signs``: the same math as ``binary`` with standard ops (``Sub``, ``GreaterOrEqual``,
-  ``Where`` to +-1, ``MatMul`` with +-1 weights, ``Mul``, ``Add``), the ``fp32-reference`` export.
+  ``Where`` to +-1, ``MatMul`` with +-1 weights, ``Mul``, ``Add``), the ``fp32-reference`` export;
+* ``copy-floor``: ``Neg`` (``Concat`` of the input with itself for 60 -> 120): reads the input and
+  writes an output of the layer's size, what any float-in/float-out layer must move.
 
 Part 2 (end to end). SwinIR-light x4 (real config, random weights) exported three ways and timed on
 a 320x180 input: SCALES with our ops, the FP32 SwinIR-light (``binary="fp"``: what SCALES replaces),
@@ -37,6 +39,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from scales_edge.fileio import atomic_write_text
+
 RESULTS = Path(__file__).resolve().parent / "results"
 TOKENS = 57_600  # 320 x 180
 SHAPES = ((60, 60), (60, 120))
@@ -49,7 +53,7 @@ def _pack_rows(signs: np.ndarray) -> np.ndarray:
 
 
 def linear_models(k: int, m: int, seed: int = 0) -> dict[str, onnx.ModelProto]:
-    """The three single-layer models of part 1 over ``[1, TOKENS, k]`` inputs."""
+    """The single-layer models of part 1 over ``[1, TOKENS, k]`` inputs, and their copy floor."""
     from scales_edge.export import DOMAIN, DOMAIN_VERSION
 
     rng = np.random.default_rng(seed)
@@ -99,10 +103,16 @@ def linear_models(k: int, m: int, seed: int = 0) -> dict[str, onnx.ModelProto]:
             init("bias", bias),
         ],
     )
+    # The copy floor: the cheapest graph that reads the layer's input and writes an output of its
+    # size (Neg; Concat of the input with itself for a wider output), what any float layer moves.
+    floor_node = (helper.make_node("Neg", ["input"], ["output"]) if m == k else
+                  helper.make_node("Concat", ["input"] * (m // k), ["output"], axis=-1))
+    floor = helper.make_graph([floor_node], "copy_floor", [x], [y])
     return {
         "binary": helper.make_model(binary, opset_imports=opset + [helper.make_opsetid(DOMAIN, DOMAIN_VERSION)]),
         "fp32": helper.make_model(fp32, opset_imports=opset),
         "fp32-signs": helper.make_model(signs_graph, opset_imports=opset),
+        "copy-floor": helper.make_model(floor, opset_imports=opset),
     }
 
 
@@ -141,7 +151,7 @@ def bench_linear(k: int, m: int, threads: int, runs: int, warmup: int) -> dict:
         "min_ms": {name: float(min(t) * 1e3) for name, t in times.items()},
         "speedup_vs_fp32_matmul": med["fp32"] / med["binary"],
         "speedup_vs_fp32_signs": med["fp32-signs"] / med["binary"],
-        "gmacs_per_s": {name: TOKENS * k * m / (v / 1e3) / 1e9 for name, v in med.items()},
+        "gmacs_per_s": {name: TOKENS * k * m / (v / 1e3) / 1e9 for name, v in med.items() if name != "copy-floor"},
         "max_abs_binary_vs_fp32_signs": agree,
     }
 
@@ -228,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"FP32 +-1 MatMul {md['fp32-signs']:.2f} ms ({r['speedup_vs_fp32_signs']:.1f}x)")
     if op_results:
         payload = {"schema": "scales-edge.bench-binary-linear/1", "machine": machine, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "results": op_results}
-        (args.out / "binary_linear.json").write_text(json.dumps(payload, indent=2))
+        atomic_write_text((args.out / "binary_linear.json"), json.dumps(payload, indent=2))
         print(f"wrote {args.out / 'binary_linear.json'}")
 
     if not args.skip_e2e:
@@ -245,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['speedup_vs_fp32']:.2f}x), SCALES as FP32 ops {med['scales-fp32-reference']:.0f} ms "
                       f"({r['speedup_vs_fp32_reference']:.2f}x)")
         payload = {"schema": "scales-edge.bench-swinir-e2e/1", "machine": machine, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "results": e2e}
-        (args.out / "swinir_light_e2e.json").write_text(json.dumps(payload, indent=2))
+        atomic_write_text((args.out / "swinir_light_e2e.json"), json.dumps(payload, indent=2))
         print(f"wrote {args.out / 'swinir_light_e2e.json'}")
     return 0
 

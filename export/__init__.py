@@ -10,6 +10,7 @@ from .onnx_export import (
     export_onnx,
     model_metadata,
 )
+from .parity import check_parity
 from .packing import pack_conv_weight, pack_linear_weight, pack_signs
 from .quantize import TAILS, QuantizeError, quantize_head_tail
 
@@ -19,6 +20,7 @@ __all__ = [
     "ExportError",
     "QuantizeError",
     "TAILS",
+    "check_parity",
     "custom_op_cores",
     "export_domain_version",
     "export_onnx",

@@ -22,7 +22,6 @@ import io
 import json
 import os
 import warnings
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -33,7 +32,9 @@ from onnx import numpy_helper
 from torch import Tensor, nn
 
 from ..errors import ConfigError, ScalesEdgeError
+from ..fileio import atomic_path
 from ..nn import BinaryConv2dBase, ScalesConv2d, binary_layers, sign_pm1
+from ..runtime.tileplan import PLAN_KEY, plan_metadata
 from .packing import pack_conv_weight, pack_linear_weight
 from .quantize import TAILS, quantize_head_tail
 
@@ -44,10 +45,20 @@ DOMAIN_VERSION = 3
 FUSED_SINCE_VERSION = 2
 SHUFFLED_SINCE_VERSION = 3
 DEFAULT_OPSET = 17
+#: Opsets of the standard ops the export writes: from the oldest every architecture of the zoo
+#: exports at (tested), to the newest torch's TorchScript exporter writes (max_opset()).
+MIN_OPSET = 11
 
 
 class ExportError(ScalesEdgeError):
     """The model cannot be exported as asked."""
+
+
+def max_opset() -> int:
+    """The newest ONNX opset torch's TorchScript exporter (``dynamo=False``) writes."""
+    from torch.onnx import _constants
+
+    return int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20))
 
 
 def _out_size(size: int | None, k: int, s: int, p0: int, p1: int, d: int) -> int | None:
@@ -287,6 +298,18 @@ def _finish_binary_nodes(model: onnx.ModelProto, layer_names: list[str]) -> None
 BINARY_AS = ("custom", "fp32-reference")
 
 
+def _receptive_radius(cfg: dict) -> float | None:
+    """The zoo's receptive-field radius for this configuration (window-attention models), or None."""
+    from ..errors import ConfigError
+    from ..models import get_arch
+
+    try:
+        fn = get_arch(str(cfg.get("arch", ""))).receptive_radius
+        return None if fn is None else float(fn(cfg))
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return None
+
+
 def model_metadata(model: nn.Module, binary_as: str = "custom", domain_version: int = 1) -> dict[str, str]:
     from .. import __version__
 
@@ -303,6 +326,9 @@ def model_metadata(model: nn.Module, binary_as: str = "custom", domain_version: 
         "scales_edge.layout": "NCHW",
         "scales_edge.config": json.dumps(cfg, sort_keys=True),
     }
+    radius = _receptive_radius(cfg)
+    if radius is not None:  # window-attention models: what tiling needs (runtime.tiling.window_radius)
+        meta["scales_edge.receptive_radius"] = repr(radius)
     if binary_as == "custom":
         meta["scales_edge.op_domain"] = DOMAIN
         meta["scales_edge.op_domain_version"] = str(domain_version)
@@ -346,6 +372,11 @@ def export_onnx(
         raise ExportError(f"tail must be one of {', '.join(TAILS)}, not {tail!r}")
     if calib is not None and tail != "int8":
         raise ExportError("calibration photos are for tail='int8' (--tail int8); an FP32 tail needs none")
+    if not MIN_OPSET <= opset <= max_opset():
+        raise ExportError(
+            f"ONNX opset {opset} is not supported: the export writes opsets {MIN_OPSET} to {max_opset()} "
+            f"(default {DEFAULT_OPSET})"
+        )
     model = model.eval()
     in_ch = _input_channels(model)
     x = torch.rand(1, in_ch, *sample_size)
@@ -390,11 +421,18 @@ def export_onnx(
     for key, value in {**model_metadata(model, binary_as, version), **meta}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
+    # The graphs a tiled run executes, for the native runner (runtime/tileplan.py); read from the
+    # final graph and metadata (scale, configuration), so it comes last.
+    plan = plan_metadata(proto)
+    if plan is not None:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = PLAN_KEY, plan
     proto.producer_name = "scales-edge"
     onnx.checker.check_model(proto)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, path)
+    # a temporary file beside `path`, renamed over it once complete: an interrupted export leaves
+    # the previous file (or none), never half a model
+    with atomic_path(path) as tmp:
+        onnx.save(proto, tmp)
     return proto
 
 

@@ -28,6 +28,8 @@ import numpy as np
 DOMAIN = "scales_edge"
 DOMAIN_VERSION = 3
 WORD_BITS = 64
+#: Largest value of a size attribute (kernel_shape, strides, pads, dilations): 2^31 - 1.
+MAX_ATTRIBUTE = 2**31 - 1
 
 __all__ = [
     "DOMAIN",
@@ -139,8 +141,8 @@ def _ints(op: str, name: str, value, count: int, default: int, minimum: int) -> 
         raise _err(op, f"attribute '{name}' must be a list of ints, got {value!r}") from None
     if len(vals) != count:
         raise _err(op, f"attribute '{name}' must have {count} values, got {vals}")
-    if any(v < minimum for v in vals):
-        raise _err(op, f"attribute '{name}' = {vals} is invalid; each value must be >= {minimum}")
+    if any(v < minimum or v > MAX_ATTRIBUTE for v in vals):
+        raise _err(op, f"attribute '{name}' = {vals} is invalid; each value must be from {minimum} to {MAX_ATTRIBUTE}")
     return vals
 
 

@@ -7,33 +7,18 @@ torch; the authoring names (``build_model``, ``load_checkpoint``, ...) import to
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 __version__ = "0.1.0"
 
+from ._lazy import lazy_attributes  # noqa: E402
 from .errors import CheckpointError, ConfigError, ScalesEdgeError  # noqa: E402  (torch-free)
 
 #: name -> module that defines it; imported on first access.
-_LAZY = {
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), {
     "load_checkpoint": ".checkpoints",
     "save_checkpoint": ".checkpoints",
     "build_model": ".models",
     "list_archs": ".models",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'scales_edge' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+})
 
 
 def get_library_path() -> str:

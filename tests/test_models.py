@@ -166,7 +166,8 @@ def test_scope_defaults_and_choices():
     for arch in (a for a in list_archs() if get_arch(a).family == "cnn"):
         entry = get_arch(arch)
         assert entry.scopes == BINARY_SCOPES == ("body", "body+upsampler")
-        assert entry.choices == {"binary": entry.binaries, "binary_scope": BINARY_SCOPES}
+        assert entry.choices == {"binary_scope": BINARY_SCOPES}
+        assert entry.option_choices(build_model(arch).config)["binary_scope"] == BINARY_SCOPES
         assert full_config(arch)["binary_scope"] == "body+upsampler"
         assert full_config(arch, binary="e2fif")["binary_scope"] == "body+upsampler"
         assert full_config(arch, binary="fp")["binary_scope"] == "body"

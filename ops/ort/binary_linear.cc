@@ -1,5 +1,6 @@
 // scales_edge.BinaryLinear (docs/ops.md):
 //   Y[..., m] = float(sum_k sign(X[..., k] - beta[k]) * Wsign[m, k]) * scale[m] + bias[m]
+#include <algorithm>
 #include <limits>
 #include <string>
 #include <vector>
@@ -29,9 +30,9 @@ void check_weights(const TensorRef& w, int64_t k) {
 
 }  // namespace
 
-BinaryLinearKernel::BinaryLinearKernel(const OrtKernelInfo* raw_info) {
+BinaryLinearKernel::BinaryLinearKernel(const OrtKernelInfo* raw_info)
+    : picker_(Ort::ConstKernelInfo(raw_info), kOp) {
   Ort::ConstKernelInfo info(raw_info);
-  kernels_ = &select_kernels_or_fail(kOp);
 
   params_.check_node_inputs(info);
 
@@ -87,15 +88,23 @@ void BinaryLinearKernel::Compute(OrtKernelContext* raw_context) const {
   y_shape.back() = m;
   Ort::UnownedValue y_value = ctx.GetOutput(0, y_shape);
   float* y = y_value.GetTensorMutableData<float>();
-  std::vector<uint64_t> xp(static_cast<size_t>(rows * weights->KW));
-  const kernels::IsaKernels& kern = *kernels_;
   const float* xdata = x.as<float>();
-  parallel_rows(ctx, kOp, rows, [&](int64_t begin, int64_t end) {
-    kernels::pack_rows(kern, xdata, beta, k, xp.data(), begin, end);
-  });
-  parallel_rows(ctx, kOp, rows, [&](int64_t begin, int64_t end) {
-    kernels::gemm_float(kern, xp.data(), *weights, scale, bias, y, begin, end);
-  });
+  // kTokens rows per unit on path kp (a measurement writes rows that the real run writes again).
+  constexpr int64_t kTokens = 64;
+  auto rows_on = [&](const kernels::IsaKernels& kp, int64_t units) {
+    kernels::linear_float(kp, xdata, beta, *weights, scale, bias, y, 0,
+                          std::min(rows, units * kTokens));
+  };
+  const std::string shape = "K=" + std::to_string(k) + " M=" + std::to_string(m);
+  const kernels::IsaKernels& kern = picker_.pick(std::string(kOp) + " " + shape, shape, rows_on,
+                                                 (rows + kTokens - 1) / kTokens);
+  // One pass: each row is packed, multiplied and transformed before the next.
+  parallel_rows(
+      ctx, kOp, rows,
+      [&](int64_t begin, int64_t end) {
+        kernels::linear_float(kern, xdata, beta, *weights, scale, bias, y, begin, end);
+      },
+      kTokens);
 }
 
 }  // namespace ort

@@ -3,19 +3,24 @@
 
 #include <onnxruntime_cxx_api.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
+#include "attributes.h"
 #include "common.h"
 #include "kernels.h"
+#include "paths.h"
 
 namespace scales_edge {
 namespace ort {
 
 constexpr const char* kDomain = "scales_edge";
-// The domain's current version (docs/ops.md). BinaryConv2d and BinaryLinear are unchanged since
-// version 1; ScalesConv2d exists from version 2 (version 3: its pixel_shuffle attribute).
+// The domain's current version (docs/ops.md): the library implements versions 1 to this one.
+// BinaryConv2d and BinaryLinear are unchanged since version 1; ScalesConv2d exists from version 2
+// (version 3: its pixel_shuffle attribute).
 constexpr int kDomainVersion = 3;
 
 // ---------------------------------------------------------------- BinaryConv2d
@@ -37,17 +42,26 @@ class ConvCore {
   };
   // Reads and checks the inputs of one call; fills `call` (the geometry is validated).
   void prepare(Ort::KernelContext& ctx, Call& call) const;
+  // The path for this call's geometry (picker_): forced, or measured once per geometry by
+  // run(k, rows), which runs `rows` output rows of the op on path k.
+  const kernels::IsaKernels& pick(const Call& call, const std::string& what,
+                                  const std::function<void(const kernels::IsaKernels&, int64_t)>& run) const;
 
   const char* op_;
+  // The path the weights are laid out for (kernels::layout_kernels): any path may run with them.
   const kernels::IsaKernels* kernels_ = nullptr;
   int64_t kH_ = 0, kW_ = 0, sH_ = 1, sW_ = 1, pT_ = 0, pL_ = 0, pB_ = 0, pR_ = 0, dH_ = 1, dW_ = 1;
   ConstParams params_;                           // beta [C], scale [M], bias [M]
   std::optional<kernels::ConvWeights> weights_;  // re-laid-out constant W (needs constant beta)
+  PathPicker picker_;
 };
 
 class BinaryConv2dKernel {
  public:
   static constexpr const char* kName = "BinaryConv2d";
+  // Its attributes (docs/ops.md); a node with a likely-mistaken other name is refused.
+  static constexpr std::array<const char*, 5> kAttributes{"kernel_shape", "strides", "pads",
+                                                          "dilations", "group"};
   static constexpr size_t kInputs = 5;
   static constexpr int kSinceVersion = 1;
   explicit BinaryConv2dKernel(const OrtKernelInfo* info) : core_(info, kName, kInputs) {}
@@ -61,11 +75,15 @@ class BinaryConv2dKernel {
 };
 
 // ---------------------------------------------------------------- ScalesConv2d (version 2)
-// BinaryConv2d fused with the SCALES spatial and channel re-scalings and the skip.
+// BinaryConv2d fused with the SCALES spatial and channel re-scalings and the skip; version 3
+// adds pixel_shuffle (an upsampling layer's output stored depth-to-space).
 // Inputs: X, beta, W, scale, bias?, spatial_weight? [C], spatial_bias? [1], channel_weight? [k].
 class ScalesConv2dKernel {
  public:
   static constexpr const char* kName = "ScalesConv2d";
+  static constexpr std::array<const char*, 8> kAttributes{
+      "kernel_shape", "strides", "pads", "dilations", "group", "skip", "channel_from_output",
+      "pixel_shuffle"};
   static constexpr size_t kInputs = 8;
   static constexpr int kSinceVersion = 2;
   explicit ScalesConv2dKernel(const OrtKernelInfo* info);
@@ -86,6 +104,7 @@ class ScalesConv2dKernel {
 class BinaryLinearKernel {
  public:
   static constexpr const char* kName = "BinaryLinear";
+  static constexpr std::array<const char*, 0> kAttributes{};
   static constexpr size_t kInputs = 5;
   static constexpr int kSinceVersion = 1;
   explicit BinaryLinearKernel(const OrtKernelInfo* info);
@@ -96,25 +115,33 @@ class BinaryLinearKernel {
  private:
   void Compute(OrtKernelContext* context) const;
 
-  const kernels::IsaKernels* kernels_ = nullptr;
   ConstParams params_{kName, "K", "features"};     // beta [K], scale [M], bias [M]
   std::optional<kernels::LinearWeights> weights_;  // re-laid-out constant W (needs constant beta)
+  PathPicker picker_;
 };
 
 // ---------------------------------------------------------------- the ORT op
 // Every op has the inputs X (float), beta (float), W (uint64), scale (float), then optional float
 // inputs (bias, and ScalesConv2d's branch weights), and one float output. Each is registered for
-// the domain versions from the one that introduced it to the current one.
+// the domain versions from the one that introduced it to the current one. Kernel creation first
+// refuses a node with a likely-mistaken attribute name (attributes.h), then the kernel checks the
+// attributes' values and the constant inputs.
 template <class Kernel>
 struct BinaryOp : Ort::CustomOpBase<BinaryOp<Kernel>, Kernel, /*WithStatus=*/true> {
-  explicit BinaryOp(int api_version) {
+  // `domain_attributes`: the attribute names of every op of the domain (domain_attributes()).
+  BinaryOp(int api_version, const std::vector<std::string>& domain_attributes)
+      : own_(Kernel::kAttributes.begin(), Kernel::kAttributes.end()),
+        probes_(attribute_probes(own_, domain_attributes)) {
     OrtCustomOp::version = static_cast<uint32_t>(api_version);
     this->start_ver_ = Kernel::kSinceVersion;
     this->end_ver_ = kDomainVersion;
   }
   OrtStatusPtr CreateKernelV2(const OrtApi&, const OrtKernelInfo* info, void** kernel) const {
     *kernel = nullptr;
-    return guarded(Kernel::kName, [&] { *kernel = new Kernel(info); });
+    return guarded(Kernel::kName, [&] {
+      reject_unknown_attributes(info, Kernel::kName, own_, probes_);
+      *kernel = new Kernel(info);
+    });
   }
   const char* GetName() const { return Kernel::kName; }
   size_t GetInputTypeCount() const { return Kernel::kInputs; }
@@ -127,7 +154,19 @@ struct BinaryOp : Ort::CustomOpBase<BinaryOp<Kernel>, Kernel, /*WithStatus=*/tru
   }
   size_t GetOutputTypeCount() const { return 1; }
   ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+
+ private:
+  std::vector<std::string> own_;
+  std::vector<AttributeProbe> probes_;
 };
+
+// The attribute names of the kernels' ops, together.
+template <class... Kernels>
+std::vector<std::string> domain_attributes() {
+  std::vector<std::string> names;
+  (names.insert(names.end(), Kernels::kAttributes.begin(), Kernels::kAttributes.end()), ...);
+  return names;
+}
 
 using BinaryConv2dOp = BinaryOp<BinaryConv2dKernel>;
 using BinaryLinearOp = BinaryOp<BinaryLinearKernel>;

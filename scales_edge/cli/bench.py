@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .common import command, console, parse_size, write_json
+from .common import arch_option, check_output, command, console, fail, load_ckpt, parse_size, set_option, write_json
 
 
 
@@ -35,6 +35,8 @@ def bench_cmd(
 
     Example (where the time goes): scales-edge bench model.onnx --size 160x90 --profile
     """
+    if json_out:
+        check_output(json_out, [model, baseline])
     payload = _bench_table([model] + ([baseline] if baseline else []), parse_size(size), threads, runs, warmup, profile)
     if json_out:
         write_json(json_out, payload)
@@ -59,6 +61,9 @@ def _bench_table(models, hw, threads, runs, warmup, profile=False) -> dict:
         )
     Console().print(table)
     for r in results:
+        if r.kernels:
+            typer.echo(f"{Path(r.model).name}: kernel paths: {_paths_summary(r.kernels)}")
+    for r in results:
         if r.profile:
             _print_profile(Path(r.model).name, r.profile, r.median_ms)
     payload = {
@@ -75,12 +80,25 @@ def _bench_table(models, hw, threads, runs, warmup, profile=False) -> dict:
     return payload
 
 
+def _paths_summary(kernels: list[dict]) -> str:
+    """'ScalesConv2d avx512 x32 (measured 1, cached 31)' from library.kernel_choices() records."""
+    groups: dict[tuple[str, str], dict[str, int]] = {}
+    for c in kernels:
+        how = groups.setdefault((c["op"], c["path"]), {})
+        how[c["how"]] = how.get(c["how"], 0) + 1
+    return "; ".join(
+        f"{op} {path} x{sum(h.values())} ({', '.join(f'{k} {v}' for k, v in sorted(h.items()))})"
+        for (op, path), h in sorted(groups.items())
+    )
+
+
 def _print_profile(name: str, prof: dict, median_ms: float) -> None:
     """The per-op-type and per-group tables of one ``Profile.to_dict()``."""
     title = f"{name}: kernel time per run, mean of {prof['runs']} profiled run(s)"
-    table = Table("op type", "ms", "share", "nodes", title=title)
+    table = Table("op type", "ms", "share", "nodes", "kernel path", title=title)
     for row in prof["by_op_type"]:
-        table.add_row(row["op_type"], f"{row['ms']:.3f}", f"{row['share']:.1%}", str(row["nodes"]))
+        paths = ", ".join(f"{p} x{n}" for p, n in sorted(row.get("paths", {}).items()))
+        table.add_row(row["op_type"], f"{row['ms']:.3f}", f"{row['share']:.1%}", str(row["nodes"]), paths)
     Console().print(table)
     table = Table("group", "ms", "share", "nodes", "largest op types", title=f"{name}: by group")
     for row in prof["by_group"]:
@@ -99,31 +117,49 @@ def demo_cmd(
     out: Path = typer.Option(Path("scales-edge-demo"), "--out", help="Folder for the models, images and summary.json."),
     threads: int = typer.Option(1, help="ORT intra-op threads for parity, quality and latency."),
     runs: int = typer.Option(10, help="Timed runs per model in the latency comparison."),
-    ckpt: Optional[Path] = typer.Option(None, help="Use this checkpoint instead of the bundled demo model."),
+    ckpt: Optional[Path] = typer.Option(None, help="Use this checkpoint instead of the bundled demo model (needs PyTorch)."),
+    arch: Optional[str] = arch_option(),
+    set_: list[str] = set_option(),
+    prebuilt: Optional[bool] = typer.Option(
+        None, "--prebuilt/--export", help="Run the shipped export of the bundled model (parity against the numpy reference of "
+        "the ops) instead of exporting it (parity against PyTorch). Default: --export when PyTorch is installed.",
+        show_default=False,
+    ),
 ) -> None:
     """The main job on the bundled demo model: export -> parity -> quality -> latency, one summary.
+
+    Without PyTorch (the runtime install) the demo runs the prebuilt export of the bundled model and checks
+    its parity against the numpy reference of the scales_edge ops.
 
     Example: scales-edge demo --out scales-edge-demo
     """
     from ..demo import run_demo
 
-    s = run_demo(out, ckpt, threads, runs, log=lambda m: typer.echo(m, err=True))
-    p, q, b = s["parity"], s["quality"]["mean"], s["bench"]
+    if ckpt is None and (arch or set_):
+        fail("--arch and --set describe the checkpoint given with --ckpt; the bundled demo model names its own")
+    s = run_demo(out, ckpt, threads, runs, log=lambda m: typer.echo(m, err=True), prebuilt=prebuilt,
+                 loader=lambda p: load_ckpt(p, arch, set_))
+    p, quality, b = s["parity"], s["quality"], s["bench"]
     res = {Path(r["model"]).name: r for r in b["results"]}
     table = Table("step", "result", title=f"scales-edge demo ({s['config']['arch']} x{s['config']['scale']}, "
-                  f"{s['config']['num_feat']} channels, {s['config']['binary']})")
+                  f"{s['config']['num_feat']} channels, {s['config']['binary']}{', prebuilt' if s['prebuilt'] else ''})")
     scope = s.get("binary_scope")
     what = {"body+upsampler": "every conv but the first and the last (the paper's scope)",
             "body": "the residual body; head, upsampler and HR convs FP32"}.get(scope, "")
     table.add_row("binarized", f"binary_scope={scope}: {what}" if what else f"binary_scope={scope}")
-    table.add_row("parity (ORT vs PyTorch)", f"{'PASS' if p['passed'] else 'FAIL'}: min PSNR {p['min_psnr_db'] if isinstance(p['min_psnr_db'], str) else round(p['min_psnr_db'], 1)} dB, "
-                  f"max |err| {p['max_abs_error']:.1e}, sign flips {p['sign_flip_share']:.1e}")
-    table.add_row("quality, held-out photos", f"PSNR {q['psnr']:.2f} dB / SSIM {q['ssim']:.4f}  "
-                  f"(bicubic {q['bicubic_psnr']:.2f} / {q['bicubic_ssim']:.4f})")
+    against = "PyTorch" if p["against"] == "PyTorch" else "numpy reference"
+    table.add_row(f"parity (ORT vs {against})", f"{'PASS' if p['passed'] else 'FAIL'}: min PSNR {p['min_psnr_db'] if isinstance(p['min_psnr_db'], str) else round(p['min_psnr_db'], 1)} dB, "
+                  f"max |err| {p['max_abs_error']:.1e}" + (f", sign flips {p['sign_flip_share']:.1e}" if against == "PyTorch" else ""))
+    if quality:
+        q = quality["mean"]
+        table.add_row("quality, held-out photos", f"PSNR {q['psnr']:.2f} dB / SSIM {q['ssim']:.4f}  "
+                      f"(bicubic {q['bicubic_psnr']:.2f} / {q['bicubic_ssim']:.4f})")
+    else:
+        table.add_row("quality, held-out photos", f"skipped: {s['quality_skipped']}")
     for name, r in res.items():
         table.add_row(f"latency {name}", f"median {r['median_ms']:.1f} ms (p10 {r['p10_ms']:.1f}, p90 {r['p90_ms']:.1f}), {r['file_bytes'] / 1e6:.2f} MB")
     table.add_row("binary vs FP32 reference", f"{b['speedup_vs_fp32_reference']:.2f}x faster (same run, {threads} thread(s))")
-    table.add_row("outputs", f"{out}/ (summary.json, images/*_compare.png)")
+    table.add_row("outputs", f"{out}/ (summary.json{', images/*_compare.png' if quality else ''})")
     Console().print(table)
     typer.echo(f"demo finished in {s['seconds']:.0f} s")
     if not p["passed"]:

@@ -7,18 +7,19 @@ from typing import Optional
 
 import typer
 
-from .common import command, fail, load_ckpt
+from .common import arch_option, check_output, command, fail, load_ckpt, set_option
 
 
 
 @command("export")
 def export_cmd(
     ckpt: Path = typer.Argument(..., help="Checkpoint (.pth): ours, BasicSR, or a state dict (then give --arch)."),
-    output: Path = typer.Argument(..., help="ONNX file to write."),
-    arch: Optional[str] = typer.Option(None, help="Architecture, for checkpoints that do not name it."),
-    set_: list[str] = typer.Option([], "--set", help="Build options for such checkpoints, key=value (e.g. scale=4)."),
+    output: Path = typer.Argument(..., help="ONNX file to write (never the checkpoint; an existing file only with --overwrite)."),
+    arch: Optional[str] = arch_option(),
+    set_: list[str] = set_option(),
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Run onnxsim on the exported graph."),
-    opset: int = typer.Option(17, help="ONNX opset of the standard ops."),
+    opset: int = typer.Option(17, help="ONNX opset of the standard ops (11 to 20)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists (without it, an existing file is an error)."),
     binary_as: str = typer.Option(
         "custom",
         "--as",
@@ -46,6 +47,8 @@ def export_cmd(
 ) -> None:
     """Export a checkpoint to ONNX with binary layers as scales_edge custom ops (bit-packed weights).
 
+    OUTPUT is written to a temporary file beside it and renamed into place, so an interrupted export never leaves half a model; an existing OUTPUT is replaced only with --overwrite, and never when it is the checkpoint.
+
     --tail int8 quantizes the FP head and tail to INT8 (smaller file, faster tail on CPU) at a small PSNR cost; `scales-edge validate OUT.onnx --images DIR --ckpt CKPT` reports that cost.
 
     Example: scales-edge export runs/x4/model.pth model.onnx
@@ -62,6 +65,7 @@ def export_cmd(
         fail(f"--tail must be one of {', '.join(TAILS)}, not {tail!r}")
     if calib is not None and tail != "int8":
         fail("--calib chooses the calibration photos of --tail int8; drop it or add --tail int8")
+    check_output(output, [ckpt], overwrite)
     model = load_ckpt(ckpt, arch, set_)
     proto = export_onnx(model, output, simplify=simplify, opset=opset, binary_as=binary_as, fuse=fuse, tail=tail,
         calib=calib,

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .common import command, parse_size, write_json
+from .common import arch_option, check_output, command, fail, load_ckpt, parse_size, set_option, write_json
 
 
 
@@ -28,6 +28,8 @@ def info_cmd(
     model: Path = typer.Argument(..., help="An exported model (.onnx) or a checkpoint (.pth)."),
     size: str = typer.Option("320x180", help="LR input size WxH the operations are counted for (320x180 -> 720p at x4)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the numbers as JSON."),
+    arch: Optional[str] = arch_option(),
+    set_: list[str] = set_option(),
 ) -> None:
     """What a model is and costs: arch, scale, parameters, bytes, OPs, custom ops.
 
@@ -40,7 +42,12 @@ def info_cmd(
     from ..info import model_info
 
     h, w = parse_size(size)
-    info = model_info(model, (h, w))
+    if model.suffix.lower() == ".onnx" and (arch or set_):
+        fail(f"--arch and --set describe a checkpoint; {model.name} is an exported model, which says what it is")
+    if json_out:
+        check_output(json_out, [model])
+    loader = (lambda path: load_ckpt(path, arch, set_)) if model.suffix.lower() != ".onnx" else None
+    info = model_info(model, (h, w), loader=loader)
     p, m = info["params"], info["macs"]
     table = Table("", "value", title=f"{model.name}")
     chans = f", {info['channels']} channels" if info["channels"] is not None else ""

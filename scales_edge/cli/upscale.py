@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import ScalesEdgeError
-from .common import check_scale, command, fail, progress_bar
+from .common import check_scale, command, debugging, fail, one_line, progress_bar
 
 
 
@@ -81,7 +81,7 @@ def _write_image(path: Path, img) -> None:
     import cv2
     import numpy as np
 
-    from ..fileio import atomic_path
+    from ..fileio import atomic_write_bytes
 
     ext = path.suffix.lower()
     deep, alpha = _FORMATS[ext]
@@ -92,8 +92,7 @@ def _write_image(path: Path, img) -> None:
     ok, buf = cv2.imencode(ext, img)
     if not ok:
         raise ScalesEdgeError(f"{path}: OpenCV could not encode the image as {ext}")
-    with atomic_path(path) as tmp:
-        buf.tofile(str(tmp))
+    atomic_write_bytes(path, buf.tobytes())
 
 
 @command("upscale")
@@ -116,7 +115,7 @@ def upscale_cmd(
 ) -> None:
     """Super-resolve images: files, folders or globs; gray, RGB, RGBA and 16-bit kept as they are.
 
-    Colour goes through the model (gray is replicated to RGB and converted back); an alpha channel is upscaled bicubically; 16-bit images stay 16-bit (the model runs on float input). Large images run in tiles with overlap, and the channel statistics of SCALES' re-scaling are taken over the whole image, so the result equals a whole-image run while memory stays bounded. Window-attention Transformers (SwinIR, HAT) get tiles aligned to their window grid and the same whole-image statistics; their tiles equal a whole-image run when --overlap covers their receptive field (the first line printed says whether it does) and are close otherwise; --tile 0 runs whole images. Never overwrites a file unless --overwrite.
+    Colour goes through the model (gray is replicated to RGB and converted back); an alpha channel is upscaled bicubically; 16-bit images stay 16-bit (the model runs on float input). Large images run in tiles with overlap, and the channel statistics of SCALES' re-scaling are taken over the whole image, so the result equals a whole-image run while memory stays bounded. Window-attention Transformers (SwinIR, HAT) get tiles aligned to their window grid and the same whole-image statistics; their tiles equal a whole-image run when --overlap covers their receptive field (the first line printed says whether it does) and are close otherwise; --tile 0 runs whole images. Never overwrites a file unless --overwrite. An image that cannot be read or upscaled does not stop the others: the failures are listed at the end and the exit code is 2.
 
     Example: scales-edge upscale photo.jpg --model model.onnx
 
@@ -126,6 +125,7 @@ def upscale_cmd(
     """
     from ..data import imread_any
     from ..runtime.infer import Upscaler
+    from ..runtime.memory import check_run_fits
 
     if tile < 0:
         fail(f"--tile must be >= 0 (0 = whole image), got {tile}")
@@ -155,17 +155,26 @@ def upscale_cmd(
         except TilingError:  # images larger than a tile will say so
             pass
     t_all = time.perf_counter()
+    failed: list[tuple[Path, str]] = []
     with progress_bar("upscale") as bar:
         task = bar.add_task("upscale", total=len(inputs), info="")
         for i, (src, dst) in enumerate(zip(inputs, outputs)):
             bar.update(task, completed=i, info=src.name)
-            img = imread_any(src)
             t0 = time.perf_counter()
-            out = upscaler.upscale_image(
-                img, tile=tile, overlap=overlap, on_progress=lambda f, i=i: bar.update(task, completed=i + f)
-            )
-            _write_image(dst, out)
-            h, w = img.shape[:2]
+            try:  # a bad image does not stop the others; the failures are reported at the end
+                img = imread_any(src)
+                h, w = img.shape[:2]
+                check_run_fits(upscaler.meta, upscaler.channels, min(h, tile or h), min(w, tile or w), str(src))
+                out = upscaler.upscale_image(
+                    img, tile=tile, overlap=overlap, on_progress=lambda f, i=i: bar.update(task, completed=i + f)
+                )
+                _write_image(dst, out)
+            except (ScalesEdgeError, OSError, ValueError) as exc:
+                if debugging():
+                    raise
+                failed.append((src, one_line(exc)))
+                bar.console.print(f"{src}: skipped, {failed[-1][1]}", highlight=False, style="red")
+                continue
             kind = "gray" if out.ndim == 2 else {3: "RGB", 4: "RGBA"}[out.shape[2]]
             bar.console.print(
                 f"{src} -> {dst} ({w}x{h} -> {w * s}x{h * s}, {kind}, {out.dtype.itemsize * 8}-bit, "
@@ -173,4 +182,9 @@ def upscale_cmd(
                 highlight=False,
             )
         bar.update(task, completed=len(inputs), info="done")
-    typer.echo(f"upscaled {len(inputs)} image(s) x{s} in {time.perf_counter() - t_all:.1f} s")
+    done = len(inputs) - len(failed)
+    typer.echo(f"upscaled {done} image(s) x{s} in {time.perf_counter() - t_all:.1f} s")
+    if failed:
+        src, why = failed[0]
+        more = f" (and {len(failed) - 1} more, listed above)" if len(failed) > 1 else ""
+        fail(f"{len(failed)} of {len(inputs)} image(s) failed; {src}: {why}{more}")

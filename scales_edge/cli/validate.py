@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .common import check_scale, command, fail, load_ckpt, parse_size, progress_bar, write_json
+from .common import arch_option, check_output, check_scale, command, fail, load_ckpt, parse_size, progress_bar, set_option, write_json
 
 
 
@@ -27,8 +27,8 @@ def validate_cmd(
     save_dir: Optional[Path] = typer.Option(
         None, "--save-dir", help="With --images: write each SR image and an HR | bicubic | model comparison PNG here."
     ),
-    arch: Optional[str] = typer.Option(None, help="Architecture, for checkpoints that do not name it."),
-    set_: list[str] = typer.Option([], "--set", help="Build options for such checkpoints, key=value."),
+    arch: Optional[str] = arch_option(),
+    set_: list[str] = set_option(),
     size: list[str] = typer.Option(
         [], "--size", help="Parity input size WxH (repeatable); default 23x17, 64x64, 320x180."
     ),
@@ -57,6 +57,10 @@ def validate_cmd(
         fail("--save-dir needs --images DIR (it holds the SR images and comparisons of those photos)")
     if images is not None and size:
         fail("--size sets the parity check's inputs; with --images the photos set the sizes (drop --size)")
+    if json_out:
+        from ..data import list_images
+
+        check_output(json_out, [model, ckpt, *(list_images(images) if images and images.is_dir() else [])])
     upscaler = Upscaler(str(model), threads=threads)
     check_scale(model, upscaler.scale, scale, "--scale")
     torch_model = None
@@ -69,10 +73,16 @@ def validate_cmd(
         _validate_images(model, upscaler, images, torch_model, ckpt, save_dir, json_out)
         return
 
-    from ..runtime.validate import DEFAULT_SIZES, PARITY_PSNR_DB, check_parity, make_inputs
+    from ..export.parity import check_parity
+    from ..runtime.validate import DEFAULT_SIZES, PARITY_PSNR_DB, make_inputs
+
+    from ..runtime.memory import check_run_fits
 
     sizes = [parse_size(item) for item in size]
-    inputs = make_inputs(sizes or DEFAULT_SIZES, channels=int(torch_model.config.get("num_in_ch", 3)))
+    channels = int(torch_model.config.get("num_in_ch", 3))
+    for h, w in sizes:
+        check_run_fits(upscaler.meta, channels, h, w, what=str(model))
+    inputs = make_inputs(sizes or DEFAULT_SIZES, channels=channels)
     report = check_parity(model, torch_model, inputs, threads=threads, threshold_db=threshold)
     if report.tail == "int8":
         typer.echo(

@@ -2,9 +2,9 @@
 
 from . import edsr, hat, rcan, rdn, srresnet, swinir  # noqa: F401  (register the architectures)
 from .common import BINARY_SCOPES, LEGACY_SCOPE
-from .registry import ArchEntry, build_model, full_config, get_arch, list_archs, register, scope_misfit, stored_config
+from .registry import ArchEntry, build_model, full_config, get_arch, list_archs, register, stored_config
 
 __all__ = [
     "ArchEntry", "BINARY_SCOPES", "LEGACY_SCOPE", "build_model", "full_config", "get_arch", "list_archs",
-    "register", "scope_misfit", "stored_config",
+    "register", "stored_config",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .common import BINARY_SCOPES, MeanShift, ResidualBlock, Upsample, binary_spec, check_scale, resolve_scope
+from .common import BINARY_SCOPES, MeanShift, ResidualBlock, Upsample, binary_spec, check_scale, frame_sizes, resolve_scope
 from .registry import register
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -52,7 +52,7 @@ class EDSR(nn.Module):
         return self.shift.denormalize(self.conv_last(self.upsample(res)))
 
 
-_DOC = dict(family="cnn", binaries=("scales", "e2fif", "fp"), scopes=BINARY_SCOPES)
+_DOC = dict(family="cnn", binaries=("scales", "e2fif", "fp"), sizes=frame_sizes, repeats=("num_block",), choices={"binary_scope": BINARY_SCOPES})
 register("edsr", description="EDSR baseline, 16 blocks x 64 channels", **_DOC)(EDSR)
 register(
     "edsr_l",

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..nn import BinarySpec
-from .common import BINARY_SCOPES, Upsample, binary_spec, check_scale, resolve_scope
+from .common import BINARY_SCOPES, Upsample, binary_spec, check_scale, frame_sizes, resolve_scope
 from .registry import register
 
 
@@ -47,7 +47,13 @@ class DenseBlock(nn.Module):
     family="cnn",
     description="RDN, 16 dense blocks x 8 layers, 64 channels, growth 64 (configuration B)",
     binaries=("scales", "e2fif", "fp"),
-    scopes=BINARY_SCOPES,
+    sizes=lambda s: {
+        **frame_sizes(s, first="sfe1", body="blocks"),
+        "num_layer": s.count("blocks.0.convs."),
+        "growth": s.dim("blocks.0.convs.0.weight", 0),
+    },
+    repeats=("num_block", "num_layer"),
+    choices={"binary_scope": BINARY_SCOPES},
 )
 class RDN(nn.Module):
     def __init__(

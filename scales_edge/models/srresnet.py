@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .common import BINARY_SCOPES, ResidualBlock, binary_spec, check_scale, resolve_scope
+from .common import BINARY_SCOPES, ResidualBlock, binary_spec, check_scale, frame_sizes, resolve_scope
 from .registry import register
 
 
@@ -23,7 +23,9 @@ from .registry import register
     family="cnn",
     description="SRResNet (BasicSR MSRResNet layout), 16 blocks x 64 channels by default",
     binaries=("scales", "e2fif", "fp"),
-    scopes=BINARY_SCOPES,
+    sizes=frame_sizes,
+    repeats=("num_block",),
+    choices={"binary_scope": BINARY_SCOPES},
 )
 class SRResNet(nn.Module):
     def __init__(
