@@ -1,0 +1,94 @@
+// AVX-512 variant of the float kernels (float_impl.h): 16 floats per vector, FMA.
+// Compiled with the AVX-512 flags of avx512.cc plus -mfma on x86-64 only; selected when the binary
+// kernels' AVX-512 path is (float_kernels(), attention.cc).
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_* values as the merge source of unmasked
+// operations (max, min, round, conversions), which its middle end reports as uninitialised.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "float_kernels.h"
+
+#define SCALES_EDGE_FLOAT_NS float_avx512_impl
+
+namespace scales_edge {
+namespace kernels {
+namespace float_avx512_impl {
+
+struct F {
+  static constexpr int kLanes = 16;
+  static constexpr int kKeyBlock = 8;   // 16 accumulators of 32 registers
+  static constexpr int kValueBlock = 12;
+  using V = __m512;
+  static inline V load(const float* p) { return _mm512_loadu_ps(p); }
+  static inline void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static inline V load_int(const int32_t* p) {
+    return _mm512_cvtepi32_ps(_mm512_loadu_si512(reinterpret_cast<const void*>(p)));
+  }
+  static inline V set1(float v) { return _mm512_set1_ps(v); }
+  static inline V zero() { return _mm512_setzero_ps(); }
+  static inline V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static inline V sub(V a, V b) { return _mm512_sub_ps(a, b); }
+  static inline V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static inline V div(V a, V b) { return _mm512_div_ps(a, b); }
+  static inline V max(V a, V b) { return _mm512_max_ps(a, b); }
+  static inline V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static inline V abs(V a) { return _mm512_abs_ps(a); }
+  static inline V copysign(V mag, V sgn) {
+    const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u));
+    return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(sign, _mm512_castps_si512(sgn),
+                                                         _mm512_castps_si512(mag), 0xca));
+  }
+  static inline V select_le(V a, V b, V x, V y) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LE_OQ), y, x);
+  }
+  static inline V ne_value(V a, V b, V value) {
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, b, _CMP_NEQ_UQ), value);
+  }
+  static inline float hsum(V v) { return _mm512_reduce_add_ps(v); }
+  static inline V exp(V x) {
+    // max(lo, x) keeps a NaN x (the second operand is returned when either is NaN); above 88.7
+    // scalef overflows to inf, as exp does.
+    x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
+    const V n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    V r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), r);
+    V p = _mm512_set1_ps(kExp5);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExp4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExp3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExp2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExp1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);  // p * 2^n
+  }
+};
+
+}  // namespace float_avx512_impl
+}  // namespace kernels
+}  // namespace scales_edge
+
+#include "float_impl.h"
+
+namespace scales_edge {
+namespace kernels {
+
+extern const FloatKernels kFloatAvx512Kernels;
+const FloatKernels kFloatAvx512Kernels = {
+    Path::kAvx512,
+    "avx512",
+    float_avx512_impl::kQueryBlock,
+    float_avx512_impl::attention_scratch_impl,
+    float_avx512_impl::attend_window_impl,
+    float_avx512_impl::dot_impl,
+    float_avx512_impl::linear_row_impl,
+    float_avx512_impl::gelu_impl,
+    float_avx512_impl::layer_norm_impl,
+};
+
+}  // namespace kernels
+}  // namespace scales_edge

@@ -1,0 +1,408 @@
+// The float row kernels of float_kernels.h, written once over a small vector type; included once
+// by each of float_portable.cc, float_avx2.cc, float_avx512.cc, float_neon.cc, which are compiled
+// with different instruction-set flags.
+//
+// Before including, a translation unit defines
+//   SCALES_EDGE_FLOAT_NS  a namespace name unique to the variant (everything below lives in it, so
+//                         the linker cannot merge copies compiled with different -m flags), and
+//   struct F              in that namespace, the variant's vector of floats:
+//     static constexpr int kLanes;       floats per vector
+//     static constexpr int kKeyBlock;    keys per block of the score products (registers: 2*kKeyBlock + 3)
+//     static constexpr int kValueBlock;  value channels per block of the output products (<= 12;
+//                                        registers: 2*kValueBlock + 3)
+//     using V;
+//     static V load(const float*); static void store(float*, V);       (unaligned)
+//     static V load_int(const int32_t*);                                int32 -> float
+//     static V set1(float); static V zero();
+//     static V add(V, V); static V sub(V, V); static V mul(V, V); static V div(V, V);
+//     static V max(V, V);
+//     static V fma(V a, V b, V c);        a * b + c (fused where the ISA has it)
+//     static V exp(V);                    e^x, relative error of a few ulp for -87 <= x <= 88;
+//                                         x < -87 gives e^-87 (a normal float), NaN stays NaN
+//     static V abs(V); static V copysign(V magnitude, V sign);
+//     static V select_le(V a, V b, V x, V y);   a <= b ? x : y, per lane (false for NaN)
+//     static V ne_value(V a, V b, V value);     a != b ? value : 0, per lane
+//     static float hsum(V);
+//
+// This file must not use standard-library templates or other inline functions with external
+// linkage (see isa_impl.h): everything here is static or in the variant's namespace.
+#ifndef SCALES_EDGE_FLOAT_NS
+#error "define SCALES_EDGE_FLOAT_NS before including float_impl.h"
+#endif
+
+#include <cstdint>
+#include <cstring>
+
+namespace scales_edge {
+namespace kernels {
+namespace SCALES_EDGE_FLOAT_NS {
+
+using V = F::V;
+constexpr int L = F::kLanes;
+// Queries per block: two vectors of queries, so each broadcast key or value feeds two products.
+constexpr int64_t kQueryBlock = 2 * L;
+constexpr float kMaskValue = -100.0f;  // docs/ops.md: tokens of different regions
+
+static inline int64_t round_up_to(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Region of position v of a shifted map of `size` pixels: 0, 1 or 2 (docs/ops.md).
+static inline int64_t band(int64_t v, int64_t size, int64_t ws, int64_t shift) {
+  return (v >= size - ws ? 1 : 0) + (v >= size - shift ? 1 : 0);
+}
+
+// ---------------------------------------------------------------- erf and GELU
+
+// erf(x) = x * P(x^2) for |x| <= 1; 1 - exp(-x^2) * R(1/|x|) for 1 < |x| < 4; 1 beyond (erf(4)
+// rounds to 1 in float32). P and R are least-squares fits (relative error of P 1.2e-9 on [0, 1],
+// of R 1.7e-8 on [1, 4]) made for this library with numpy against math.erf / math.erfc.
+static inline V erf_v(V x) {
+  const V a = F::abs(x);
+  const V one = F::set1(1.0f);
+  const V u = F::mul(a, a);
+  V p = F::set1(7.847259257687256e-05f);
+  p = F::fma(p, u, F::set1(-8.008189033716917e-04f));
+  p = F::fma(p, u, F::set1(5.188099108636379e-03f));
+  p = F::fma(p, u, F::set1(-2.6853691786527634e-02f));
+  p = F::fma(p, u, F::set1(1.128358244895935e-01f));
+  p = F::fma(p, u, F::set1(-3.761262595653534e-01f));
+  p = F::fma(p, u, F::set1(1.1283791065216064f));
+  const V small = F::mul(a, p);
+  const V t = F::div(one, F::max(a, one));
+  V r = F::set1(3.206583485007286e-02f);
+  r = F::fma(r, t, F::set1(-1.8719515204429626e-01f));
+  r = F::fma(r, t, F::set1(4.562140107154846e-01f));
+  r = F::fma(r, t, F::set1(-5.615038871765137e-01f));
+  r = F::fma(r, t, F::set1(2.5932660698890686e-01f));
+  r = F::fma(r, t, F::set1(2.187654823064804e-01f));
+  r = F::fma(r, t, F::set1(-3.7169361114501953e-01f));
+  r = F::fma(r, t, F::set1(1.9603915512561798e-02f));
+  r = F::fma(r, t, F::set1(5.618857145309448e-01f));
+  r = F::fma(r, t, F::set1(1.1466929572634399e-04f));
+  const V big = F::sub(one, F::mul(F::exp(F::sub(F::zero(), u)), r));
+  const V mag = F::select_le(a, one, small, F::select_le(a, F::set1(4.0f), big, one));
+  return F::copysign(mag, x);
+}
+
+// GELU as PyTorch writes it: x * 0.5 * (1 + erf(x * sqrt(1/2))).
+static inline V gelu_v(V x) {
+  const V e = erf_v(F::mul(x, F::set1(0.70710678118654752f)));
+  return F::mul(F::mul(x, F::set1(0.5f)), F::add(F::set1(1.0f), e));
+}
+
+// ---------------------------------------------------------------- ScalesLinear
+
+static float dot_impl(const float* x, const float* w, int64_t K) {
+  V a0 = F::zero(), a1 = F::zero();
+  int64_t k = 0;
+  for (; k + 2 * L <= K; k += 2 * L) {
+    a0 = F::fma(F::load(x + k), F::load(w + k), a0);
+    a1 = F::fma(F::load(x + k + L), F::load(w + k + L), a1);
+  }
+  for (; k + L <= K; k += L) a0 = F::fma(F::load(x + k), F::load(w + k), a0);
+  float s = F::hsum(F::add(a0, a1));
+  for (; k < K; ++k) s += x[k] * w[k];
+  return s;
+}
+
+template <bool kSpatial, bool kGelu, bool kResidual>
+static inline V linear_vec(V acc, V sc, V bi, V s, V res) {
+  const V prod = F::mul(acc, sc);  // float32 multiply, then add (BinaryLinear's formula)
+  V v = F::add(prod, bi);
+  if (kSpatial) v = F::mul(v, s);
+  if (kGelu) v = gelu_v(v);
+  if (kResidual) v = F::add(v, res);
+  return v;
+}
+
+template <bool kSpatial, bool kGelu, bool kResidual>
+static void linear_row_t(const int32_t* acc, int64_t M, const float* scale, const float* bias,
+                         float s, const float* residual, float* y) {
+  const V sv = F::set1(s);
+  int64_t m = 0;
+  for (; m + L <= M; m += L) {
+    const V bi = bias ? F::load(bias + m) : F::zero();
+    const V res = kResidual ? F::load(residual + m) : F::zero();
+    F::store(y + m, linear_vec<kSpatial, kGelu, kResidual>(F::load_int(acc + m), F::load(scale + m),
+                                                           bi, sv, res));
+  }
+  if (m == M) return;
+  // The last M % L outputs through lane buffers (the same arithmetic, lane by lane).
+  int32_t a[L];
+  float sc[L], bi[L], res[L], out[L];
+  for (int l = 0; l < L; ++l) {
+    const bool in = m + l < M;
+    a[l] = in ? acc[m + l] : 0;
+    sc[l] = in ? scale[m + l] : 0.0f;
+    bi[l] = in && bias ? bias[m + l] : 0.0f;
+    res[l] = in && kResidual ? residual[m + l] : 0.0f;
+  }
+  F::store(out, linear_vec<kSpatial, kGelu, kResidual>(F::load_int(a), F::load(sc), F::load(bi),
+                                                       sv, F::load(res)));
+  for (int64_t l = 0; m + l < M; ++l) y[m + l] = out[l];
+}
+
+// GELU over a run of floats, two vectors at a time (two independent chains of its long
+// polynomial evaluations), then the residual.
+static void gelu_impl(float* y, int64_t n, const float* residual) {
+  int64_t i = 0;
+  for (; i + 2 * L <= n; i += 2 * L) {
+    V a = gelu_v(F::load(y + i)), b = gelu_v(F::load(y + i + L));
+    if (residual) {
+      a = F::add(a, F::load(residual + i));
+      b = F::add(b, F::load(residual + i + L));
+    }
+    F::store(y + i, a);
+    F::store(y + i + L, b);
+  }
+  for (; i < n; i += L) {
+    float buf[L], res[L];
+    for (int l = 0; l < L; ++l) {
+      buf[l] = i + l < n ? y[i + l] : 0.0f;
+      res[l] = i + l < n && residual ? residual[i + l] : 0.0f;
+    }
+    F::store(buf, F::add(gelu_v(F::load(buf)), F::load(res)));
+    for (int64_t l = 0; l < L && i + l < n; ++l) y[i + l] = buf[l];
+  }
+}
+
+// LayerNorm of one row: the mean, then the mean of squared deviations (two passes, float lanes).
+static void layer_norm_impl(const float* x, int64_t K, const float* w, const float* b, float eps,
+                            float* out) {
+  V a = F::zero();
+  int64_t k = 0;
+  for (; k + L <= K; k += L) a = F::add(a, F::load(x + k));
+  float sum = F::hsum(a);
+  for (; k < K; ++k) sum += x[k];
+  const float mean = sum / static_cast<float>(K);
+  const V mv = F::set1(mean);
+  a = F::zero();
+  for (k = 0; k + L <= K; k += L) {
+    const V dv = F::sub(F::load(x + k), mv);
+    a = F::fma(dv, dv, a);
+  }
+  float sq = F::hsum(a);
+  for (; k < K; ++k) sq += (x[k] - mean) * (x[k] - mean);
+  const float var = sq / static_cast<float>(K);
+  const float inv = 1.0f / __builtin_sqrtf(var + eps);  // (no std:: inline function here)
+  const V iv = F::set1(inv);
+  for (k = 0; k + L <= K; k += L)
+    F::store(out + k, F::fma(F::mul(F::sub(F::load(x + k), mv), iv), F::load(w + k), F::load(b + k)));
+  for (; k < K; ++k) out[k] = (x[k] - mean) * inv * w[k] + b[k];
+}
+
+static void linear_row_impl(const int32_t* acc, int64_t M, const float* scale, const float* bias,
+                            float s, Activation act, const float* residual, float* y) {
+  const bool spatial = s != 1.0f, gelu = act == Activation::kGelu, res = residual != nullptr;
+  // (s == 1 multiplies by 1, which is exact: leaving it out changes nothing)
+  if (spatial) {
+    if (gelu) {
+      res ? linear_row_t<true, true, true>(acc, M, scale, bias, s, residual, y)
+          : linear_row_t<true, true, false>(acc, M, scale, bias, s, residual, y);
+    } else {
+      res ? linear_row_t<true, false, true>(acc, M, scale, bias, s, residual, y)
+          : linear_row_t<true, false, false>(acc, M, scale, bias, s, residual, y);
+    }
+  } else {
+    if (gelu) {
+      res ? linear_row_t<false, true, true>(acc, M, scale, bias, s, residual, y)
+          : linear_row_t<false, true, false>(acc, M, scale, bias, s, residual, y);
+    } else {
+      res ? linear_row_t<false, false, true>(acc, M, scale, bias, s, residual, y)
+          : linear_row_t<false, false, false>(acc, M, scale, bias, s, residual, y);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- WindowAttention
+
+// Scratch layout (floats): qt [C][Nqp] (q * scale, transposed: queries fastest), kb and vb
+// [Nk][C] (keys and values, zero outside the map), st [Nk][kQueryBlock] (scores, then
+// exponentials, of one block of queries), ot [d][kQueryBlock] (its outputs), labels of the
+// queries [Nqp] and keys [Nk].
+static int64_t attention_scratch_impl(const AttentionGeometry& g) {
+  const int64_t Nqp = round_up_to(g.Nq, kQueryBlock);
+  return g.C * Nqp + 2 * g.Nk * g.C + g.Nk * kQueryBlock + g.d * kQueryBlock + Nqp + g.Nk;
+}
+
+// Scores of KB keys against one block of queries: st[k][q] = sum_e qt[e][q] * key[k][e] + bias
+// (+ the mask), and the running maximum of each query.
+template <int KB>
+static inline void score_keys(const float* qt, int64_t Nqp, const float* kb, int64_t C, int64_t d,
+                              const float* bias, const float* labq, const float* labk, bool masked,
+                              float* st, V* mx) {
+  V acc[KB][2];
+  for (int kk = 0; kk < KB; ++kk) acc[kk][0] = acc[kk][1] = F::zero();
+  for (int64_t e = 0; e < d; ++e) {
+    const V q0 = F::load(qt + e * Nqp), q1 = F::load(qt + e * Nqp + L);
+    for (int kk = 0; kk < KB; ++kk) {
+      const V kv = F::set1(kb[kk * C + e]);
+      acc[kk][0] = F::fma(q0, kv, acc[kk][0]);
+      acc[kk][1] = F::fma(q1, kv, acc[kk][1]);
+    }
+  }
+  for (int kk = 0; kk < KB; ++kk)
+    for (int r = 0; r < 2; ++r) {
+      V v = F::add(acc[kk][r], F::load(bias + kk * Nqp + r * L));
+      if (masked) v = F::add(v, F::ne_value(F::load(labq + r * L), F::set1(labk[kk]), F::set1(kMaskValue)));
+      F::store(st + kk * kQueryBlock + r * L, v);
+      mx[r] = F::max(mx[r], v);
+    }
+}
+
+// EB output channels of one block of queries: ot[e][q] = sum_k p[k][q] * value[k][e] / sum[q].
+template <int EB>
+static inline void weigh_values(const float* st, int64_t Nk, const float* vb, int64_t C,
+                                const V* sum, float* ot) {
+  V acc[EB][2];
+  for (int ee = 0; ee < EB; ++ee) acc[ee][0] = acc[ee][1] = F::zero();
+  for (int64_t k = 0; k < Nk; ++k) {
+    const V p0 = F::load(st + k * kQueryBlock), p1 = F::load(st + k * kQueryBlock + L);
+    const float* vk = vb + k * C;
+    for (int ee = 0; ee < EB; ++ee) {
+      const V vv = F::set1(vk[ee]);
+      acc[ee][0] = F::fma(p0, vv, acc[ee][0]);
+      acc[ee][1] = F::fma(p1, vv, acc[ee][1]);
+    }
+  }
+  for (int ee = 0; ee < EB; ++ee)
+    for (int r = 0; r < 2; ++r) F::store(ot + ee * kQueryBlock + r * L, F::div(acc[ee][r], sum[r]));
+}
+
+static void attend_window_impl(const AttentionGeometry& g, const float* qkv,
+                               const AttentionBias& bias, int64_t n, int64_t wy, int64_t wx,
+                               float* y, int64_t* pix, float* scratch, const Prefetch& prefetch) {
+  const int64_t C = g.C, C3 = g.C3, d = g.d, Nq = g.Nq, Nk = g.Nk, Nqp = bias.Nqp;
+  const int64_t H = g.H, W = g.W, ws = g.ws, kws = g.kws, s = g.shift;
+  float* qt = scratch;
+  float* kb = qt + C * Nqp;
+  float* vb = kb + Nk * C;
+  float* st = vb + Nk * C;
+  float* ot = st + Nk * kQueryBlock;
+  float* labq = ot + d * kQueryBlock;
+  float* labk = labq + Nqp;
+  int64_t* qpix = pix;
+  int64_t* kpix = pix + Nq;
+
+  // Positions in the (shifted) map and the pixels they hold: pixel = (position + shift) mod size.
+  for (int64_t i = 0, q = 0; i < ws; ++i) {
+    const int64_t ry = wy * ws + i;
+    const int64_t oy = ry + s >= H ? ry + s - H : ry + s;
+    for (int64_t j = 0; j < ws; ++j, ++q) {
+      const int64_t rx = wx * ws + j;
+      const int64_t ox = rx + s >= W ? rx + s - W : rx + s;
+      qpix[q] = (n * H + oy) * W + ox;
+      labq[q] = s ? static_cast<float>(3 * band(ry, H, ws, s) + band(rx, W, ws, s)) : 0.0f;
+    }
+  }
+  for (int64_t q = Nq; q < Nqp; ++q) labq[q] = 0.0f;
+  for (int64_t i = 0, k = 0; i < kws; ++i) {
+    const int64_t ry = wy * ws - g.pad + i;
+    const int64_t oy = ry + s >= H ? ry + s - H : ry + s;
+    for (int64_t j = 0; j < kws; ++j, ++k) {
+      const int64_t rx = wx * ws - g.pad + j;
+      if (ry < 0 || ry >= H || rx < 0 || rx >= W) {
+        kpix[k] = -1;
+        labk[k] = 0.0f;
+        continue;
+      }
+      const int64_t ox = rx + s >= W ? rx + s - W : rx + s;
+      kpix[k] = (n * H + oy) * W + ox;
+      labk[k] = s ? static_cast<float>(3 * band(ry, H, ws, s) + band(rx, W, ws, s)) : 0.0f;
+    }
+  }
+
+  // Gather q * scale (transposed), keys and values.
+  const float scale = g.scale;
+  for (int64_t q = 0; q < Nq; ++q) {
+    const float* src = qkv + qpix[q] * C3;
+    for (int64_t c = 0; c < C; ++c) qt[c * Nqp + q] = src[c] * scale;
+  }
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t q = Nq; q < Nqp; ++q) qt[c * Nqp + q] = 0.0f;
+  for (int64_t k = 0; k < Nk; ++k) {
+    if (kpix[k] < 0) {
+      std::memset(kb + k * C, 0, static_cast<size_t>(C) * sizeof(float));
+      std::memset(vb + k * C, 0, static_cast<size_t>(C) * sizeof(float));
+    } else {
+      const float* src = qkv + kpix[k] * C3;
+      std::memcpy(kb + k * C, src + C, static_cast<size_t>(C) * sizeof(float));
+      std::memcpy(vb + k * C, src + 2 * C, static_cast<size_t>(C) * sizeof(float));
+    }
+  }
+
+  // Only windows where the shifted map wraps hold tokens of different regions.
+  bool masked = false;
+  if (s != 0) {
+    for (int64_t q = 1; q < Nq && !masked; ++q) masked = labq[q] != labq[0];
+    for (int64_t k = 0; k < Nk && !masked; ++k) masked = kpix[k] >= 0 && labk[k] != labq[0];
+  }
+  constexpr int KB = F::kKeyBlock;
+  // The next window's memory, requested a share at a time between the blocks of work below (in
+  // one burst the requests would queue up and stall instead of overlapping the arithmetic).
+  const int64_t lines_per_row = (prefetch.bytes + 63) / 64;
+  const int64_t lines = prefetch.count * lines_per_row;
+  const int64_t steps = g.heads * (Nqp / kQueryBlock);
+  int64_t line = 0, step = 0;
+  for (int64_t h = 0; h < g.heads; ++h) {
+    const float* qt_h = qt + h * d * Nqp;
+    const float* kb_h = kb + h * d;
+    const float* vb_h = vb + h * d;
+    const float* bias_h = bias.data.data() + h * Nk * Nqp;
+    for (int64_t q0 = 0; q0 < Nqp; q0 += kQueryBlock) {
+      for (const int64_t until = lines * ++step / steps; line < until; ++line)
+        __builtin_prefetch(prefetch.rows[line / lines_per_row] + (line % lines_per_row) * 64, 0, 3);
+      V mx[2] = {F::set1(-3.0e38f), F::set1(-3.0e38f)};
+      int64_t k = 0;
+      for (; k + KB <= Nk; k += KB)
+        score_keys<KB>(qt_h + q0, Nqp, kb_h + k * C, C, d, bias_h + k * Nqp + q0, labq + q0,
+                       labk + k, masked, st + k * kQueryBlock, mx);
+      for (; k < Nk; ++k)
+        score_keys<1>(qt_h + q0, Nqp, kb_h + k * C, C, d, bias_h + k * Nqp + q0, labq + q0,
+                      labk + k, masked, st + k * kQueryBlock, mx);
+      V sum[2] = {F::zero(), F::zero()};
+      for (k = 0; k < Nk; ++k)
+        for (int r = 0; r < 2; ++r) {
+          float* p = st + k * kQueryBlock + r * L;
+          const V e = F::exp(F::sub(F::load(p), mx[r]));
+          F::store(p, e);
+          sum[r] = F::add(sum[r], e);
+        }
+      for (int64_t e0 = 0; e0 < d;) {  // the widest blocks of channels the registers hold
+        const int64_t left = d - e0;
+        const float* v0 = vb_h + e0;
+        float* o0 = ot + e0 * kQueryBlock;
+        if (F::kValueBlock >= 12 && left >= 12) {
+          weigh_values<12>(st, Nk, v0, C, sum, o0);
+          e0 += 12;
+        } else if (F::kValueBlock >= 10 && left == 10) {
+          weigh_values<10>(st, Nk, v0, C, sum, o0);
+          e0 += 10;
+        } else if (F::kValueBlock >= 8 && left >= 8) {
+          weigh_values<8>(st, Nk, v0, C, sum, o0);
+          e0 += 8;
+        } else if (F::kValueBlock >= 6 && left >= 6) {
+          weigh_values<6>(st, Nk, v0, C, sum, o0);
+          e0 += 6;
+        } else if (left >= 4) {
+          weigh_values<4>(st, Nk, v0, C, sum, o0);
+          e0 += 4;
+        } else if (left >= 2) {
+          weigh_values<2>(st, Nk, v0, C, sum, o0);
+          e0 += 2;
+        } else {
+          weigh_values<1>(st, Nk, v0, C, sum, o0);
+          e0 += 1;
+        }
+      }
+      const int64_t q1 = q0 + kQueryBlock < Nq ? q0 + kQueryBlock : Nq;
+      for (int64_t q = q0; q < q1; ++q) {
+        float* dst = y + qpix[q] * C + h * d;
+        for (int64_t e = 0; e < d; ++e) dst[e] = ot[e * kQueryBlock + (q - q0)];
+      }
+    }
+  }
+}
+
+}  // namespace SCALES_EDGE_FLOAT_NS
+}  // namespace kernels
+}  // namespace scales_edge
