@@ -56,6 +56,26 @@ std::optional<int64_t> attr_int(const Ort::ConstKernelInfo& info, const char* op
   }
 }
 
+std::optional<float> attr_float(const Ort::ConstKernelInfo& info, const char* op,
+                                const char* name) {
+  try {
+    return info.GetAttribute<float>(name);
+  } catch (const Ort::Exception& e) {
+    if (is_missing_attribute(e)) return std::nullopt;
+    fail(op, std::string("attribute '") + name + "' must be a float (" + e.what() + ")");
+  }
+}
+
+std::optional<std::string> attr_string(const Ort::ConstKernelInfo& info, const char* op,
+                                       const char* name) {
+  try {
+    return info.GetAttribute<std::string>(name);
+  } catch (const Ort::Exception& e) {
+    if (is_missing_attribute(e)) return std::nullopt;
+    fail(op, std::string("attribute '") + name + "' must be a string (" + e.what() + ")");
+  }
+}
+
 bool has_string_attr(const Ort::ConstKernelInfo& info, const char* name) {
   try {
     (void)info.GetAttribute<std::string>(name);

@@ -69,6 +69,10 @@ std::optional<std::vector<int64_t>> attr_ints(const Ort::ConstKernelInfo& info, 
                                               const char* name);
 std::optional<int64_t> attr_int(const Ort::ConstKernelInfo& info, const char* op,
                                 const char* name);
+std::optional<float> attr_float(const Ort::ConstKernelInfo& info, const char* op,
+                                const char* name);
+std::optional<std::string> attr_string(const Ort::ConstKernelInfo& info, const char* op,
+                                       const char* name);
 // True if the node has a string attribute `name` (used to reject unsupported ones).
 bool has_string_attr(const Ort::ConstKernelInfo& info, const char* name);
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common.h"
+#include "float_kernels.h"
 #include "kernels.h"
 
 namespace scales_edge {
@@ -15,8 +16,8 @@ namespace ort {
 
 constexpr const char* kDomain = "scales_edge";
 // The domain's current version (docs/ops.md). BinaryConv2d and BinaryLinear are unchanged since
-// version 1; ScalesConv2d exists from version 2.
-constexpr int kDomainVersion = 2;
+// version 1; ScalesConv2d exists from version 2; ScalesLinear and WindowAttention from version 3.
+constexpr int kDomainVersion = 3;
 
 // ---------------------------------------------------------------- BinaryConv2d
 // The convolution part shared by BinaryConv2d and ScalesConv2d: attributes, the inputs X, beta,
@@ -82,22 +83,88 @@ class ScalesConv2dKernel {
 };
 
 // ---------------------------------------------------------------- BinaryLinear
+// The linear part shared by BinaryLinear and ScalesLinear: the inputs X, beta, W, scale, bias,
+// and the shapes of one call.
+class LinearCore {
+ public:
+  LinearCore(const OrtKernelInfo* info, const char* op, size_t max_inputs);
+
+  struct Call {
+    const float* x = nullptr;
+    std::vector<int64_t> x_shape, y_shape;
+    int64_t rows = 0;  // X's rows of K features
+    const float* beta = nullptr;
+    const kernels::LinearWeights* weights = nullptr;
+    kernels::LinearWeights local_weights;  // when W is not a constant
+    const float* scale = nullptr;
+    const float* bias = nullptr;  // null: no bias
+  };
+  // Reads and checks the inputs of one call; fills `call`.
+  void prepare(Ort::KernelContext& ctx, Call& call) const;
+
+  const char* op_;
+  const kernels::IsaKernels* kernels_ = nullptr;
+  ConstParams params_;                             // beta [K], scale [M], bias [M]
+  std::optional<kernels::LinearWeights> weights_;  // re-laid-out constant W (needs constant beta)
+};
+
 class BinaryLinearKernel {
  public:
   static constexpr const char* kName = "BinaryLinear";
   static constexpr size_t kInputs = 5;
   static constexpr int kSinceVersion = 1;
-  explicit BinaryLinearKernel(const OrtKernelInfo* info);
+  explicit BinaryLinearKernel(const OrtKernelInfo* info) : core_(info, kName, kInputs) {}
   OrtStatusPtr ComputeV2(OrtKernelContext* context) const {
     return guarded(kName, [&] { Compute(context); });
   }
 
  private:
   void Compute(OrtKernelContext* context) const;
+  LinearCore core_;
+};
 
-  const kernels::IsaKernels* kernels_ = nullptr;
-  ConstParams params_{kName, "K", "features"};     // beta [K], scale [M], bias [M]
-  std::optional<kernels::LinearWeights> weights_;  // re-laid-out constant W (needs constant beta)
+// ---------------------------------------------------------------- ScalesLinear (version 3)
+// BinaryLinear fused with a LayerNorm of its input, the SCALES spatial re-scaling, an optional
+// GELU and a residual add. Inputs: X, beta, W, scale, bias?, spatial_weight? [K], spatial_bias? [1],
+// residual? (Y's shape), norm_weight? [K], norm_bias? [K].
+class ScalesLinearKernel {
+ public:
+  static constexpr const char* kName = "ScalesLinear";
+  static constexpr size_t kInputs = 10;
+  static constexpr int kSinceVersion = 3;
+  explicit ScalesLinearKernel(const OrtKernelInfo* info);
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) const {
+    return guarded(kName, [&] { Compute(context); });
+  }
+
+ private:
+  void Compute(OrtKernelContext* context) const;
+  LinearCore core_;
+  const kernels::FloatKernels* floats_ = nullptr;
+  kernels::Activation act_ = kernels::Activation::kNone;
+  float norm_eps_ = 1e-5f;
+  bool has_spatial_ = false, has_residual_ = false, has_norm_ = false;
+};
+
+// ---------------------------------------------------------------- WindowAttention (version 3)
+// Multi-head attention inside (shifted or enlarged) windows of a [N, H, W, 3C] map of q|k|v.
+// Inputs: QKV (float), bias_table (float [T, heads]), bias_index (int64 [ws^2, kws^2]).
+class WindowAttentionKernel {
+ public:
+  static constexpr const char* kName = "WindowAttention";
+  explicit WindowAttentionKernel(const OrtKernelInfo* info);
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) const {
+    return guarded(kName, [&] { Compute(context); });
+  }
+
+ private:
+  void Compute(OrtKernelContext* context) const;
+  // The bias laid out for the kernels, for geometry g (from the constants, or from this call's).
+  const kernels::AttentionBias& bias_for(Ort::KernelContext& ctx, const kernels::AttentionGeometry& g,
+                                         kernels::AttentionBias& local) const;
+  const kernels::FloatKernels* floats_ = nullptr;
+  kernels::AttentionGeometry attrs_;       // the attributes (heads, ws, shift, kws, scale)
+  std::optional<kernels::AttentionBias> bias_;  // from constant bias_table and bias_index
 };
 
 // ---------------------------------------------------------------- the ORT op
@@ -131,6 +198,28 @@ struct BinaryOp : Ort::CustomOpBase<BinaryOp<Kernel>, Kernel, /*WithStatus=*/tru
 using BinaryConv2dOp = BinaryOp<BinaryConv2dKernel>;
 using BinaryLinearOp = BinaryOp<BinaryLinearKernel>;
 using ScalesConv2dOp = BinaryOp<ScalesConv2dKernel>;
+using ScalesLinearOp = BinaryOp<ScalesLinearKernel>;
+
+// WindowAttention: inputs QKV (float), bias_table (float), bias_index (int64); one float output.
+struct WindowAttentionOp
+    : Ort::CustomOpBase<WindowAttentionOp, WindowAttentionKernel, /*WithStatus=*/true> {
+  explicit WindowAttentionOp(int api_version) {
+    OrtCustomOp::version = static_cast<uint32_t>(api_version);
+    this->start_ver_ = 3;
+    this->end_ver_ = kDomainVersion;
+  }
+  OrtStatusPtr CreateKernelV2(const OrtApi&, const OrtKernelInfo* info, void** kernel) const {
+    *kernel = nullptr;
+    return guarded(WindowAttentionKernel::kName, [&] { *kernel = new WindowAttentionKernel(info); });
+  }
+  const char* GetName() const { return WindowAttentionKernel::kName; }
+  size_t GetInputTypeCount() const { return 3; }
+  ONNXTensorElementDataType GetInputType(size_t index) const {
+    return index == 2 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  }
+  size_t GetOutputTypeCount() const { return 1; }
+  ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+};
 
 }  // namespace ort
 }  // namespace scales_edge
