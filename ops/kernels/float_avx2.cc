@@ -86,6 +86,7 @@ const FloatKernels kFloatAvx2Kernels = {
     float_avx2_impl::linear_row_impl,
     float_avx2_impl::gelu_impl,
     float_avx2_impl::layer_norm_impl,
+    float_avx2_impl::sigmoid_impl,
 };
 
 }  // namespace kernels

@@ -88,6 +88,7 @@ const FloatKernels kFloatAvx512Kernels = {
     float_avx512_impl::linear_row_impl,
     float_avx512_impl::gelu_impl,
     float_avx512_impl::layer_norm_impl,
+    float_avx512_impl::sigmoid_impl,
 };
 
 }  // namespace kernels

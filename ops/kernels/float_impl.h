@@ -91,6 +91,7 @@ static inline V gelu_v(V x) {
 
 // ---------------------------------------------------------------- ScalesLinear
 
+// (the last K % L products through zero-padded lane buffers: no scalar chain after the lanes)
 static float dot_impl(const float* x, const float* w, int64_t K) {
   V a0 = F::zero(), a1 = F::zero();
   int64_t k = 0;
@@ -99,9 +100,15 @@ static float dot_impl(const float* x, const float* w, int64_t K) {
     a1 = F::fma(F::load(x + k + L), F::load(w + k + L), a1);
   }
   for (; k + L <= K; k += L) a0 = F::fma(F::load(x + k), F::load(w + k), a0);
-  float s = F::hsum(F::add(a0, a1));
-  for (; k < K; ++k) s += x[k] * w[k];
-  return s;
+  if (k < K) {
+    float xt[L], wt[L];
+    for (int l = 0; l < L; ++l) {
+      xt[l] = k + l < K ? x[k + l] : 0.0f;
+      wt[l] = k + l < K ? w[k + l] : 0.0f;
+    }
+    a1 = F::fma(F::load(xt), F::load(wt), a1);
+  }
+  return F::hsum(F::add(a0, a1));
 }
 
 template <bool kSpatial, bool kGelu, bool kResidual>
@@ -165,29 +172,50 @@ static void gelu_impl(float* y, int64_t n, const float* residual) {
   }
 }
 
-// LayerNorm of one row: the mean, then the mean of squared deviations (two passes, float lanes).
+// LayerNorm of one row: the mean, then the mean of squared deviations (two passes in float
+// lanes; the last K % L features through a zero-padded lane buffer, so no scalar tail lengthens
+// the row's chain of dependent operations).
 static void layer_norm_impl(const float* x, int64_t K, const float* w, const float* b, float eps,
                             float* out) {
-  V a = F::zero();
-  int64_t k = 0;
-  for (; k + L <= K; k += L) a = F::add(a, F::load(x + k));
-  float sum = F::hsum(a);
-  for (; k < K; ++k) sum += x[k];
-  const float mean = sum / static_cast<float>(K);
+  static const float kIota[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  const int64_t full = K / L * L, tail = K - full;
+  float xt[L], wt[L], bt[L];
+  for (int l = 0; l < L; ++l) {
+    xt[l] = l < tail ? x[full + l] : 0.0f;
+    wt[l] = l < tail ? w[full + l] : 0.0f;
+    bt[l] = l < tail ? b[full + l] : 0.0f;
+  }
+  V a = F::load(xt);
+  for (int64_t k = 0; k < full; k += L) a = F::add(a, F::load(x + k));
+  const float mean = F::hsum(a) / static_cast<float>(K);
   const V mv = F::set1(mean);
-  a = F::zero();
-  for (k = 0; k + L <= K; k += L) {
+  const V in_tail = F::set1(static_cast<float>(tail) - 0.5f);
+  V dt = F::select_le(F::load(kIota), in_tail, F::sub(F::load(xt), mv), F::zero());
+  a = F::mul(dt, dt);
+  for (int64_t k = 0; k < full; k += L) {
     const V dv = F::sub(F::load(x + k), mv);
     a = F::fma(dv, dv, a);
   }
-  float sq = F::hsum(a);
-  for (; k < K; ++k) sq += (x[k] - mean) * (x[k] - mean);
-  const float var = sq / static_cast<float>(K);
-  const float inv = 1.0f / __builtin_sqrtf(var + eps);  // (no std:: inline function here)
-  const V iv = F::set1(inv);
-  for (k = 0; k + L <= K; k += L)
+  const float var = F::hsum(a) / static_cast<float>(K);
+  const V iv = F::set1(1.0f / __builtin_sqrtf(var + eps));  // (no std:: inline function here)
+  for (int64_t k = 0; k < full; k += L)
     F::store(out + k, F::fma(F::mul(F::sub(F::load(x + k), mv), iv), F::load(w + k), F::load(b + k)));
-  for (; k < K; ++k) out[k] = (x[k] - mean) * inv * w[k] + b[k];
+  if (tail) {
+    F::store(xt, F::fma(F::mul(dt, iv), F::load(wt), F::load(bt)));
+    for (int64_t l = 0; l < tail; ++l) out[full + l] = xt[l];
+  }
+}
+
+// v[i] = sigmoid(v[i] + bias) = 1 / (1 + exp(-(v[i] + bias))) for i < n.
+static void sigmoid_impl(float* v, int64_t n, float bias) {
+  const V one = F::set1(1.0f), bv = F::set1(bias);
+  for (int64_t i = 0; i < n; i += L) {
+    float buf[L];
+    for (int l = 0; l < L; ++l) buf[l] = i + l < n ? v[i + l] : 0.0f;
+    const V e = F::exp(F::sub(F::zero(), F::add(F::load(buf), bv)));
+    F::store(buf, F::div(one, F::add(one, e)));
+    for (int64_t l = 0; l < L && i + l < n; ++l) v[i + l] = buf[l];
+  }
 }
 
 static void linear_row_impl(const int32_t* acc, int64_t M, const float* scale, const float* bias,

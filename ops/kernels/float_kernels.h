@@ -97,6 +97,8 @@ struct FloatKernels {
   // out[k] = (x[k] - mean) / sqrt(var + eps) * w[k] + b[k] over the K features of one row (mean
   // and biased variance of x; float32 sums in the variant's order).
   void (*layer_norm)(const float* x, int64_t K, const float* w, const float* b, float eps, float* out);
+  // v[i] = sigmoid(v[i] + bias) for i < n.
+  void (*sigmoid)(float* v, int64_t n, float bias);
 };
 
 // The float kernels for binary-kernel path p: its variant when compiled in and the CPU runs it

@@ -74,6 +74,7 @@ const FloatKernels kFloatNeonKernels = {
     float_neon_impl::linear_row_impl,
     float_neon_impl::gelu_impl,
     float_neon_impl::layer_norm_impl,
+    float_neon_impl::sigmoid_impl,
 };
 
 }  // namespace kernels

@@ -83,6 +83,7 @@ const FloatKernels kFloatPortableKernels = {
     float_portable_impl::linear_row_impl,
     float_portable_impl::gelu_impl,
     float_portable_impl::layer_norm_impl,
+    float_portable_impl::sigmoid_impl,
 };
 
 }  // namespace kernels

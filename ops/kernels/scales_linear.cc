@@ -2,7 +2,6 @@
 // driver that runs the float kernels' LayerNorm, the binary kernels' pack_row and gemm_row and the
 // float kernels' dot product and output transform on each row. Compiled without instruction-set
 // flags.
-#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -15,30 +14,37 @@ void scales_linear_rows(const IsaKernels& k, const FloatKernels& f, const float*
                         const float* beta, const LinearWeights& w, const float* scale,
                         const float* bias, const LinearBranches& b, float* y, int64_t begin,
                         int64_t end) {
-  // GELU (long polynomials) runs over blocks of rows at once, after their products: a long run of
-  // independent vectors instead of one short row at a time between the scalar steps.
-  constexpr int64_t kGeluRows = 16;
+  // Rows go in blocks, each step over the whole block before the next: the per-row chains of
+  // dependent operations (a LayerNorm's two reductions and square root, the spatial dot product's
+  // reduction, GELU's long polynomials) are independent from row to row, so the CPU overlaps
+  // those of a block instead of waiting for each in turn between the binary products.
+  constexpr int64_t kBlock = 16;
+  const int64_t K = w.K, M = w.M;
   const bool gelu = b.act == Activation::kGelu;
   std::vector<uint64_t> packed(static_cast<size_t>(w.KW));
   std::vector<int32_t> acc(static_cast<size_t>(w.Mp));
-  std::vector<float> normed(b.norm_w ? static_cast<size_t>(w.K) : 0);
-  for (int64_t r0 = begin; r0 < end; r0 += kGeluRows) {
-    const int64_t r1 = r0 + kGeluRows < end ? r0 + kGeluRows : end;
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * w.K;
-      if (b.norm_w) {  // the row's LayerNorm, in L1, in place of X
-        f.layer_norm(xr, w.K, b.norm_w, b.norm_b, b.norm_eps, normed.data());
-        xr = normed.data();
-      }
-      k.pack_row(xr, beta, w.K, packed.data());
-      k.gemm_row(packed.data(), w.K, w.KW, w.data.data(), w.Mp, acc.data());
-      float s = 1.0f;
-      if (b.spatial_w) s = 1.0f / (1.0f + std::exp(-(f.dot(xr, b.spatial_w, w.K) + b.spatial_b)));
-      const float* res = b.residual && !gelu ? b.residual + r * w.M : nullptr;
-      f.linear_row(acc.data(), w.M, scale, bias, s, Activation::kNone, res, y + r * w.M);
+  std::vector<float> normed(b.norm_w ? static_cast<size_t>(kBlock * K) : 0);
+  float s[kBlock];
+  for (int64_t r0 = begin; r0 < end; r0 += kBlock) {
+    const int64_t n = r0 + kBlock < end ? kBlock : end - r0;
+    const float* xb = x + r0 * K;
+    if (b.norm_w) {  // the rows' LayerNorm, in L1, in place of X
+      for (int64_t i = 0; i < n; ++i)
+        f.layer_norm(xb + i * K, K, b.norm_w, b.norm_b, b.norm_eps, normed.data() + i * K);
+      xb = normed.data();
     }
-    if (gelu)
-      f.gelu(y + r0 * w.M, (r1 - r0) * w.M, b.residual ? b.residual + r0 * w.M : nullptr);
+    if (b.spatial_w) {
+      for (int64_t i = 0; i < n; ++i) s[i] = f.dot(xb + i * K, b.spatial_w, K);
+      f.sigmoid(s, n, b.spatial_b);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t r = r0 + i;
+      k.pack_row(xb + i * K, beta, K, packed.data());
+      k.gemm_row(packed.data(), K, w.KW, w.data.data(), w.Mp, acc.data());
+      const float* res = b.residual && !gelu ? b.residual + r * M : nullptr;
+      f.linear_row(acc.data(), M, scale, bias, b.spatial_w ? s[i] : 1.0f, Activation::kNone, res, y + r * M);
+    }
+    if (gelu) f.gelu(y + r0 * M, n * M, b.residual ? b.residual + r0 * M : nullptr);
   }
 }
 
