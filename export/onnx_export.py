@@ -8,9 +8,13 @@ pass re-types them as ``uint64`` (the same bits), as docs/ops.md requires.
 
 With ``fuse=True`` (the default) a whole SCALES convolution (:class:`ScalesConv2d`: binary core,
 spatial and channel re-scaling, skip) becomes one ``scales_edge::ScalesConv2d`` (op-domain
-version 2), which reads its input once and applies the re-scalings as it stores its output;
-``fuse=False`` writes ``BinaryConv2d`` with the branches as standard ops (version 1, readable by
-older op libraries). Everything else (head, tail, other layers) is standard ONNX.
+version 2), which reads its input once and applies the re-scalings as it stores its output. In a
+window-attention Transformer (SwinIR, HAT; version 3) each binary linear becomes one
+``ScalesLinear`` (core, spatial re-scaling, and the GELU or residual add its block applies right
+after it), and the attention between ``qkv`` and ``proj`` of every block, binary or full
+precision, one ``WindowAttention`` that forms the (shifted) windows by indexing.
+``fuse=False`` writes ``BinaryConv2d`` / ``BinaryLinear`` with the rest as standard ops (version 1,
+readable by older op libraries). Everything else (head, tail, other layers) is standard ONNX.
 """
 
 from __future__ import annotations
@@ -31,15 +35,18 @@ from onnx import numpy_helper
 from torch import Tensor, nn
 
 from ..errors import ConfigError, ScalesEdgeError
-from ..nn import BinaryConv2dBase, ScalesConv2d, binary_layers, sign_pm1
+from ..nn import BinaryConv2dBase, BinaryLinearBase, ScalesConv2d, ScalesLinear, binary_layers, sign_pm1
 from .packing import pack_conv_weight, pack_linear_weight
 from .quantize import TAILS, quantize_head_tail
 
 DOMAIN = "scales_edge"
 #: The newest op-domain version this exporter writes (docs/ops.md); a model imports the lowest
-#: version that has every op it uses: 1 without ScalesConv2d, 2 with it.
-DOMAIN_VERSION = 2
+#: version that has every op it uses: 1 without the fused ops, 2 with ScalesConv2d, 3 with
+#: ScalesLinear or WindowAttention.
+DOMAIN_VERSION = 3
 FUSED_SINCE_VERSION = 2
+#: The op-domain version that introduced each op (docs/ops.md).
+OP_SINCE_VERSION = {"BinaryConv2d": 1, "BinaryLinear": 1, "ScalesConv2d": 2, "ScalesLinear": 3, "WindowAttention": 3}
 DEFAULT_OPSET = 17
 
 
@@ -151,6 +158,67 @@ class _BinaryLinearFn(torch.autograd.Function):
         return y
 
 
+class _ScalesLinearFn(torch.autograd.Function):
+    """A whole binary linear layer with its prologue and epilogue (inference formula) as one
+    ``ScalesLinear`` node: ``act(core(x') * S(x')) + residual``, ``x' = LayerNorm(x)`` with the
+    weights ``nw``, ``nb`` (empty: ``x' = x``). Absent branches are empty tensors (omitted inputs
+    in the graph, see :func:`_finish_binary_nodes`); ``residual`` may be None."""
+
+    @staticmethod
+    def forward(ctx, x, residual, nw, nb, eps, beta, packed, scale, bias, sw, sb, wsign, act):  # type: ignore[override]
+        if nw.numel():
+            x = F.layer_norm(x, (x.shape[-1],), nw, nb, eps)
+        y = _BinaryLinearFn.forward(ctx, x, beta, packed, scale, bias, wsign)
+        if sw.numel():
+            y = y * torch.sigmoid(F.linear(x, sw.view(1, -1), sb))
+        if act == "gelu":
+            y = F.gelu(y)
+        return y if residual is None else y + residual
+
+    @staticmethod
+    def symbolic(g, x, residual, nw, nb, eps, beta, packed, scale, bias, sw, sb, wsign, act):
+        inputs = [x, beta, packed, scale, bias, sw, sb]
+        attrs: dict[str, Any] = {"activation_s": act} if act != "none" else {}
+        norm = bool(nw.type().sizes() and nw.type().sizes()[0])
+        if residual is not None or norm:
+            inputs.append(residual if residual is not None else _empty(g))
+        if norm:
+            inputs += [nw, nb]
+            attrs["norm_epsilon_f"] = float(eps)
+        y = g.op(f"{DOMAIN}::ScalesLinear", *inputs, **attrs)
+        sizes = x.type().varyingSizes() if x.type().kind() == "TensorType" else None
+        m = int(wsign.type().sizes()[0]) if wsign.type().sizes() else None
+        if sizes is not None:
+            y.setType(x.type().with_sizes(list(sizes[:-1]) + [m]))
+        return y
+
+
+def _empty(g):
+    """An omitted optional input: a constant of no elements, dropped by _finish_binary_nodes."""
+    return g.op("Constant", value_t=torch.zeros(0))
+
+
+class _WindowAttentionFn(torch.autograd.Function):
+    """:func:`scales_edge.models.transformer_common.window_attention` as one ``WindowAttention``
+    node (the bias table and index as its constant inputs)."""
+
+    @staticmethod
+    def forward(ctx, qkv, table, index, heads, ws, shift, kws, scale, channels):  # type: ignore[override]
+        from ..models.transformer_common import window_attention
+
+        return window_attention(qkv, table, index, heads, ws, shift, kws, scale)
+
+    @staticmethod
+    def symbolic(g, qkv, table, index, heads, ws, shift, kws, scale, channels):
+        y = g.op(
+            f"{DOMAIN}::WindowAttention", qkv, table, index,
+            num_heads_i=heads, window_size_i=ws, shift_size_i=shift, key_window_size_i=kws, scale_f=scale,
+        )
+        sizes = qkv.type().varyingSizes() if qkv.type().kind() == "TensorType" else None
+        y.setType(qkv.type().with_sizes((list(sizes[:3]) if sizes and len(sizes) == 4 else [None] * 3) + [channels]))
+        return y
+
+
 def _as_int64_bits(packed: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(packed).view(np.int64).copy())
 
@@ -168,18 +236,58 @@ def _branch_args(layer: ScalesConv2d) -> tuple:
     return sw, sb, cw, int(layer.skip), int(not layer.channel_from_input)
 
 
-@contextlib.contextmanager
-def custom_op_cores(model: nn.Module, fuse: bool = False) -> Iterator[list[str]]:
-    """Within the block, the model's binary cores run through the custom-op Functions; with
-    ``fuse``, each :class:`ScalesConv2d` runs whole through the ``ScalesConv2d`` Function.
+def _linear_branch_args(layer: BinaryLinearBase) -> tuple[Tensor, Tensor]:
+    """The fused linear's spatial weights and bias (empty tensors without a spatial branch)."""
+    spatial = layer.spatial if isinstance(layer, ScalesLinear) else None
+    if spatial is None:
+        return torch.zeros(0), torch.zeros(0)
+    sb = spatial.bias.detach().clone() if spatial.bias is not None else torch.zeros(1)
+    return spatial.weight.detach().reshape(-1).clone(), sb
 
-    Yields a list that receives the qualified name of each binary layer as it runs, in execution
-    order (the order of the ops in the traced graph).
+
+def _norm_args(norm: nn.Module | None) -> tuple[Tensor, Tensor, float]:
+    """A fused linear's LayerNorm weights and epsilon (empty tensors without one)."""
+    if norm is None:
+        return torch.zeros(0), torch.zeros(0), 1e-5
+    if not isinstance(norm, nn.LayerNorm) or len(norm.normalized_shape) != 1 or not norm.elementwise_affine:
+        raise ExportError(f"a fused linear can take a LayerNorm over the features with weights, not {norm}")
+    # copies made outside the tracer's view (from numpy): graph constants, not ops on parameters
+    nw = torch.from_numpy(norm.weight.detach().numpy().copy())
+    nb = torch.from_numpy(norm.bias.detach().numpy().copy()) if norm.bias is not None else torch.zeros_like(nw)
+    return nw, nb, float(norm.eps)
+
+
+def _window_attention_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    from ..models.transformer_common import WindowAttention
+
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, WindowAttention)]
+
+
+@contextlib.contextmanager
+def custom_op_cores(model: nn.Module, fuse: bool = False, fuse_transformer: bool = False) -> Iterator[list[str]]:
+    """Within the block, the model's binary cores run through the custom-op Functions; with
+    ``fuse``, each :class:`ScalesConv2d` runs whole through the ``ScalesConv2d`` Function; with
+    ``fuse_transformer``, each binary linear runs whole, with the epilogue its caller asks for,
+    through the ``ScalesLinear`` Function and each window attention through ``WindowAttention``.
+
+    Yields a list that receives the qualified name of each binary layer (and attention module) as
+    it runs, in execution order (the order of the ops in the traced graph).
     """
     layers = binary_layers(model)
+    attentions = _window_attention_modules(model) if fuse_transformer else []
     called: list[str] = []
     fused: list[nn.Module] = []
     try:
+        for name, module in attentions:
+
+            def attend(mod, qkv, shift, index, name=name):
+                called.append(name)
+                return _WindowAttentionFn.apply(
+                    qkv, mod.relative_position_bias_table.detach(), index, mod.num_heads, mod.window_size,
+                    int(shift), mod.key_window_size, float(mod.scale), mod.dim,
+                )
+
+            module.attention_override = attend
         for name, layer in layers:
             p = layer.core_params()
             wsign = p.weight_sign.float()
@@ -202,6 +310,19 @@ def custom_op_cores(model: nn.Module, fuse: bool = False) -> Iterator[list[str]]
                 args = (p.beta, packed, p.scale, bias, wsign, *geometry)
             else:
                 packed = _as_int64_bits(pack_linear_weight(wsign.numpy()))
+                if fuse_transformer and not getattr(layer, "skip", False):
+                    sw, sb = _linear_branch_args(layer)
+                    args = (p.beta, packed, p.scale, bias, sw, sb, wsign)
+
+                    def whole_linear(x, activation=None, residual=None, norm=None, args=args, name=name):
+                        called.append(name)
+                        nw, nb, eps = _norm_args(norm)
+                        return _ScalesLinearFn.apply(x, residual, nw, nb, eps, *args, activation or "none")
+
+                    layer.forward = whole_linear
+                    layer.takes_norm = True
+                    fused.append(layer)
+                    continue
                 fn = _BinaryLinearFn
                 args = (p.beta, packed, p.scale, bias, wsign)
 
@@ -216,6 +337,9 @@ def custom_op_cores(model: nn.Module, fuse: bool = False) -> Iterator[list[str]]
             layer.core_override = None
         for layer in fused:
             del layer.forward
+            layer.__dict__.pop("takes_norm", None)
+        for _, module in attentions:
+            module.attention_override = None
 
 
 def _constants_to_initializers(model: onnx.ModelProto) -> None:
@@ -237,11 +361,21 @@ def _constants_to_initializers(model: onnx.ModelProto) -> None:
 
 
 INPUT_ROLES = ("beta", "packed_weight", "scale", "bias", "spatial_weight", "spatial_bias", "channel_weight")
+#: Roles of the constant inputs (from input 1 on) of each op; ScalesLinear's input 7 (residual) is a
+#: graph tensor.
+_CONSTANT_ROLES = {
+    # input 7 (residual) is a graph tensor, or absent
+    "ScalesLinear": INPUT_ROLES[:6] + (None, "norm_weight", "norm_bias"),
+    "WindowAttention": ("relative_position_bias_table", "relative_position_index"),  # the modules' names
+}
+#: First input position that is an optional constant (an empty one is dropped).
+_FIRST_OPTIONAL = {"WindowAttention": 99}
 
 
 def _finish_binary_nodes(model: onnx.ModelProto, layer_names: list[str]) -> None:
-    """Name our nodes after their PyTorch layers, their constants ``<layer>.<role>``, and store the
-    packed weights as ``uint64`` (the exporter wrote the same bits as int64)."""
+    """Name our nodes after their PyTorch layers (or attention modules), their constants
+    ``<layer>.<role>``, and store the packed weights as ``uint64`` (the exporter wrote the same
+    bits as int64)."""
     nodes = [n for n in model.graph.node if n.domain == DOMAIN]
     if len(nodes) != len(layer_names):
         raise ExportError(f"{len(layer_names)} binary layers ran but the graph has {len(nodes)} binary ops")
@@ -252,15 +386,21 @@ def _finish_binary_nodes(model: onnx.ModelProto, layer_names: list[str]) -> None
             consumers[i] = consumers.get(i, 0) + 1
     for node, layer in zip(nodes, layer_names):
         node.name = layer
-        for pos, role in enumerate(INPUT_ROLES[: len(node.input) - 1], start=1):
+        roles = _CONSTANT_ROLES.get(node.op_type, INPUT_ROLES)
+        first_optional = _FIRST_OPTIONAL.get(node.op_type, 5)
+        for pos, role in enumerate(roles[: len(node.input) - 1], start=1):
             old = node.input[pos]
+            if role is None:  # a graph tensor (or an omitted input)
+                if old in inits and 0 in inits[old].dims:
+                    node.input[pos] = ""
+                continue
             if old not in inits:
                 raise ExportError(f"input {role} of {layer} is not a constant")
             tensor = inits[old]
-            if pos >= 5 and 0 in tensor.dims:  # an absent branch: an omitted optional input
+            if pos >= first_optional and 0 in tensor.dims:  # an absent branch: an omitted optional input
                 node.input[pos] = ""
                 continue
-            if pos == 2:
+            if role == "packed_weight":
                 arr = numpy_helper.to_array(tensor)
                 if arr.dtype != np.int64:
                     raise ExportError(f"packed weights of {layer} have type {arr.dtype}, expected int64 bits")
@@ -340,8 +480,13 @@ def export_onnx(
     x = torch.rand(1, in_ch, *sample_size)
     buf = io.BytesIO()
     fused = fuse and binary_as == "custom" and any(isinstance(m, ScalesConv2d) for _, m in binary_layers(model))
-    version = FUSED_SINCE_VERSION if fused else 1
-    cores = custom_op_cores(model, fuse=fused) if binary_as == "custom" else contextlib.nullcontext(None)
+    # Transformers: fused linears and attention, also for the full-precision model (its attention).
+    fuse_tf = fuse and binary_as == "custom" and bool(_window_attention_modules(model))
+    cores = (
+        custom_op_cores(model, fuse=fused, fuse_transformer=fuse_tf)
+        if binary_as == "custom"
+        else contextlib.nullcontext(None)
+    )
     # A fused layer exported on its own is traced inside a wrapper: as the top-level module its
     # replaced forward would be traced with every argument as a graph input.
     traced = _Wrapper(model) if fused and isinstance(model, ScalesConv2d) else model
@@ -356,13 +501,15 @@ def export_onnx(
             input_names=["input"],
             output_names=["output"],
             dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "out_height", 3: "out_width"}},
-            custom_opsets={DOMAIN: version} if called else None,
+            custom_opsets={DOMAIN: DOMAIN_VERSION} if called else None,
             do_constant_folding=True,
         )
     proto = onnx.load_from_string(buf.getvalue())
     _constants_to_initializers(proto)
+    version = 1
     if called is not None:
         _finish_binary_nodes(proto, called)
+        version = needed_domain_version(proto)
         # The TorchScript exporter does not always apply custom_opsets' version: set it here.
         for imp in proto.opset_import:
             if imp.domain == DOMAIN:
@@ -385,6 +532,26 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, path)
     return proto
+
+
+def default_domain_version(model: nn.Module) -> int | None:
+    """The op-domain version ``export_onnx(model)`` writes by default (None: no ``scales_edge`` op):
+    3 with window attention (fused attention and linears), 2 with a SCALES convolution, else 1."""
+    if _window_attention_modules(model):
+        return 3
+    layers = binary_layers(model)
+    if any(isinstance(m, ScalesConv2d) for _, m in layers):
+        return FUSED_SINCE_VERSION
+    return 1 if layers else None
+
+
+def needed_domain_version(proto: onnx.ModelProto) -> int:
+    """The lowest op-domain version that has every ``scales_edge`` op of ``proto`` (1 if none)."""
+    ops = {n.op_type for n in proto.graph.node if n.domain == DOMAIN}
+    unknown = ops - set(OP_SINCE_VERSION)
+    if unknown:
+        raise ExportError(f"unknown {DOMAIN} op(s) {sorted(unknown)}")
+    return max((OP_SINCE_VERSION[op] for op in ops), default=1)
 
 
 class _Wrapper(nn.Module):

@@ -11,7 +11,7 @@ from ..errors import ScalesEdgeError
 from .library import get_library_path
 
 DOMAIN = "scales_edge"
-SUPPORTED_DOMAIN_VERSIONS = (1, 2)
+SUPPORTED_DOMAIN_VERSIONS = (1, 2, 3)
 
 
 class ModelError(ScalesEdgeError):

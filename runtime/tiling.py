@@ -636,7 +636,8 @@ class TiledRunner:
         stats_tile: int | None = None,
     ) -> None:
         # A fused ScalesConv2d pools inside the op: expanded, its pool is a node like the others.
-        self.proto = unfuse(proto) if has_fused(proto) else proto
+        # (The fused linears and attention of Transformers pool nothing: they stay fused.)
+        self.proto = unfuse(proto, ("ScalesConv2d",)) if has_fused(proto, ("ScalesConv2d",)) else proto
         self.geometry = model_geometry(self.proto)
         self._make = make_session
         self._full = full_session
