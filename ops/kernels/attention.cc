@@ -120,22 +120,33 @@ namespace {
 
 // The q|k|v rows window r reads: its key window's rows (a window reads kws short runs of pixels
 // far apart, which the hardware prefetchers do not follow).
-void window_rows(const AttentionGeometry& g, const float* qkv, int64_t r, Prefetch* p) {
-  p->count = 0;
-  p->bytes = 0;
+void window_rows(const AttentionGeometry& g, const float* qkv, float* out, int64_t r, Prefetch* p) {
+  p->count = p->wcount = 0;
+  p->bytes = p->wbytes = 0;
   const int64_t per_row = g.W / g.ws;
   const int64_t n = r / g.windows, wy = (r % g.windows) / per_row, wx = (r % g.windows) % per_row;
-  int64_t x0 = wx * g.ws - g.pad + g.shift, x1 = x0 + g.kws;  // pixel columns [x0, x1)
-  if (x0 < 0) x0 = 0;
-  if (x1 > g.W) x1 = g.W;  // (a shifted window's wrapped columns are left to the hardware)
-  if (x1 <= x0) return;
-  p->bytes = (x1 - x0) * g.C3 * static_cast<int64_t>(sizeof(float));
-  for (int64_t i = 0; i < g.kws && p->count < Prefetch::kMaxRows; ++i) {
-    int64_t y = wy * g.ws - g.pad + i;
-    if (y < 0 || y >= g.H) continue;
-    y += g.shift;
-    if (y >= g.H) y -= g.H;
-    p->rows[p->count++] = reinterpret_cast<const char*>(qkv + ((n * g.H + y) * g.W + x0) * g.C3);
+  // (a shifted window's wrapped columns are left to the hardware)
+  int64_t x0 = wx * g.ws - g.pad + g.shift, x1 = x0 + g.kws;  // key pixel columns [x0, x1)
+  x0 = std::max<int64_t>(x0, 0);
+  x1 = std::min(x1, g.W);
+  if (x1 > x0) {
+    p->bytes = (x1 - x0) * g.C3 * static_cast<int64_t>(sizeof(float));
+    for (int64_t i = 0; i < g.kws && p->count < Prefetch::kMaxRows; ++i) {
+      int64_t y = wy * g.ws - g.pad + i;
+      if (y < 0 || y >= g.H) continue;
+      y += g.shift;
+      if (y >= g.H) y -= g.H;
+      p->rows[p->count++] = reinterpret_cast<const char*>(qkv + ((n * g.H + y) * g.W + x0) * g.C3);
+    }
+  }
+  const int64_t q0 = wx * g.ws + g.shift, q1 = std::min(q0 + g.ws, g.W);  // output columns
+  if (q1 > q0) {
+    p->wbytes = (q1 - q0) * g.C * static_cast<int64_t>(sizeof(float));
+    for (int64_t i = 0; i < g.ws && p->wcount < Prefetch::kMaxRows; ++i) {
+      int64_t y = wy * g.ws + i + g.shift;
+      if (y >= g.H) y -= g.H;
+      p->wrows[p->wcount++] = reinterpret_cast<char*>(out + ((n * g.H + y) * g.W + q0) * g.C);
+    }
   }
 }
 
@@ -148,8 +159,8 @@ void window_attention(const FloatKernels& k, const AttentionGeometry& g, const f
   const int64_t per_row = g.W / g.ws;
   Prefetch next;
   for (int64_t r = begin; r < end; ++r) {
-    next.count = 0;
-    if (r + 1 < end) window_rows(g, qkv, r + 1, &next);
+    next.count = next.wcount = 0;
+    if (r + 1 < end) window_rows(g, qkv, y, r + 1, &next);
     const int64_t n = r / g.windows, w = r % g.windows;
     k.attend_window(g, qkv, bias, n, w / per_row, w % per_row, y, pix.data(), scratch.data(), next);
   }

@@ -66,6 +66,15 @@ struct F {
   }
 };
 
+static void stream_copy_impl(float* dst, const float* src, int64_t n) {
+  int64_t i = 0;
+  for (; i < n && (reinterpret_cast<uintptr_t>(dst + i) & 31) != 0; ++i) dst[i] = src[i];
+  for (; i + 8 <= n; i += 8) _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
+static void stream_fence_impl() { _mm_sfence(); }
+
 }  // namespace float_avx2_impl
 }  // namespace kernels
 }  // namespace scales_edge
@@ -87,6 +96,8 @@ const FloatKernels kFloatAvx2Kernels = {
     float_avx2_impl::gelu_impl,
     float_avx2_impl::layer_norm_impl,
     float_avx2_impl::sigmoid_impl,
+    float_avx2_impl::stream_copy_impl,
+    float_avx2_impl::stream_fence_impl,
 };
 
 }  // namespace kernels

@@ -68,6 +68,15 @@ struct F {
   }
 };
 
+static void stream_copy_impl(float* dst, const float* src, int64_t n) {
+  int64_t i = 0;
+  for (; i < n && (reinterpret_cast<uintptr_t>(dst + i) & 63) != 0; ++i) dst[i] = src[i];
+  for (; i + 16 <= n; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
+static void stream_fence_impl() { _mm_sfence(); }
+
 }  // namespace float_avx512_impl
 }  // namespace kernels
 }  // namespace scales_edge
@@ -89,6 +98,8 @@ const FloatKernels kFloatAvx512Kernels = {
     float_avx512_impl::gelu_impl,
     float_avx512_impl::layer_norm_impl,
     float_avx512_impl::sigmoid_impl,
+    float_avx512_impl::stream_copy_impl,
+    float_avx512_impl::stream_fence_impl,
 };
 
 }  // namespace kernels

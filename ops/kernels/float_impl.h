@@ -245,12 +245,31 @@ static void linear_row_impl(const int32_t* acc, int64_t M, const float* scale, c
 
 // Scratch layout (floats): qt [C][Nqp] (q * scale, transposed: queries fastest), kb and vb
 // [Nk][C] (keys and values, zero outside the map), st [Nk][kQueryBlock] (scores, then
-// exponentials, of one block of queries), ot [d][kQueryBlock] (its outputs), labels of the
-// queries [Nqp] and keys [Nk].
+// exponentials, of one block of queries), ot [d][kQueryBlock] (its outputs), ob [Nq][C] (the
+// window's outputs, copied out pixel by pixel at the end), labels of the queries [Nqp] and keys [Nk].
 static int64_t attention_scratch_impl(const AttentionGeometry& g) {
   const int64_t Nqp = round_up_to(g.Nq, kQueryBlock);
-  return g.C * Nqp + 2 * g.Nk * g.C + g.Nk * kQueryBlock + g.d * kQueryBlock + Nqp + g.Nk;
+  return g.C * Nqp + 2 * g.Nk * g.C + g.Nk * kQueryBlock + g.d * kQueryBlock + g.Nq * g.C + Nqp + g.Nk;
 }
+
+// Issues a window's prefetches a few at a time between blocks of its work (in one burst they
+// fill the CPU's miss queue and stall it instead of overlapping the arithmetic).
+struct Prefetcher {
+  const Prefetch& p;
+  int64_t row = 0, off = 0, wrow = 0, woff = 0;
+  explicit Prefetcher(const Prefetch& pf) : p(pf) {}
+  int64_t lines() const { return p.count * ((p.bytes + 63) / 64) + p.wcount * ((p.wbytes + 63) / 64); }
+  void issue(int64_t n) {
+    for (; n > 0 && row < p.count; --n) {
+      __builtin_prefetch(p.rows[row] + off, 0, 2);
+      if ((off += 64) >= p.bytes) off = 0, ++row;
+    }
+    for (; n > 0 && wrow < p.wcount; --n) {
+      __builtin_prefetch(p.wrows[wrow] + woff, 1, 3);
+      if ((woff += 64) >= p.wbytes) woff = 0, ++wrow;
+    }
+  }
+};
 
 // Scores of KB keys against one block of queries: st[k][q] = sum_e qt[e][q] * key[k][e] + bias
 // (+ the mask), and the running maximum of each query.
@@ -306,7 +325,8 @@ static void attend_window_impl(const AttentionGeometry& g, const float* qkv,
   float* vb = kb + Nk * C;
   float* st = vb + Nk * C;
   float* ot = st + Nk * kQueryBlock;
-  float* labq = ot + d * kQueryBlock;
+  float* ob = ot + d * kQueryBlock;
+  float* labq = ob + Nq * C;
   float* labk = labq + Nqp;
   int64_t* qpix = pix;
   int64_t* kpix = pix + Nq;
@@ -365,25 +385,22 @@ static void attend_window_impl(const AttentionGeometry& g, const float* qkv,
     for (int64_t k = 0; k < Nk && !masked; ++k) masked = kpix[k] >= 0 && labk[k] != labq[0];
   }
   constexpr int KB = F::kKeyBlock;
-  // The next window's memory, requested a share at a time between the blocks of work below (in
-  // one burst the requests would queue up and stall instead of overlapping the arithmetic).
-  const int64_t lines_per_row = (prefetch.bytes + 63) / 64;
-  const int64_t lines = prefetch.count * lines_per_row;
-  const int64_t steps = g.heads * (Nqp / kQueryBlock);
-  int64_t line = 0, step = 0;
+  // The next window's memory, requested a share at a time between the blocks of work below.
+  Prefetcher pf(prefetch);
+  const int64_t per_step = pf.lines() / (g.heads * (Nqp / kQueryBlock) * (Nk / KB + 1)) + 1;
   for (int64_t h = 0; h < g.heads; ++h) {
     const float* qt_h = qt + h * d * Nqp;
     const float* kb_h = kb + h * d;
     const float* vb_h = vb + h * d;
     const float* bias_h = bias.data.data() + h * Nk * Nqp;
     for (int64_t q0 = 0; q0 < Nqp; q0 += kQueryBlock) {
-      for (const int64_t until = lines * ++step / steps; line < until; ++line)
-        __builtin_prefetch(prefetch.rows[line / lines_per_row] + (line % lines_per_row) * 64, 0, 3);
       V mx[2] = {F::set1(-3.0e38f), F::set1(-3.0e38f)};
       int64_t k = 0;
-      for (; k + KB <= Nk; k += KB)
+      for (; k + KB <= Nk; k += KB) {
+        pf.issue(per_step);
         score_keys<KB>(qt_h + q0, Nqp, kb_h + k * C, C, d, bias_h + k * Nqp + q0, labq + q0,
                        labk + k, masked, st + k * kQueryBlock, mx);
+      }
       for (; k < Nk; ++k)
         score_keys<1>(qt_h + q0, Nqp, kb_h + k * C, C, d, bias_h + k * Nqp + q0, labq + q0,
                       labk + k, masked, st + k * kQueryBlock, mx);
@@ -424,11 +441,14 @@ static void attend_window_impl(const AttentionGeometry& g, const float* qkv,
       }
       const int64_t q1 = q0 + kQueryBlock < Nq ? q0 + kQueryBlock : Nq;
       for (int64_t q = q0; q < q1; ++q) {
-        float* dst = y + qpix[q] * C + h * d;
+        float* dst = ob + q * C + h * d;
         for (int64_t e = 0; e < d; ++e) dst[e] = ot[e * kQueryBlock + (q - q0)];
       }
     }
   }
+  pf.issue(pf.lines());  // whatever is left
+  for (int64_t q = 0; q < Nq; ++q)
+    std::memcpy(y + qpix[q] * C, ob + q * C, static_cast<size_t>(C) * sizeof(float));
 }
 
 }  // namespace SCALES_EDGE_FLOAT_NS

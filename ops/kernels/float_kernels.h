@@ -60,12 +60,16 @@ struct AttentionBias {
 std::string expand_attention_bias(const AttentionGeometry& g, const float* table, int64_t T,
                                   const int64_t* index, int64_t query_block, AttentionBias* out);
 
-// Runs of memory to prefetch: rows[i] .. rows[i] + bytes, i < count.
+// Runs of memory to prefetch: rows[i] .. rows[i] + bytes, i < count, to read (the next window's
+// q|k|v) and wrows[i] .. wrows[i] + wbytes, i < wcount, to write (its outputs).
 struct Prefetch {
   static constexpr int kMaxRows = 64;
   const char* rows[kMaxRows];
   int64_t count = 0;
   int64_t bytes = 0;
+  char* wrows[kMaxRows];
+  int64_t wcount = 0;
+  int64_t wbytes = 0;
 };
 
 // ---- ScalesLinear ----
@@ -99,6 +103,10 @@ struct FloatKernels {
   void (*layer_norm)(const float* x, int64_t K, const float* w, const float* b, float eps, float* out);
   // v[i] = sigmoid(v[i] + bias) for i < n.
   void (*sigmoid)(float* v, int64_t n, float bias);
+  // dst[i] = src[i] for i < n, with non-temporal (streaming) stores where the ISA has them: no read
+  // of dst's cache lines before they are written. Follow a range of these with stream_fence().
+  void (*stream_copy)(float* dst, const float* src, int64_t n);
+  void (*stream_fence)();
 };
 
 // The float kernels for binary-kernel path p: its variant when compiled in and the CPU runs it
@@ -119,6 +127,9 @@ struct LinearBranches {
   float spatial_b = 0.0f;
   Activation act = Activation::kNone;
   const float* residual = nullptr;   // [rows, M], or null
+  // Write Y with streaming stores (for an output too large to stay in the caches anyway: it
+  // saves reading every line of Y from memory before writing it).
+  bool stream = false;
 };
 // ScalesLinear over rows [begin, end) of X [rows, K]: the optional LayerNorm of each row, then
 // binarize+pack (k.pack_row), the binary product (k.gemm_row), S = sigmoid(dot(X, spatial_w) +

@@ -54,6 +54,13 @@ struct F {
   }
 };
 
+// (no streaming stores here: a plain copy)
+static void stream_copy_impl(float* dst, const float* src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
+}
+
+static void stream_fence_impl() {}
+
 }  // namespace float_neon_impl
 }  // namespace kernels
 }  // namespace scales_edge
@@ -75,6 +82,8 @@ const FloatKernels kFloatNeonKernels = {
     float_neon_impl::gelu_impl,
     float_neon_impl::layer_norm_impl,
     float_neon_impl::sigmoid_impl,
+    float_neon_impl::stream_copy_impl,
+    float_neon_impl::stream_fence_impl,
 };
 
 }  // namespace kernels

@@ -24,9 +24,12 @@ void scales_linear_rows(const IsaKernels& k, const FloatKernels& f, const float*
   std::vector<uint64_t> packed(static_cast<size_t>(w.KW));
   std::vector<int32_t> acc(static_cast<size_t>(w.Mp));
   std::vector<float> normed(b.norm_w ? static_cast<size_t>(kBlock * K) : 0);
+  std::vector<float> staged(b.stream ? static_cast<size_t>(kBlock * M) : 0);
   float s[kBlock];
   for (int64_t r0 = begin; r0 < end; r0 += kBlock) {
     const int64_t n = r0 + kBlock < end ? kBlock : end - r0;
+    // a streamed output is computed into an L1 block first, then written out in one run
+    float* yb = b.stream ? staged.data() : y + r0 * M;
     const float* xb = x + r0 * K;
     if (b.norm_w) {  // the rows' LayerNorm, in L1, in place of X
       for (int64_t i = 0; i < n; ++i)
@@ -42,10 +45,12 @@ void scales_linear_rows(const IsaKernels& k, const FloatKernels& f, const float*
       k.pack_row(xb + i * K, beta, K, packed.data());
       k.gemm_row(packed.data(), K, w.KW, w.data.data(), w.Mp, acc.data());
       const float* res = b.residual && !gelu ? b.residual + r * M : nullptr;
-      f.linear_row(acc.data(), M, scale, bias, b.spatial_w ? s[i] : 1.0f, Activation::kNone, res, y + r * M);
+      f.linear_row(acc.data(), M, scale, bias, b.spatial_w ? s[i] : 1.0f, Activation::kNone, res, yb + i * M);
     }
-    if (gelu) f.gelu(y + r0 * M, n * M, b.residual ? b.residual + r0 * M : nullptr);
+    if (gelu) f.gelu(yb, n * M, b.residual ? b.residual + r0 * M : nullptr);
+    if (b.stream) f.stream_copy(y + r0 * M, staged.data(), n * M);
   }
+  if (b.stream) f.stream_fence();
 }
 
 }  // namespace kernels

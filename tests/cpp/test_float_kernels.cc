@@ -306,6 +306,55 @@ void test_layer_norm(const std::vector<const sk::FloatKernels*>& ks) {
     }
 }
 
+// ScalesLinear's driver: streaming the output (as the op does for a large one) changes nothing,
+// and neither does the range split; stream_copy copies exactly at every alignment.
+void test_linear_driver() {
+  for (sk::Path p : sk::supported_paths()) {
+    const sk::IsaKernels& k = *sk::compiled_kernels(p);
+    const sk::FloatKernels& f = sk::float_kernels(p);
+    for (int64_t n = 0; n < 40; ++n)
+      for (int64_t offset = 0; offset < 17; offset += 5) {
+        const std::vector<float> src = normal_floats(static_cast<size_t>(n), 1.0f);
+        std::vector<float> dst(static_cast<size_t>(n + 17), -1.0f);
+        f.stream_copy(dst.data() + offset, src.data(), n);
+        f.stream_fence();
+        bool same = dst[static_cast<size_t>(offset + n)] == -1.0f;
+        for (int64_t i = 0; i < n; ++i) same = same && dst[static_cast<size_t>(offset + i)] == src[i];
+        check(same, std::string("stream_copy [") + f.name + "] n " + std::to_string(n) + " offset " +
+                        std::to_string(offset));
+      }
+    const int64_t rows = 37, K = 60, M = 70;
+    const std::vector<float> x = normal_floats(static_cast<size_t>(rows * K), 1.0f);
+    const std::vector<float> beta = normal_floats(static_cast<size_t>(K), 0.2f);
+    const std::vector<float> scale = normal_floats(static_cast<size_t>(M), 0.05f);
+    const std::vector<float> bias = normal_floats(static_cast<size_t>(M), 0.5f);
+    const std::vector<float> sw = normal_floats(static_cast<size_t>(K), 0.3f);
+    const std::vector<float> nw = normal_floats(static_cast<size_t>(K), 1.0f);
+    const std::vector<float> nb = normal_floats(static_cast<size_t>(K), 0.2f);
+    const std::vector<float> res = normal_floats(static_cast<size_t>(rows * M), 1.0f);
+    std::vector<uint64_t> wp(static_cast<size_t>(M));
+    for (uint64_t& v : wp) v = rng();
+    const sk::LinearWeights w = sk::relayout_linear_weights(wp.data(), M, K);
+    for (int gelu = 0; gelu < 2; ++gelu) {
+      sk::LinearBranches b;
+      b.norm_w = nw.data();
+      b.norm_b = nb.data();
+      b.spatial_w = sw.data();
+      b.spatial_b = 0.1f;
+      b.act = gelu ? sk::Activation::kGelu : sk::Activation::kNone;
+      b.residual = res.data();
+      std::vector<float> plain(static_cast<size_t>(rows * M)), streamed(plain.size());
+      sk::scales_linear_rows(k, f, x.data(), beta.data(), w, scale.data(), bias.data(), b, plain.data(), 0, rows);
+      b.stream = true;
+      sk::scales_linear_rows(k, f, x.data(), beta.data(), w, scale.data(), bias.data(), b, streamed.data(), 0, 20);
+      sk::scales_linear_rows(k, f, x.data(), beta.data(), w, scale.data(), bias.data(), b, streamed.data(), 20, rows);
+      check(plain == streamed, std::string("scales_linear_rows [") + sk::path_name(p) +
+                                   "]: streamed output and split ranges give the same bits (gelu " +
+                                   std::to_string(gelu) + ")");
+    }
+  }
+}
+
 void test_dot(const std::vector<const sk::FloatKernels*>& ks) {
   for (const sk::FloatKernels* k : ks)
     for (int64_t K : {1, 5, 16, 31, 32, 33, 60, 144, 288}) {
@@ -352,6 +401,7 @@ int main() {
   test_gelu_sweep(ks);
   test_dot(ks);
   test_layer_norm(ks);
+  test_linear_driver();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }
