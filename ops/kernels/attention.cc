@@ -111,7 +111,7 @@ std::string expand_attention_bias(const AttentionGeometry& g, const float* table
                str(k) + ") outside [-T, T) = [" + str(-T) + ", " + str(T) + ")";
       if (t < 0) t += T;
       for (int64_t h = 0; h < g.heads; ++h)
-        out->data[static_cast<size_t>((h * g.Nk + k) * out->Nqp + q)] = table[t * g.heads + h];
+        out->data[static_cast<size_t>((h * g.Nk + k) * out->Nqp + q)] = table[t * g.heads + h] * kLog2e;
     }
   return "";
 }

@@ -64,6 +64,19 @@ struct F {
     const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));  // p * 2^n
   }
+  static inline V exp2(V x) {
+    x = _mm256_max_ps(_mm256_set1_ps(-126.0f), x);  // (keeps a NaN x)
+    const V n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const V r = _mm256_sub_ps(x, n);
+    V p = _mm256_set1_ps(kExp2c5);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExp2c4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExp2c3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExp2c2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExp2c1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+  }
 };
 
 static void stream_copy_impl(float* dst, const float* src, int64_t n) {

@@ -66,6 +66,18 @@ struct F {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(p, n);  // p * 2^n
   }
+  static inline V exp2(V x) {
+    x = _mm512_max_ps(_mm512_set1_ps(-126.0f), x);  // (keeps a NaN x)
+    const V n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const V r = _mm512_sub_ps(x, n);
+    V p = _mm512_set1_ps(kExp2c5);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExp2c4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExp2c3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExp2c2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExp2c1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+  }
 };
 
 static void stream_copy_impl(float* dst, const float* src, int64_t n) {

@@ -19,6 +19,7 @@
 //     static V fma(V a, V b, V c);        a * b + c (fused where the ISA has it)
 //     static V exp(V);                    e^x, relative error of a few ulp for -87 <= x <= 88;
 //                                         x < -87 gives e^-87 (a normal float), NaN stays NaN
+//     static V exp2(V);                   2^x for x <= 0, the same way; x < -126 gives 2^-126
 //     static V abs(V); static V copysign(V magnitude, V sign);
 //     static V select_le(V a, V b, V x, V y);   a <= b ? x : y, per lane (false for NaN)
 //     static V ne_value(V a, V b, V value);     a != b ? value : 0, per lane
@@ -41,7 +42,8 @@ using V = F::V;
 constexpr int L = F::kLanes;
 // Queries per block: two vectors of queries, so each broadcast key or value feeds two products.
 constexpr int64_t kQueryBlock = 2 * L;
-constexpr float kMaskValue = -100.0f;  // docs/ops.md: tokens of different regions
+// docs/ops.md: tokens of different regions get -100, here in base 2 (the logits are log2(e) x)
+constexpr float kMaskValue2 = -100.0f * kLog2e;
 
 static inline int64_t round_up_to(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -271,14 +273,18 @@ struct Prefetcher {
   }
 };
 
-// Scores of KB keys against one block of queries: st[k][q] = sum_e qt[e][q] * key[k][e] + bias
-// (+ the mask), and the running maximum of each query.
+// Scores of KB keys against one block of queries, in base 2: st[k][q] = bias + sum_e qt[e][q] *
+// key[k][e] (+ the mask), all times log2(e) (qt and bias carry the factor), and the running
+// maximum of each query.
 template <int KB>
 static inline void score_keys(const float* qt, int64_t Nqp, const float* kb, int64_t C, int64_t d,
                               const float* bias, const float* labq, const float* labk, bool masked,
                               float* st, V* mx) {
   V acc[KB][2];
-  for (int kk = 0; kk < KB; ++kk) acc[kk][0] = acc[kk][1] = F::zero();
+  for (int kk = 0; kk < KB; ++kk) {
+    acc[kk][0] = F::load(bias + kk * Nqp);
+    acc[kk][1] = F::load(bias + kk * Nqp + L);
+  }
   for (int64_t e = 0; e < d; ++e) {
     const V q0 = F::load(qt + e * Nqp), q1 = F::load(qt + e * Nqp + L);
     for (int kk = 0; kk < KB; ++kk) {
@@ -289,17 +295,18 @@ static inline void score_keys(const float* qt, int64_t Nqp, const float* kb, int
   }
   for (int kk = 0; kk < KB; ++kk)
     for (int r = 0; r < 2; ++r) {
-      V v = F::add(acc[kk][r], F::load(bias + kk * Nqp + r * L));
-      if (masked) v = F::add(v, F::ne_value(F::load(labq + r * L), F::set1(labk[kk]), F::set1(kMaskValue)));
+      V v = acc[kk][r];
+      if (masked) v = F::add(v, F::ne_value(F::load(labq + r * L), F::set1(labk[kk]), F::set1(kMaskValue2)));
       F::store(st + kk * kQueryBlock + r * L, v);
       mx[r] = F::max(mx[r], v);
     }
 }
 
-// EB output channels of one block of queries: ot[e][q] = sum_k p[k][q] * value[k][e] / sum[q].
+// EB output channels of one block of queries: ot[e][q] = sum_k p[k][q] * value[k][e] * inv[q]
+// (inv = 1 / the softmax's sum).
 template <int EB>
 static inline void weigh_values(const float* st, int64_t Nk, const float* vb, int64_t C,
-                                const V* sum, float* ot) {
+                                const V* inv, float* ot) {
   V acc[EB][2];
   for (int ee = 0; ee < EB; ++ee) acc[ee][0] = acc[ee][1] = F::zero();
   for (int64_t k = 0; k < Nk; ++k) {
@@ -312,7 +319,7 @@ static inline void weigh_values(const float* st, int64_t Nk, const float* vb, in
     }
   }
   for (int ee = 0; ee < EB; ++ee)
-    for (int r = 0; r < 2; ++r) F::store(ot + ee * kQueryBlock + r * L, F::div(acc[ee][r], sum[r]));
+    for (int r = 0; r < 2; ++r) F::store(ot + ee * kQueryBlock + r * L, F::mul(acc[ee][r], inv[r]));
 }
 
 static void attend_window_impl(const AttentionGeometry& g, const float* qkv,
@@ -359,8 +366,8 @@ static void attend_window_impl(const AttentionGeometry& g, const float* qkv,
     }
   }
 
-  // Gather q * scale (transposed), keys and values.
-  const float scale = g.scale;
+  // Gather q * scale * log2(e) (transposed: the logits in base 2), keys and values.
+  const float scale = g.scale * kLog2e;
   for (int64_t q = 0; q < Nq; ++q) {
     const float* src = qkv + qpix[q] * C3;
     for (int64_t c = 0; c < C; ++c) qt[c * Nqp + q] = src[c] * scale;
@@ -408,34 +415,37 @@ static void attend_window_impl(const AttentionGeometry& g, const float* qkv,
       for (k = 0; k < Nk; ++k)
         for (int r = 0; r < 2; ++r) {
           float* p = st + k * kQueryBlock + r * L;
-          const V e = F::exp(F::sub(F::load(p), mx[r]));
+          const V e = F::exp2(F::sub(F::load(p), mx[r]));
           F::store(p, e);
           sum[r] = F::add(sum[r], e);
         }
+      const V one = F::set1(1.0f);
+      V sum_inv[2] = {F::div(one, sum[0]), F::div(one, sum[1])};
+      const V* inv = sum_inv;
       for (int64_t e0 = 0; e0 < d;) {  // the widest blocks of channels the registers hold
         const int64_t left = d - e0;
         const float* v0 = vb_h + e0;
         float* o0 = ot + e0 * kQueryBlock;
         if (F::kValueBlock >= 12 && left >= 12) {
-          weigh_values<12>(st, Nk, v0, C, sum, o0);
+          weigh_values<12>(st, Nk, v0, C, inv, o0);
           e0 += 12;
         } else if (F::kValueBlock >= 10 && left == 10) {
-          weigh_values<10>(st, Nk, v0, C, sum, o0);
+          weigh_values<10>(st, Nk, v0, C, inv, o0);
           e0 += 10;
         } else if (F::kValueBlock >= 8 && left >= 8) {
-          weigh_values<8>(st, Nk, v0, C, sum, o0);
+          weigh_values<8>(st, Nk, v0, C, inv, o0);
           e0 += 8;
         } else if (F::kValueBlock >= 6 && left >= 6) {
-          weigh_values<6>(st, Nk, v0, C, sum, o0);
+          weigh_values<6>(st, Nk, v0, C, inv, o0);
           e0 += 6;
         } else if (left >= 4) {
-          weigh_values<4>(st, Nk, v0, C, sum, o0);
+          weigh_values<4>(st, Nk, v0, C, inv, o0);
           e0 += 4;
         } else if (left >= 2) {
-          weigh_values<2>(st, Nk, v0, C, sum, o0);
+          weigh_values<2>(st, Nk, v0, C, inv, o0);
           e0 += 2;
         } else {
-          weigh_values<1>(st, Nk, v0, C, sum, o0);
+          weigh_values<1>(st, Nk, v0, C, inv, o0);
           e0 += 1;
         }
       }

@@ -29,6 +29,12 @@ constexpr float kExp2 = 0.49999141693115234f;
 constexpr float kExp3 = 0.16668114066123962f;
 constexpr float kExp4 = 0.041898731142282486f;
 constexpr float kExp5 = 0.00826153066009283f;
+// 2^r for r in [-1/2, 1/2]: degree 5, P(0) = 1, fitted the same way (1.0e-7; 1.6e-7 in float32).
+constexpr float kExp2c1 = 0.6931468844413757f;
+constexpr float kExp2c2 = 0.24022237956523895f;
+constexpr float kExp2c3 = 0.05550893023610115f;
+constexpr float kExp2c4 = 0.009671698324382305f;
+constexpr float kExp2c5 = 0.0013218672247603536f;
 
 // ---- WindowAttention ----
 // Shape of one WindowAttention call. Fill the inputs, then call check_attention_geometry().
@@ -50,7 +56,8 @@ struct AttentionGeometry {
 std::string check_attention_geometry(AttentionGeometry& g);
 
 // The relative position bias of every head, query and key, laid out for the kernels:
-// [heads][Nk][Nqp] (queries fastest, padded with zeros to Nqp = round_up(Nq, query_block)).
+// [heads][Nk][Nqp] (queries fastest, padded with zeros to Nqp = round_up(Nq, query_block)), and
+// multiplied by log2(e): the kernels compute the logits in base 2 (softmax with powers of 2).
 struct AttentionBias {
   int64_t heads = 0, Nq = 0, Nk = 0, Nqp = 0;
   std::vector<float> data;

@@ -52,6 +52,19 @@ struct F {
     const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
     return vmulq_f32(p, vreinterpretq_f32_s32(e));
   }
+  static inline V exp2(V x) {
+    x = vmaxq_f32(vdupq_n_f32(-126.0f), x);
+    const V n = vrndnq_f32(x);
+    const V r = vsubq_f32(x, n);
+    V p = vdupq_n_f32(kExp2c5);
+    p = vfmaq_f32(vdupq_n_f32(kExp2c4), p, r);
+    p = vfmaq_f32(vdupq_n_f32(kExp2c3), p, r);
+    p = vfmaq_f32(vdupq_n_f32(kExp2c2), p, r);
+    p = vfmaq_f32(vdupq_n_f32(kExp2c1), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+    return vmulq_f32(p, vreinterpretq_f32_s32(e));
+  }
 };
 
 // (no streaming stores here: a plain copy)

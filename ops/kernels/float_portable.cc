@@ -61,6 +61,9 @@ struct F {
   static inline V exp(V x) {
     return map(x, x, [](float a, float) { return std::exp(a < -87.0f ? -87.0f : a); });
   }
+  static inline V exp2(V x) {
+    return map(x, x, [](float a, float) { return std::exp2(a < -126.0f ? -126.0f : a); });
+  }
 };
 
 // (no streaming stores here: a plain copy)
