@@ -50,6 +50,30 @@ struct F {
     return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, b, _CMP_NEQ_UQ), value);
   }
   static inline float hsum(V v) { return _mm512_reduce_add_ps(v); }
+  static inline void transpose(V* r) {  // 16 x 16: unpack ps, unpack pd, two 128-bit shuffles
+    V t[16], u[16];
+    for (int i = 0; i < 8; ++i) {
+      t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; ++i) {  // u[4i + j], 128-bit lane l: rows 4i..4i+3 of column 4l + j
+      const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
+      const __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
+      u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+      u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+      u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+      u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+    }
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 4; ++j) {
+        t[8 * i + j] = _mm512_shuffle_f32x4(u[8 * i + j], u[8 * i + 4 + j], 0x88);
+        t[8 * i + 4 + j] = _mm512_shuffle_f32x4(u[8 * i + j], u[8 * i + 4 + j], 0xdd);
+      }
+    for (int j = 0; j < 8; ++j) {
+      r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+      r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
+    }
+  }
   static inline V exp(V x) {
     // max(lo, x) keeps a NaN x (the second operand is returned when either is NaN); above 88.7
     // scalef overflows to inf, as exp does.

@@ -22,6 +22,7 @@
 //     static V exp2(V);                   2^x for x <= 0, the same way; x < -126 gives 2^-126
 //     static V abs(V); static V copysign(V magnitude, V sign);
 //     static V select_le(V a, V b, V x, V y);   a <= b ? x : y, per lane (false for NaN)
+//     static void transpose(V* rows);     rows[0..kLanes) as a kLanes x kLanes block, transposed
 //     static V ne_value(V a, V b, V value);     a != b ? value : 0, per lane
 //     static float hsum(V);
 //
@@ -247,11 +248,12 @@ static void linear_row_impl(const int32_t* acc, int64_t M, const float* scale, c
 
 // Scratch layout (floats): qt [C][Nqp] (q * scale, transposed: queries fastest), kb and vb
 // [Nk][C] (keys and values, zero outside the map), st [Nk][kQueryBlock] (scores, then
-// exponentials, of one block of queries), ot [d][kQueryBlock] (its outputs), ob [Nq][C] (the
-// window's outputs, copied out pixel by pixel at the end), labels of the queries [Nqp] and keys [Nk].
+// exponentials, of one block of queries), ot [d][kQueryBlock] (its outputs), ob [Nqp][C + L]
+// (the window's outputs, copied out pixel by pixel at the end; the L extra floats of a row take
+// the spill of the last head's transposed blocks), labels of the queries [Nqp] and keys [Nk].
 static int64_t attention_scratch_impl(const AttentionGeometry& g) {
   const int64_t Nqp = round_up_to(g.Nq, kQueryBlock);
-  return g.C * Nqp + 2 * g.Nk * g.C + g.Nk * kQueryBlock + g.d * kQueryBlock + g.Nq * g.C + Nqp + g.Nk;
+  return g.C * Nqp + 2 * g.Nk * g.C + g.Nk * kQueryBlock + g.d * kQueryBlock + Nqp * (g.C + L) + Nqp + g.Nk;
 }
 
 // Issues a window's prefetches a few at a time between blocks of its work (in one burst they
@@ -333,7 +335,8 @@ static void attend_window_impl(const AttentionGeometry& g, const float* qkv,
   float* st = vb + Nk * C;
   float* ot = st + Nk * kQueryBlock;
   float* ob = ot + d * kQueryBlock;
-  float* labq = ob + Nq * C;
+  const int64_t Cp = C + L;  // ob's row stride
+  float* labq = ob + Nqp * Cp;
   float* labk = labq + Nqp;
   int64_t* qpix = pix;
   int64_t* kpix = pix + Nq;
@@ -366,14 +369,30 @@ static void attend_window_impl(const AttentionGeometry& g, const float* qkv,
     }
   }
 
-  // Gather q * scale * log2(e) (transposed: the logits in base 2), keys and values.
-  const float scale = g.scale * kLog2e;
-  for (int64_t q = 0; q < Nq; ++q) {
-    const float* src = qkv + qpix[q] * C3;
-    for (int64_t c = 0; c < C; ++c) qt[c * Nqp + q] = src[c] * scale;
+  // Gather q * scale * log2(e) (the logits in base 2), transposed in blocks of L queries x L
+  // channels (padding queries are zeros); then keys and values.
+  const V sv = F::set1(g.scale * kLog2e);
+  for (int64_t q0 = 0; q0 < Nqp; q0 += L) {
+    const float* src[L];
+    for (int i = 0; i < L; ++i) src[i] = q0 + i < Nq ? qkv + qpix[q0 + i] * C3 : nullptr;
+    for (int64_t c0 = 0; c0 < C; c0 += L) {
+      V rows[L];
+      const bool inside = c0 + L <= C3;  // L floats from c0 stay inside the pixel's q|k|v
+      for (int i = 0; i < L; ++i) {
+        if (!src[i]) {
+          rows[i] = F::zero();
+        } else if (inside) {
+          rows[i] = F::load(src[i] + c0);
+        } else {
+          float buf[L];
+          for (int l = 0; l < L; ++l) buf[l] = c0 + l < C ? src[i][c0 + l] : 0.0f;
+          rows[i] = F::load(buf);
+        }
+      }
+      F::transpose(rows);
+      for (int64_t j = 0; j < L && c0 + j < C; ++j) F::store(qt + (c0 + j) * Nqp + q0, F::mul(rows[j], sv));
+    }
   }
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t q = Nq; q < Nqp; ++q) qt[c * Nqp + q] = 0.0f;
   for (int64_t k = 0; k < Nk; ++k) {
     if (kpix[k] < 0) {
       std::memset(kb + k * C, 0, static_cast<size_t>(C) * sizeof(float));
@@ -449,16 +468,21 @@ static void attend_window_impl(const AttentionGeometry& g, const float* qkv,
           e0 += 1;
         }
       }
-      const int64_t q1 = q0 + kQueryBlock < Nq ? q0 + kQueryBlock : Nq;
-      for (int64_t q = q0; q < q1; ++q) {
-        float* dst = ob + q * C + h * d;
-        for (int64_t e = 0; e < d; ++e) dst[e] = ot[e * kQueryBlock + (q - q0)];
-      }
+      // into ob, transposed in blocks of L queries x L channels: a block's lanes past the head's
+      // d channels spill into the next head's (written after, in order) or into the row's pad
+      for (int64_t qb = 0; qb < kQueryBlock && q0 + qb < Nq; qb += L)
+        for (int64_t e0 = 0; e0 < d; e0 += L) {
+          V rows[L];
+          for (int j = 0; j < L; ++j)
+            rows[j] = e0 + j < d ? F::load(ot + (e0 + j) * kQueryBlock + qb) : F::zero();
+          F::transpose(rows);
+          for (int64_t i = 0; i < L && q0 + qb + i < Nq; ++i) F::store(ob + (q0 + qb + i) * Cp + h * d + e0, rows[i]);
+        }
     }
   }
   pf.issue(pf.lines());  // whatever is left
   for (int64_t q = 0; q < Nq; ++q)
-    std::memcpy(y + qpix[q] * C, ob + q * C, static_cast<size_t>(C) * sizeof(float));
+    std::memcpy(y + qpix[q] * C, ob + q * Cp, static_cast<size_t>(C) * sizeof(float));
 }
 
 }  // namespace SCALES_EDGE_FLOAT_NS

@@ -38,6 +38,13 @@ struct F {
     return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(value), vceqq_f32(a, b)));
   }
   static inline float hsum(V v) { return vaddvq_f32(v); }
+  static inline void transpose(V* r) {  // 4 x 4
+    const float32x4x2_t a = vtrnq_f32(r[0], r[1]), b = vtrnq_f32(r[2], r[3]);
+    r[0] = vcombine_f32(vget_low_f32(a.val[0]), vget_low_f32(b.val[0]));
+    r[1] = vcombine_f32(vget_low_f32(a.val[1]), vget_low_f32(b.val[1]));
+    r[2] = vcombine_f32(vget_high_f32(a.val[0]), vget_high_f32(b.val[0]));
+    r[3] = vcombine_f32(vget_high_f32(a.val[1]), vget_high_f32(b.val[1]));
+  }
   static inline V exp(V x) {
     x = vminq_f32(vdupq_n_f32(88.0f), vmaxq_f32(vdupq_n_f32(-87.0f), x));
     const V n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(kLog2e)));

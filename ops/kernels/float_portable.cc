@@ -58,6 +58,14 @@ struct F {
     return r;
   }
   static inline float hsum(V v) { return (v.v[0] + v.v[1]) + (v.v[2] + v.v[3]); }
+  static inline void transpose(V* r) {
+    for (int i = 0; i < 4; ++i)
+      for (int j = i + 1; j < 4; ++j) {
+        const float t = r[i].v[j];
+        r[i].v[j] = r[j].v[i];
+        r[j].v[i] = t;
+      }
+  }
   static inline V exp(V x) {
     return map(x, x, [](float a, float) { return std::exp(a < -87.0f ? -87.0f : a); });
   }
