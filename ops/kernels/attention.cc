@@ -156,13 +156,15 @@ void window_attention(const FloatKernels& k, const AttentionGeometry& g, const f
                       const AttentionBias& bias, float* y, int64_t begin, int64_t end) {
   std::vector<float> scratch(static_cast<size_t>(k.attention_scratch(g)));
   std::vector<int64_t> pix(static_cast<size_t>(2 * g.Nq + g.Nk));
+  std::vector<const float*> rows(static_cast<size_t>(2 * g.Nk));
   const int64_t per_row = g.W / g.ws;
   Prefetch next;
   for (int64_t r = begin; r < end; ++r) {
     next.count = next.wcount = 0;
     if (r + 1 < end) window_rows(g, qkv, y, r + 1, &next);
     const int64_t n = r / g.windows, w = r % g.windows;
-    k.attend_window(g, qkv, bias, n, w / per_row, w % per_row, y, pix.data(), scratch.data(), next);
+    k.attend_window(g, qkv, bias, n, w / per_row, w % per_row, y, pix.data(), rows.data(),
+                    scratch.data(), next);
   }
 }
 

@@ -246,14 +246,14 @@ static void linear_row_impl(const int32_t* acc, int64_t M, const float* scale, c
 
 // ---------------------------------------------------------------- WindowAttention
 
-// Scratch layout (floats): qt [C][Nqp] (q * scale, transposed: queries fastest), kb and vb
-// [Nk][C] (keys and values, zero outside the map), st [Nk][kQueryBlock] (scores, then
+// Scratch layout (floats): qt [C][Nqp] (q * scale, transposed: queries fastest), zeros [C] (the
+// keys and values of positions outside the map), st [Nk][kQueryBlock] (scores, then
 // exponentials, of one block of queries), ot [d][kQueryBlock] (its outputs), ob [Nqp][C + L]
 // (the window's outputs, copied out pixel by pixel at the end; the L extra floats of a row take
 // the spill of the last head's transposed blocks), labels of the queries [Nqp] and keys [Nk].
 static int64_t attention_scratch_impl(const AttentionGeometry& g) {
   const int64_t Nqp = round_up_to(g.Nq, kQueryBlock);
-  return g.C * Nqp + 2 * g.Nk * g.C + g.Nk * kQueryBlock + g.d * kQueryBlock + Nqp * (g.C + L) + Nqp + g.Nk;
+  return g.C * Nqp + g.C + g.Nk * kQueryBlock + g.d * kQueryBlock + Nqp * (g.C + L) + Nqp + g.Nk;
 }
 
 // Issues a window's prefetches a few at a time between blocks of its work (in one burst they
@@ -277,9 +277,9 @@ struct Prefetcher {
 
 // Scores of KB keys against one block of queries, in base 2: st[k][q] = bias + sum_e qt[e][q] *
 // key[k][e] (+ the mask), all times log2(e) (qt and bias carry the factor), and the running
-// maximum of each query.
+// maximum of each query. krow[k]: key k's channels of this head, where qkv holds them.
 template <int KB>
-static inline void score_keys(const float* qt, int64_t Nqp, const float* kb, int64_t C, int64_t d,
+static inline void score_keys(const float* qt, int64_t Nqp, const float* const* krow, int64_t hd, int64_t d,
                               const float* bias, const float* labq, const float* labk, bool masked,
                               float* st, V* mx) {
   V acc[KB][2];
@@ -290,7 +290,7 @@ static inline void score_keys(const float* qt, int64_t Nqp, const float* kb, int
   for (int64_t e = 0; e < d; ++e) {
     const V q0 = F::load(qt + e * Nqp), q1 = F::load(qt + e * Nqp + L);
     for (int kk = 0; kk < KB; ++kk) {
-      const V kv = F::set1(kb[kk * C + e]);
+      const V kv = F::set1(krow[kk][hd + e]);
       acc[kk][0] = F::fma(q0, kv, acc[kk][0]);
       acc[kk][1] = F::fma(q1, kv, acc[kk][1]);
     }
@@ -307,13 +307,13 @@ static inline void score_keys(const float* qt, int64_t Nqp, const float* kb, int
 // EB output channels of one block of queries: ot[e][q] = sum_k p[k][q] * value[k][e] * inv[q]
 // (inv = 1 / the softmax's sum).
 template <int EB>
-static inline void weigh_values(const float* st, int64_t Nk, const float* vb, int64_t C,
+static inline void weigh_values(const float* st, int64_t Nk, const float* const* vrow, int64_t he,
                                 const V* inv, float* ot) {
   V acc[EB][2];
   for (int ee = 0; ee < EB; ++ee) acc[ee][0] = acc[ee][1] = F::zero();
   for (int64_t k = 0; k < Nk; ++k) {
     const V p0 = F::load(st + k * kQueryBlock), p1 = F::load(st + k * kQueryBlock + L);
-    const float* vk = vb + k * C;
+    const float* vk = vrow[k] + he;
     for (int ee = 0; ee < EB; ++ee) {
       const V vv = F::set1(vk[ee]);
       acc[ee][0] = F::fma(p0, vv, acc[ee][0]);
@@ -326,13 +326,15 @@ static inline void weigh_values(const float* st, int64_t Nk, const float* vb, in
 
 static void attend_window_impl(const AttentionGeometry& g, const float* qkv,
                                const AttentionBias& bias, int64_t n, int64_t wy, int64_t wx,
-                               float* y, int64_t* pix, float* scratch, const Prefetch& prefetch) {
+                               float* y, int64_t* pix, const float** rows, float* scratch,
+                               const Prefetch& prefetch) {
   const int64_t C = g.C, C3 = g.C3, d = g.d, Nq = g.Nq, Nk = g.Nk, Nqp = bias.Nqp;
   const int64_t H = g.H, W = g.W, ws = g.ws, kws = g.kws, s = g.shift;
   float* qt = scratch;
-  float* kb = qt + C * Nqp;
-  float* vb = kb + Nk * C;
-  float* st = vb + Nk * C;
+  float* zeros = qt + C * Nqp;
+  float* st = zeros + C;
+  const float** krow = rows;
+  const float** vrow = rows + Nk;
   float* ot = st + Nk * kQueryBlock;
   float* ob = ot + d * kQueryBlock;
   const int64_t Cp = C + L;  // ob's row stride
@@ -393,15 +395,11 @@ static void attend_window_impl(const AttentionGeometry& g, const float* qkv,
       for (int64_t j = 0; j < L && c0 + j < C; ++j) F::store(qt + (c0 + j) * Nqp + q0, F::mul(rows[j], sv));
     }
   }
+  // keys and values are read where qkv holds them (zeros outside the map)
+  std::memset(zeros, 0, static_cast<size_t>(C) * sizeof(float));
   for (int64_t k = 0; k < Nk; ++k) {
-    if (kpix[k] < 0) {
-      std::memset(kb + k * C, 0, static_cast<size_t>(C) * sizeof(float));
-      std::memset(vb + k * C, 0, static_cast<size_t>(C) * sizeof(float));
-    } else {
-      const float* src = qkv + kpix[k] * C3;
-      std::memcpy(kb + k * C, src + C, static_cast<size_t>(C) * sizeof(float));
-      std::memcpy(vb + k * C, src + 2 * C, static_cast<size_t>(C) * sizeof(float));
-    }
+    krow[k] = kpix[k] < 0 ? zeros : qkv + kpix[k] * C3 + C;
+    vrow[k] = kpix[k] < 0 ? zeros : qkv + kpix[k] * C3 + 2 * C;
   }
 
   // Only windows where the shifted map wraps hold tokens of different regions.
@@ -416,19 +414,18 @@ static void attend_window_impl(const AttentionGeometry& g, const float* qkv,
   const int64_t per_step = pf.lines() / (g.heads * (Nqp / kQueryBlock) * (Nk / KB + 1)) + 1;
   for (int64_t h = 0; h < g.heads; ++h) {
     const float* qt_h = qt + h * d * Nqp;
-    const float* kb_h = kb + h * d;
-    const float* vb_h = vb + h * d;
+    const int64_t hd = h * d;
     const float* bias_h = bias.data.data() + h * Nk * Nqp;
     for (int64_t q0 = 0; q0 < Nqp; q0 += kQueryBlock) {
       V mx[2] = {F::set1(-3.0e38f), F::set1(-3.0e38f)};
       int64_t k = 0;
       for (; k + KB <= Nk; k += KB) {
         pf.issue(per_step);
-        score_keys<KB>(qt_h + q0, Nqp, kb_h + k * C, C, d, bias_h + k * Nqp + q0, labq + q0,
+        score_keys<KB>(qt_h + q0, Nqp, krow + k, hd, d, bias_h + k * Nqp + q0, labq + q0,
                        labk + k, masked, st + k * kQueryBlock, mx);
       }
       for (; k < Nk; ++k)
-        score_keys<1>(qt_h + q0, Nqp, kb_h + k * C, C, d, bias_h + k * Nqp + q0, labq + q0,
+        score_keys<1>(qt_h + q0, Nqp, krow + k, hd, d, bias_h + k * Nqp + q0, labq + q0,
                       labk + k, masked, st + k * kQueryBlock, mx);
       V sum[2] = {F::zero(), F::zero()};
       for (k = 0; k < Nk; ++k)
@@ -443,28 +440,28 @@ static void attend_window_impl(const AttentionGeometry& g, const float* qkv,
       const V* inv = sum_inv;
       for (int64_t e0 = 0; e0 < d;) {  // the widest blocks of channels the registers hold
         const int64_t left = d - e0;
-        const float* v0 = vb_h + e0;
+        const int64_t v0 = hd + e0;
         float* o0 = ot + e0 * kQueryBlock;
         if (F::kValueBlock >= 12 && left >= 12) {
-          weigh_values<12>(st, Nk, v0, C, inv, o0);
+          weigh_values<12>(st, Nk, vrow, v0, inv, o0);
           e0 += 12;
         } else if (F::kValueBlock >= 10 && left == 10) {
-          weigh_values<10>(st, Nk, v0, C, inv, o0);
+          weigh_values<10>(st, Nk, vrow, v0, inv, o0);
           e0 += 10;
         } else if (F::kValueBlock >= 8 && left >= 8) {
-          weigh_values<8>(st, Nk, v0, C, inv, o0);
+          weigh_values<8>(st, Nk, vrow, v0, inv, o0);
           e0 += 8;
         } else if (F::kValueBlock >= 6 && left >= 6) {
-          weigh_values<6>(st, Nk, v0, C, inv, o0);
+          weigh_values<6>(st, Nk, vrow, v0, inv, o0);
           e0 += 6;
         } else if (left >= 4) {
-          weigh_values<4>(st, Nk, v0, C, inv, o0);
+          weigh_values<4>(st, Nk, vrow, v0, inv, o0);
           e0 += 4;
         } else if (left >= 2) {
-          weigh_values<2>(st, Nk, v0, C, inv, o0);
+          weigh_values<2>(st, Nk, vrow, v0, inv, o0);
           e0 += 2;
         } else {
-          weigh_values<1>(st, Nk, v0, C, inv, o0);
+          weigh_values<1>(st, Nk, vrow, v0, inv, o0);
           e0 += 1;
         }
       }

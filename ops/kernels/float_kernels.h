@@ -91,11 +91,12 @@ struct FloatKernels {
   // Scratch floats attend_window needs for geometry g (the caller owns them, reused per window).
   int64_t (*attention_scratch)(const AttentionGeometry& g);
   // One window (n, wy, wx): reads qkv [N, H, W, 3C], writes the window's C outputs of each of its
-  // Nq pixels into y [N, H, W, C]. pix: 2*Nq + Nk int64 scratch; scratch: attention_scratch(g).
-  // While it computes, it asks the CPU to fetch `prefetch` (the memory the next window reads).
+  // Nq pixels into y [N, H, W, C]. pix: 2*Nq + Nk int64 scratch; rows: 2*Nk pointers of scratch;
+  // scratch: attention_scratch(g) floats. While it computes, it asks the CPU to fetch `prefetch`
+  // (the memory the next window reads and writes).
   void (*attend_window)(const AttentionGeometry& g, const float* qkv, const AttentionBias& bias,
                         int64_t n, int64_t wy, int64_t wx, float* y, int64_t* pix,
-                        float* scratch, const struct Prefetch& prefetch);
+                        const float** rows, float* scratch, const struct Prefetch& prefetch);
   // sum_k x[k] * w[k] (the order of the additions is the variant's).
   float (*dot)(const float* x, const float* w, int64_t K);
   // One output row of ScalesLinear: y[m] = act((float(acc[m]) * scale[m] + bias[m]) * s)
