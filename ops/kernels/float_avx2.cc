@@ -65,32 +65,10 @@ struct F {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
-  static inline V exp(V x) {
-    // max(lo, x) keeps a NaN x (the second operand is returned when either is NaN).
-    x = _mm256_min_ps(_mm256_set1_ps(88.0f), _mm256_max_ps(_mm256_set1_ps(-87.0f), x));
-    const V n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)),
-                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    V r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
-    V p = _mm256_set1_ps(kExp5);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExp4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExp3));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExp2));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExp1));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));  // p * 2^n
-  }
-  static inline V exp2(V x) {
-    x = _mm256_max_ps(_mm256_set1_ps(-126.0f), x);  // (keeps a NaN x)
-    const V n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const V r = _mm256_sub_ps(x, n);
-    V p = _mm256_set1_ps(kExp2c5);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExp2c4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExp2c3));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExp2c2));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExp2c1));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  static inline V min(V a, V b) { return _mm256_min_ps(a, b); }
+  static inline V round(V x) { return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // p * 2^n for integral n in [-126, 127]: n + 127 as the exponent bits of a float
+  static inline V ldexp(V p, V n) {
     const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
   }

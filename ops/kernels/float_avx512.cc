@@ -74,34 +74,10 @@ struct F {
       r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
     }
   }
-  static inline V exp(V x) {
-    // max(lo, x) keeps a NaN x (the second operand is returned when either is NaN); above 88.7
-    // scalef overflows to inf, as exp does.
-    x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
-    const V n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    V r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), r);
-    V p = _mm512_set1_ps(kExp5);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExp4));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExp3));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExp2));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExp1));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);  // p * 2^n
-  }
-  static inline V exp2(V x) {
-    x = _mm512_max_ps(_mm512_set1_ps(-126.0f), x);  // (keeps a NaN x)
-    const V n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const V r = _mm512_sub_ps(x, n);
-    V p = _mm512_set1_ps(kExp2c5);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExp2c4));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExp2c3));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExp2c2));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kExp2c1));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-  }
+  static inline V min(V a, V b) { return _mm512_min_ps(a, b); }
+  static inline V round(V x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // p * 2^n (n integral): vscalefps, which overflows to inf and underflows to 0 as exp does
+  static inline V ldexp(V p, V n) { return _mm512_scalef_ps(p, n); }
 };
 
 static void stream_copy_impl(float* dst, const float* src, int64_t n) {

@@ -17,9 +17,9 @@
 //     static V add(V, V); static V sub(V, V); static V mul(V, V); static V div(V, V);
 //     static V max(V, V);
 //     static V fma(V a, V b, V c);        a * b + c (fused where the ISA has it)
-//     static V exp(V);                    e^x, relative error of a few ulp for -87 <= x <= 88;
-//                                         x < -87 gives e^-87 (a normal float), NaN stays NaN
-//     static V exp2(V);                   2^x for x <= 0, the same way; x < -126 gives 2^-126
+//     static V min(V, V);                 (both min and max return NaN for a NaN second operand)
+//     static V round(V);                  to the nearest integer (ties to even)
+//     static V ldexp(V p, V n);           p * 2^n for integral n in [-126, 127]
 //     static V abs(V); static V copysign(V magnitude, V sign);
 //     static V select_le(V a, V b, V x, V y);   a <= b ? x : y, per lane (false for NaN)
 //     static void transpose(V* rows);     rows[0..kLanes) as a kLanes x kLanes block, transposed
@@ -53,6 +53,37 @@ static inline int64_t band(int64_t v, int64_t size, int64_t ws, int64_t shift) {
   return (v >= size - ws ? 1 : 0) + (v >= size - shift ? 1 : 0);
 }
 
+// ---------------------------------------------------------------- exponentials
+
+// 2^x = 2^n * P(x - n), n = round(x): relative error within 2 ulp (P: float_kernels.h). For
+// x < -126 it gives 2^-126 (a normal float, for a softmax's far tail); NaN stays NaN.
+static inline V exp2_v(V x) {
+  x = F::max(F::set1(-126.0f), x);
+  const V n = F::round(x);
+  const V r = F::sub(x, n);
+  V p = F::set1(kExp2c5);
+  p = F::fma(p, r, F::set1(kExp2c4));
+  p = F::fma(p, r, F::set1(kExp2c3));
+  p = F::fma(p, r, F::set1(kExp2c2));
+  p = F::fma(p, r, F::set1(kExp2c1));
+  return F::ldexp(F::fma(p, r, F::set1(1.0f)), n);
+}
+
+// e^x = 2^n * P(r), n = round(x log2 e), r = x - n ln 2 (ln 2 in two parts): within 2 ulp for
+// -87 <= x <= 88 (x < -87 gives e^-87, x > 88 gives e^88); NaN stays NaN.
+static inline V exp_v(V x) {
+  x = F::min(F::set1(88.0f), F::max(F::set1(-87.0f), x));
+  const V n = F::round(F::mul(x, F::set1(kLog2e)));
+  V r = F::fma(n, F::set1(-kLn2Hi), x);
+  r = F::fma(n, F::set1(-kLn2Lo), r);
+  V p = F::set1(kExp5);
+  p = F::fma(p, r, F::set1(kExp4));
+  p = F::fma(p, r, F::set1(kExp3));
+  p = F::fma(p, r, F::set1(kExp2));
+  p = F::fma(p, r, F::set1(kExp1));
+  return F::ldexp(F::fma(p, r, F::set1(1.0f)), n);
+}
+
 // ---------------------------------------------------------------- erf and GELU
 
 // erf(x) = x * P(x^2) for |x| <= 1; 1 - exp(-x^2) * R(1/|x|) for 1 < |x| < 4; 1 beyond (erf(4)
@@ -81,7 +112,7 @@ static inline V erf_v(V x) {
   r = F::fma(r, t, F::set1(1.9603915512561798e-02f));
   r = F::fma(r, t, F::set1(5.618857145309448e-01f));
   r = F::fma(r, t, F::set1(1.1466929572634399e-04f));
-  const V big = F::sub(one, F::mul(F::exp(F::sub(F::zero(), u)), r));
+  const V big = F::sub(one, F::mul(exp_v(F::sub(F::zero(), u)), r));
   const V mag = F::select_le(a, one, small, F::select_le(a, F::set1(4.0f), big, one));
   return F::copysign(mag, x);
 }
@@ -215,7 +246,7 @@ static void sigmoid_impl(float* v, int64_t n, float bias) {
   for (int64_t i = 0; i < n; i += L) {
     float buf[L];
     for (int l = 0; l < L; ++l) buf[l] = i + l < n ? v[i + l] : 0.0f;
-    const V e = F::exp(F::sub(F::zero(), F::add(F::load(buf), bv)));
+    const V e = exp_v(F::sub(F::zero(), F::add(F::load(buf), bv)));
     F::store(buf, F::div(one, F::add(one, e)));
     for (int64_t l = 0; l < L && i + l < n; ++l) v[i + l] = buf[l];
   }
@@ -431,7 +462,7 @@ static void attend_window_impl(const AttentionGeometry& g, const float* qkv,
       for (k = 0; k < Nk; ++k)
         for (int r = 0; r < 2; ++r) {
           float* p = st + k * kQueryBlock + r * L;
-          const V e = F::exp2(F::sub(F::load(p), mx[r]));
+          const V e = exp2_v(F::sub(F::load(p), mx[r]));
           F::store(p, e);
           sum[r] = F::add(sum[r], e);
         }

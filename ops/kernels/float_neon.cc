@@ -45,30 +45,10 @@ struct F {
     r[2] = vcombine_f32(vget_high_f32(a.val[0]), vget_high_f32(b.val[0]));
     r[3] = vcombine_f32(vget_high_f32(a.val[1]), vget_high_f32(b.val[1]));
   }
-  static inline V exp(V x) {
-    x = vminq_f32(vdupq_n_f32(88.0f), vmaxq_f32(vdupq_n_f32(-87.0f), x));
-    const V n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(kLog2e)));
-    V r = vfmsq_f32(x, n, vdupq_n_f32(kLn2Hi));
-    r = vfmsq_f32(r, n, vdupq_n_f32(kLn2Lo));
-    V p = vdupq_n_f32(kExp5);
-    p = vfmaq_f32(vdupq_n_f32(kExp4), p, r);
-    p = vfmaq_f32(vdupq_n_f32(kExp3), p, r);
-    p = vfmaq_f32(vdupq_n_f32(kExp2), p, r);
-    p = vfmaq_f32(vdupq_n_f32(kExp1), p, r);
-    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
-    const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
-    return vmulq_f32(p, vreinterpretq_f32_s32(e));
-  }
-  static inline V exp2(V x) {
-    x = vmaxq_f32(vdupq_n_f32(-126.0f), x);
-    const V n = vrndnq_f32(x);
-    const V r = vsubq_f32(x, n);
-    V p = vdupq_n_f32(kExp2c5);
-    p = vfmaq_f32(vdupq_n_f32(kExp2c4), p, r);
-    p = vfmaq_f32(vdupq_n_f32(kExp2c3), p, r);
-    p = vfmaq_f32(vdupq_n_f32(kExp2c2), p, r);
-    p = vfmaq_f32(vdupq_n_f32(kExp2c1), p, r);
-    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+  static inline V min(V a, V b) { return vminq_f32(a, b); }
+  static inline V round(V x) { return vrndnq_f32(x); }
+  // p * 2^n for integral n in [-126, 127]: n + 127 as the exponent bits of a float
+  static inline V ldexp(V p, V n) {
     const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
     return vmulq_f32(p, vreinterpretq_f32_s32(e));
   }

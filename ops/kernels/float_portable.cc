@@ -1,6 +1,6 @@
 // Portable variant of the float kernels (float_impl.h): a vector of 4 floats as a plain array
-// (compilers vectorise its loops with the baseline instruction set), the exponential from the C
-// library. Compiled everywhere without extra flags; the fallback of float_kernels().
+// (compilers vectorise its loops with the baseline instruction set). Compiled everywhere without
+// extra flags; the fallback of float_kernels().
 #include <cmath>
 #include <cstdint>
 
@@ -66,11 +66,12 @@ struct F {
         r[j].v[i] = t;
       }
   }
-  static inline V exp(V x) {
-    return map(x, x, [](float a, float) { return std::exp(a < -87.0f ? -87.0f : a); });
+  static inline V min(V a, V b) {
+    return map(a, b, [](float x, float y) { return (y != y || y < x) ? y : x; });
   }
-  static inline V exp2(V x) {
-    return map(x, x, [](float a, float) { return std::exp2(a < -126.0f ? -126.0f : a); });
+  static inline V round(V x) { return map(x, x, [](float a, float) { return std::nearbyint(a); }); }
+  static inline V ldexp(V p, V n) {
+    return map(p, n, [](float a, float b) { return std::ldexp(a, static_cast<int>(b)); });
   }
 };
 
