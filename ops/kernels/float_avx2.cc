@@ -32,10 +32,6 @@ struct F {
   static inline V max(V a, V b) { return _mm256_max_ps(a, b); }
   static inline V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static inline V abs(V a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
-  static inline V copysign(V mag, V sgn) {
-    const V sign = _mm256_set1_ps(-0.0f);
-    return _mm256_or_ps(_mm256_andnot_ps(sign, mag), _mm256_and_ps(sign, sgn));
-  }
   static inline V select_le(V a, V b, V x, V y) {
     return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LE_OQ));
   }

@@ -38,11 +38,6 @@ struct F {
   static inline V max(V a, V b) { return _mm512_max_ps(a, b); }
   static inline V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static inline V abs(V a) { return _mm512_abs_ps(a); }
-  static inline V copysign(V mag, V sgn) {
-    const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u));
-    return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(sign, _mm512_castps_si512(sgn),
-                                                         _mm512_castps_si512(mag), 0xca));
-  }
   static inline V select_le(V a, V b, V x, V y) {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LE_OQ), y, x);
   }

@@ -30,9 +30,6 @@ struct F {
   static inline V max(V a, V b) { return vmaxq_f32(a, b); }  // NaN if either is NaN
   static inline V fma(V a, V b, V c) { return vfmaq_f32(c, a, b); }
   static inline V abs(V a) { return vabsq_f32(a); }
-  static inline V copysign(V mag, V sgn) {
-    return vbslq_f32(vdupq_n_u32(0x80000000u), sgn, mag);
-  }
   static inline V select_le(V a, V b, V x, V y) { return vbslq_f32(vcleq_f32(a, b), x, y); }
   static inline V ne_value(V a, V b, V value) {
     return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(value), vceqq_f32(a, b)));

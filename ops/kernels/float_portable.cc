@@ -44,9 +44,6 @@ struct F {
   }
   static inline V fma(V a, V b, V c) { return add(mul(a, b), c); }
   static inline V abs(V a) { return map(a, a, [](float x, float) { return std::fabs(x); }); }
-  static inline V copysign(V mag, V sgn) {
-    return map(mag, sgn, [](float x, float y) { return std::copysign(x, y); });
-  }
   static inline V select_le(V a, V b, V x, V y) {
     V r;
     for (int l = 0; l < 4; ++l) r.v[l] = a.v[l] <= b.v[l] ? x.v[l] : y.v[l];
