@@ -14,6 +14,7 @@
 #include <dlfcn.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -546,13 +547,21 @@ int run(int argc, char** argv) {
     auto out = run_once();
     if (first.empty()) first = std::move(out);
   }
-  std::vector<double> times;
+  std::vector<double> times, cpu_times;
   times.reserve(static_cast<size_t>(a.runs));
+  // CPU time of this thread per run: with 1 thread ORT runs the graph on it (as bench reports it)
+  auto thread_cpu_ms = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
+  };
   for (int i = 0; i < a.runs; ++i) {
+    const double c0 = thread_cpu_ms();
     const auto t0 = std::chrono::steady_clock::now();
     auto out = run_once();
     const auto t1 = std::chrono::steady_clock::now();
     times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    cpu_times.push_back(thread_cpu_ms() - c0);
     if (first.empty()) first = std::move(out);
   }
 
@@ -592,7 +601,9 @@ int run(int argc, char** argv) {
       ", \"p90_ms\": " + json_num(percentile(times, 90.0)) + ", \"min_ms\": " +
       json_num(*std::min_element(times.begin(), times.end())) + ", \"mean_ms\": " + json_num(mean) +
       ", \"megapixels_per_s\": " + json_num(median > 0 ? mp / (median / 1e3) : 0.0) +
-      ", \"profile\": null}";  // the runner does not profile (scales-edge bench --profile does)
+      ", \"profile\": null" +  // the runner does not profile (scales-edge bench --profile does)
+      ", \"cpu_median_ms\": " + (a.threads == 1 ? json_num(percentile(cpu_times, 50.0)) : std::string("null")) +
+      "}";
   const std::string payload =
       "{\n  \"schema\": " + json_str(kSchema) + ",\n  \"machine\": " + machine_json() +
       ",\n  \"peak_rss_mb\": " + json_num(peak_rss_mb()) + ",\n  \"results\": [" + result +

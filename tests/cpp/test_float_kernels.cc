@@ -301,7 +301,8 @@ void test_layer_norm(const std::vector<const sk::FloatKernels*>& ks) {
         const double want = z * w[i] + b[i];
         worst = std::max(worst, std::fabs(out[i] - want) / (1e-6 + std::fabs(z * w[i]) + std::fabs(b[i])));
       }
-      check(worst < 2e-6, std::string("layer_norm [") + k->name + "] K " + std::to_string(K) +
+      // float32 sums of K features (the mean's error, times 1 / std): a few 1e-6 of the value
+      check(worst < 5e-6, std::string("layer_norm [") + k->name + "] K " + std::to_string(K) +
                               ": worst relative error " + std::to_string(worst));
     }
 }
