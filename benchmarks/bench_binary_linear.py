@@ -7,6 +7,8 @@ Part 1 (op level). Linear layers over 57,600 tokens (a 320x180 LR image, one tok
   per-output scale and bias: the whole binary layer core); ``fp32`` = ``MatMul`` + ``Add`` with FP32
   weights, what an ``nn.Linear`` exports to; ``fp32-signs`` = the same math as ``binary`` with standard
   ops (``Sub``, ``GreaterOrEqual``, ``Where`` to +-1, ``MatMul`` with +-1 weights, ``Mul``, ``Add``);
+  ``copy-floor`` = ``Neg`` (``Concat`` of the input with itself for 60 -> 120): reads the input and
+  writes an output of the layer's size, what any float-in/float-out layer must move;
 * with the work of their block (:data:`BLOCK_LAYERS`: SwinIR-light's ``qkv`` with the LayerNorm before
   it, ``proj`` and ``fc2`` with the residual add after them, ``fc1`` with LayerNorm before and GELU
   after, all SCALES layers with their spatial re-scaling): ``fused`` = one
@@ -51,6 +53,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from scales_edge.fileio import atomic_write_text
+
 RESULTS = Path(__file__).resolve().parent / "results"
 TOKENS = 57_600  # 320 x 180
 SHAPES = ((60, 60), (60, 120))
@@ -63,7 +67,7 @@ def _pack_rows(signs: np.ndarray) -> np.ndarray:
 
 
 def linear_models(k: int, m: int, seed: int = 0) -> dict[str, onnx.ModelProto]:
-    """The three single-layer models of part 1 over ``[1, TOKENS, k]`` inputs."""
+    """The single-layer models of part 1 over ``[1, TOKENS, k]`` inputs, and their copy floor."""
     from scales_edge.export import DOMAIN, DOMAIN_VERSION
 
     rng = np.random.default_rng(seed)
@@ -113,10 +117,16 @@ def linear_models(k: int, m: int, seed: int = 0) -> dict[str, onnx.ModelProto]:
             init("bias", bias),
         ],
     )
+    # The copy floor: the cheapest graph that reads the layer's input and writes an output of its
+    # size (Neg; Concat of the input with itself for a wider output), what any float layer moves.
+    floor_node = (helper.make_node("Neg", ["input"], ["output"]) if m == k else
+                  helper.make_node("Concat", ["input"] * (m // k), ["output"], axis=-1))
+    floor = helper.make_graph([floor_node], "copy_floor", [x], [y])
     return {
         "binary": helper.make_model(binary, opset_imports=opset + [helper.make_opsetid(DOMAIN, DOMAIN_VERSION)]),
         "fp32": helper.make_model(fp32, opset_imports=opset),
         "fp32-signs": helper.make_model(signs_graph, opset_imports=opset),
+        "copy-floor": helper.make_model(floor, opset_imports=opset),
     }
 
 
@@ -160,7 +170,7 @@ def bench_linear(k: int, m: int, threads: int, runs: int, warmup: int) -> dict:
         "min_ms": {name: float(min(t) * 1e3) for name, t in times.items()},
         "speedup_vs_fp32_matmul": med["fp32"] / med["binary"],
         "speedup_vs_fp32_signs": med["fp32-signs"] / med["binary"],
-        "gmacs_per_s": {name: TOKENS * k * m / (v / 1e3) / 1e9 for name, v in med.items()},
+        "gmacs_per_s": {name: TOKENS * k * m / (v / 1e3) / 1e9 for name, v in med.items() if name != "copy-floor"},
         "max_abs_binary_vs_fp32_signs": agree,
     }
 
@@ -378,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     if op_results:
         payload = {"schema": "scales-edge.bench-binary-linear/2", "machine": machine, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                    "results": op_results, "block_layers": block_results}
-        (args.out / "binary_linear.json").write_text(json.dumps(payload, indent=2))
+        atomic_write_text(args.out / "binary_linear.json", json.dumps(payload, indent=2))
         print(f"wrote {args.out / 'binary_linear.json'}")
 
     if not args.skip_e2e:
@@ -391,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
                 print_e2e(r)
         payload = {"schema": "scales-edge.bench-transformer-e2e/2", "machine": machine, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "results": e2e}
         out = args.out / f"{args.arch}_e2e.json"
-        out.write_text(json.dumps(payload, indent=2))
+        atomic_write_text(out, json.dumps(payload, indent=2))
         print(f"wrote {out}")
     return 0
 

@@ -1,4 +1,4 @@
-"""OpenVINO's BinaryConvolution on the layer of bench_layer.py: 3x3, 64 -> 64 channels, pads 1, 1x64x180x320.
+"""OpenVINO's BinaryConvolution on the layers of bench_layer.py: 3x3, C -> C channels (64 unless given), pads 1, 1xCx180x320.
 
 Optional: needs ``openvino`` (``pip install 'scales-edge[bench]'``); without it ``available()`` is False
 and the other functions raise ImportError.
@@ -65,13 +65,13 @@ def version() -> str:
     return ov.get_version()
 
 
-def layer_params(seed: int = 0) -> dict[str, np.ndarray]:
-    """Random layer: filter signs (+-1) [C, C, 3, 3], per-channel thresholds beta [C], scales [C]."""
+def layer_params(seed: int = 0, c: int = C) -> dict[str, np.ndarray]:
+    """Random layer: filter signs (+-1) [c, c, 3, 3], per-channel thresholds beta [c], scales [c]."""
     rng = np.random.default_rng(seed)
     return {
-        "wsign": np.where(rng.random((C, C, K, K)) < 0.5, -1.0, 1.0).astype(np.float32),
-        "beta": rng.normal(0, 0.1, C).astype(np.float32),
-        "scale": (0.5 + rng.random(C)).astype(np.float32),
+        "wsign": np.where(rng.random((c, c, K, K)) < 0.5, -1.0, 1.0).astype(np.float32),
+        "beta": rng.normal(0, 0.1, c).astype(np.float32),
+        "scale": (0.5 + rng.random(c)).astype(np.float32),
     }
 
 
@@ -83,16 +83,17 @@ def _u1_filters(wsign: np.ndarray):
 
 
 def build_model(params: dict[str, np.ndarray], h: int, w: int):
-    """FakeQuantize(2 levels) -> BinaryConvolution(xnor-popcount, pad_value 0) -> Multiply, on [1, C, h, w]."""
+    """FakeQuantize(2 levels) -> BinaryConvolution(xnor-popcount, pad_value 0) -> Multiply, on [1, c, h, w]."""
     _require()
-    x = opset1.parameter([1, C, h, w], np.float32, name="input")
-    t = np.nextafter(params["beta"], np.float32(-np.inf)).reshape(1, C, 1, 1)
+    c = len(params["beta"])
+    x = opset1.parameter([1, c, h, w], np.float32, name="input")
+    t = np.nextafter(params["beta"], np.float32(-np.inf)).reshape(1, c, 1, 1)
     lo, hi = np.zeros((1, 1, 1, 1), np.float32), np.ones((1, 1, 1, 1), np.float32)
     bits = opset1.fake_quantize(x, t, t, lo, hi, 2, name="binarize")
     conv = opset1.binary_convolution(
         bits, _u1_filters(params["wsign"]), [1, 1], [1, 1], [1, 1], [1, 1], "xnor-popcount", 0.0, name=CONV_NAME
     )
-    y = opset1.multiply(conv, params["scale"].reshape(1, C, 1, 1), name="scale")
+    y = opset1.multiply(conv, params["scale"].reshape(1, c, 1, 1), name="scale")
     return ov.Model([y], [x], "binary_conv_layer")
 
 
@@ -101,11 +102,11 @@ def reference(x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
     n, c, h, w = x.shape
     s = np.where(x >= params["beta"].reshape(1, c, 1, 1), 1.0, -1.0).astype(np.float32)
     sp = np.pad(s, ((0, 0), (0, 0), (1, 1), (1, 1)))  # padded taps are 0: no contribution
-    acc = np.zeros((n, C, h, w), np.float32)  # integer sums, exact in float32
+    acc = np.zeros((n, c, h, w), np.float32)  # integer sums, exact in float32
     for i in range(K):
         for j in range(K):
             acc += np.einsum("nchw,mc->nmhw", sp[:, :, i : i + h, j : j + w], params["wsign"][:, :, i, j])
-    return acc.astype(np.float64) * params["scale"].reshape(1, C, 1, 1)
+    return acc.astype(np.float64) * params["scale"].reshape(1, c, 1, 1)
 
 
 def _max_err(y: np.ndarray, ref: np.ndarray) -> float:
@@ -121,15 +122,16 @@ def _config(threads: int, perf_count: bool) -> dict[str, Any]:
     return {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": perf_count}
 
 
-def check(threads: int = 1, seed: int = 0) -> float:
+def check(threads: int = 1, seed: int = 0, c: int = C) -> float:
     """Compare OpenVINO with ``reference`` on a small input, values on the thresholds included; max abs error."""
     _require()
-    params = layer_params(seed)
+    params = layer_params(seed, c)
     rng = np.random.default_rng(seed + 1)
-    x = rng.normal(0, 0.2, CHECK_SHAPE).astype(np.float32)
+    shape = (1, c, *CHECK_SHAPE[2:])
+    x = rng.normal(0, 0.2, shape).astype(np.float32)
     x[0, :, 0, :5] = params["beta"][:, None]  # ties, on the padded border
     x[0, :, 6, 7] = params["beta"]  # ties, inside
-    compiled = ov.Core().compile_model(build_model(params, *CHECK_SHAPE[2:]), "CPU", _config(threads, False))
+    compiled = ov.Core().compile_model(build_model(params, *shape[2:]), "CPU", _config(threads, False))
     return _max_err(compiled(x)[0], reference(x, params))
 
 
@@ -161,14 +163,14 @@ def _stats(prefix: str, ms: list[float]) -> dict[str, float]:
     }
 
 
-def time_layer(threads: int, runs: int, warmup: int, seed: int = 0) -> dict:
+def time_layer(threads: int, runs: int, warmup: int, seed: int = 0, c: int = C) -> dict:
     """Median (p10/p90/min) end-to-end and BinaryConvolution-node times at 1x64x180x320 (see module doc)."""
     _require()
     if threads < 1 or runs < 1 or warmup < 0:
         raise ValueError(f"threads and runs must be >= 1 and warmup >= 0, got {threads}, {runs}, {warmup}")
-    check_err = check(threads, seed)
-    params = layer_params(seed)
-    x = np.random.default_rng(seed + 2).normal(0, 0.2, (1, C, H, W)).astype(np.float32)
+    check_err = check(threads, seed, c)
+    params = layer_params(seed, c)
+    x = np.random.default_rng(seed + 2).normal(0, 0.2, (1, c, H, W)).astype(np.float32)
     core = ov.Core()
     model = build_model(params, H, W)
     plain = core.compile_model(model, "CPU", _config(threads, False))
@@ -221,8 +223,8 @@ def time_layer(threads: int, runs: int, warmup: int, seed: int = 0) -> dict:
         "runs": runs,
         "warmup": warmup,
         "seed": seed,
-        "shape": [1, C, H, W],
-        "macs": C * C * K * K * H * W,
+        "shape": [1, c, H, W],
+        "macs": c * c * K * K * H * W,
         **_stats("kernel_only", kernel),
         **_stats("float_io", float_io),
         "kernel_source": source,
@@ -232,7 +234,7 @@ def time_layer(threads: int, runs: int, warmup: int, seed: int = 0) -> dict:
         "fused_or_not_run": sorted(fused),
         "binarization": "FakeQuantize levels=2, per-channel threshold: bit 1 (+1) iff x >= beta[c], else -1",
         "padding": "pad_value=0: padded taps contribute 0 (left out of popcount and K)",
-        "check_shape": list(CHECK_SHAPE),
+        "check_shape": [1, c, *CHECK_SHAPE[2:]],
         "check_max_abs_err": check_err,
         "full_size_max_abs_err": full_err,
         "compiled_properties": props,
@@ -247,10 +249,12 @@ if __name__ == "__main__":
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--channels", type=int, nargs="+", default=[C])
     args = ap.parse_args()
     if not available():
         raise SystemExit("openvino is not installed: pip install 'scales-edge[bench]'")
     print(f"OpenVINO {version()}")
-    for n in args.threads:
-        r = time_layer(n, args.runs, args.warmup)
-        print(json.dumps(r, indent=2))
+    for c in args.channels:
+        for n in args.threads:
+            r = time_layer(n, args.runs, args.warmup, c=c)
+            print(json.dumps(r, indent=2))

@@ -42,45 +42,8 @@ if(NOT AARCH64_SYSROOT AND DEFINED ENV{AARCH64_SYSROOT} AND NOT "$ENV{AARCH64_SY
   set(AARCH64_SYSROOT "$ENV{AARCH64_SYSROOT}")
 endif()
 if(AARCH64_SYSROOT)
-  get_filename_component(AARCH64_SYSROOT "${AARCH64_SYSROOT}" ABSOLUTE)
-  set(_sr "${AARCH64_SYSROOT}")
-  set(_triple aarch64-linux-gnu)
-  if(NOT EXISTS "${_sr}/usr/lib/${_triple}/libc.so")
-    message(FATAL_ERROR "AARCH64_SYSROOT=${_sr} has no usr/lib/${_triple}/libc.so (libc6-dev:arm64)")
-  endif()
-  # The root's libstdc++ headers: usr/include/c++/<N> (libstdc++-<N>-dev:arm64), highest N.
-  file(GLOB _cxx_dirs LIST_DIRECTORIES true "${_sr}/usr/include/c++/*")
-  set(_cxx_ver "")
-  foreach(_d ${_cxx_dirs})
-    get_filename_component(_v "${_d}" NAME)
-    if(_v MATCHES "^[0-9]+$" AND (NOT _cxx_ver OR _v GREATER _cxx_ver))
-      set(_cxx_ver "${_v}")
-    endif()
-  endforeach()
-  if(NOT _cxx_ver)
-    message(FATAL_ERROR "AARCH64_SYSROOT=${_sr} has no usr/include/c++/<N> (libstdc++-<N>-dev:arm64)")
-  endif()
-  # The compiler's own headers (stddef.h, arm_neon.h, ...) stay; its libc/libstdc++ headers,
-  # which a Debian cross compiler searches before any sysroot, must not be seen.
-  execute_process(COMMAND "${SCALES_EDGE_AARCH64_CXX}" -print-file-name=include
-                  OUTPUT_VARIABLE _gcc_inc OUTPUT_STRIP_TRAILING_WHITESPACE)
-  set(CMAKE_SYSROOT "${_sr}")
-  set(_inc "-nostdinc"
-    "-isystem ${_sr}/usr/include/c++/${_cxx_ver}"
-    "-isystem ${_sr}/usr/include/${_triple}/c++/${_cxx_ver}"
-    "-isystem ${_sr}/usr/include/c++/${_cxx_ver}/backward"
-    "-isystem ${_gcc_inc}"
-    "-isystem ${_sr}/usr/include/${_triple}"
-    "-isystem ${_sr}/usr/include")
-  string(JOIN " " _inc ${_inc})
-  set(CMAKE_CXX_FLAGS_INIT "${_inc}")
-  # Start files, libc, libstdc++ and libgcc_s of the root, found before the compiler's own.
-  set(_ld "-B${_sr}/usr/lib/${_triple}/ -L${_sr}/usr/lib/gcc/${_triple}/${_cxx_ver}"
-          " -L${_sr}/usr/lib/${_triple} -L${_sr}/lib/${_triple}")
-  string(JOIN "" _ld ${_ld})
-  set(CMAKE_EXE_LINKER_FLAGS_INIT "${_ld}")
-  set(CMAKE_SHARED_LINKER_FLAGS_INIT "${_ld}")
-  set(CMAKE_MODULE_LINKER_FLAGS_INIT "${_ld}")
+  include("${CMAKE_CURRENT_LIST_DIR}/debian-sysroot.cmake")
+  scales_edge_debian_sysroot("${AARCH64_SYSROOT}" aarch64-linux-gnu "${SCALES_EDGE_AARCH64_CXX}")
 endif()
 
 # Headers and libraries of the target only; programs (python, ...) of the build machine.

@@ -2,6 +2,7 @@
 and the optional INT8 head/tail (quantize.py)."""
 
 from .onnx_export import DOMAIN, DOMAIN_VERSION, ExportError, custom_op_cores, export_onnx, model_metadata
+from .parity import check_parity
 from .packing import pack_conv_weight, pack_linear_weight, pack_signs
 from .quantize import TAILS, QuantizeError, quantize_head_tail
 
@@ -11,6 +12,7 @@ __all__ = [
     "ExportError",
     "QuantizeError",
     "TAILS",
+    "check_parity",
     "custom_op_cores",
     "export_onnx",
     "model_metadata",

@@ -24,237 +24,50 @@ import io
 import json
 import os
 import warnings
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import onnx
 import torch
-import torch.nn.functional as F
 from onnx import numpy_helper
 from torch import Tensor, nn
 
-from ..errors import ConfigError, ScalesEdgeError
-from ..nn import BinaryConv2dBase, BinaryLinearBase, ScalesConv2d, ScalesLinear, binary_layers, sign_pm1
+from ..errors import ConfigError
+from ..fileio import atomic_path
+from ..nn import BinaryConv2dBase, ScalesConv2d, binary_layers
+from ..runtime.contract import DOMAIN, OPS
+from ..runtime.tileplan import PLAN_KEY, plan_metadata
 from .packing import pack_conv_weight, pack_linear_weight
+from .symbolic import (  # noqa: F401 (ExportError is this module's too)
+    ExportError,
+    _as_int64_bits,
+    _BinaryConv2dFn,
+    _BinaryLinearFn,
+    _branch_args,
+    _linear_branch_args,
+    _norm_args,
+    _ScalesConv2dFn,
+    _ScalesLinearFn,
+    _WindowAttentionFn,
+)
 from .quantize import TAILS, quantize_head_tail
 
-DOMAIN = "scales_edge"
 #: The newest op-domain version this exporter writes (docs/ops.md); a model imports the lowest
 #: version that has every op it uses: 1 without the fused ops, 2 with ScalesConv2d, 3 with
 #: ScalesLinear or WindowAttention.
 DOMAIN_VERSION = 3
 FUSED_SINCE_VERSION = 2
-#: The op-domain version that introduced each op (docs/ops.md).
-OP_SINCE_VERSION = {"BinaryConv2d": 1, "BinaryLinear": 1, "ScalesConv2d": 2, "ScalesLinear": 3, "WindowAttention": 3}
 DEFAULT_OPSET = 17
+#: Opsets of the standard ops the export writes: from the oldest every architecture of the zoo
+#: exports at (tested), to the newest torch's TorchScript exporter writes (max_opset()).
+MIN_OPSET = 11
 
 
-class ExportError(ScalesEdgeError):
-    """The model cannot be exported as asked."""
+def max_opset() -> int:
+    """The newest ONNX opset torch's TorchScript exporter (``dynamo=False``) writes."""
+    from torch.onnx import _constants
 
-
-def _out_size(size: int | None, k: int, s: int, p0: int, p1: int, d: int) -> int | None:
-    if size is None:
-        return None
-    return (size + p0 + p1 - d * (k - 1) - 1) // s + 1
-
-
-class _BinaryConv2dFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, beta, packed, scale, bias, wsign, k, stride, pad, dil):  # type: ignore[override]
-        xs = sign_pm1(x - beta.view(1, -1, 1, 1))
-        y = F.conv2d(xs, wsign, None, stride, pad, dil)
-        return y * scale.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
-
-    @staticmethod
-    def symbolic(g, x, beta, packed, scale, bias, wsign, k, stride, pad, dil):
-        y = g.op(
-            f"{DOMAIN}::BinaryConv2d",
-            x,
-            beta,
-            packed,
-            scale,
-            bias,
-            kernel_shape_i=[k, k],
-            strides_i=[stride, stride],
-            pads_i=[pad, pad, pad, pad],
-            dilations_i=[dil, dil],
-            group_i=1,
-        )
-        m = int(wsign.type().sizes()[0]) if wsign.type().sizes() else None
-        _set_conv_output_type(y, x, m, k, stride, pad, dil)
-        return y
-
-
-def _set_conv_output_type(y, x, m: int | None, k: int, stride: int, pad: int, dil: int) -> None:
-    sizes = x.type().varyingSizes() if x.type().kind() == "TensorType" else None
-    if sizes is not None and len(sizes) == 4:
-        oh = _out_size(sizes[2], k, stride, pad, pad, dil)
-        ow = _out_size(sizes[3], k, stride, pad, pad, dil)
-        y.setType(x.type().with_sizes([sizes[0], m, oh, ow]))
-
-
-def _const_int(v) -> int:
-    """A Python int, or the int of a constant graph value (how non-tensor arguments reach
-    ``symbolic`` when the exported module is the layer itself)."""
-    if isinstance(v, (bool, int)):
-        return int(v)
-    from torch.onnx import symbolic_helper
-
-    return int(symbolic_helper._get_const(v, "i", "attribute"))
-
-
-class _ScalesConv2dFn(torch.autograd.Function):
-    """A whole :class:`ScalesConv2d` (inference formula) as one ``ScalesConv2d`` node.
-
-    Absent branches are passed as empty tensors; :func:`_finish_binary_nodes` turns them into
-    empty (omitted) optional inputs."""
-
-    @staticmethod
-    def forward(ctx, x, beta, packed, scale, bias, sw, sb, cw, wsign, k, stride, pad, dil, skip, from_output):  # type: ignore[override]
-        y = _BinaryConv2dFn.forward(ctx, x, beta, packed, scale, bias, wsign, k, stride, pad, dil)
-        if sw.numel():
-            y = y * torch.sigmoid(F.conv2d(x, sw.view(1, -1, 1, 1), sb, stride))
-        if cw.numel():
-            pooled = (y if from_output else x).mean(dim=(2, 3)).unsqueeze(1)
-            cs = torch.sigmoid(F.conv1d(pooled, cw.view(1, 1, -1), padding=cw.numel() // 2))
-            y = y * cs.squeeze(1)[:, :, None, None]
-        if skip:
-            y = y + x
-        return y
-
-    @staticmethod
-    def symbolic(g, x, beta, packed, scale, bias, sw, sb, cw, wsign, k, stride, pad, dil, skip, from_output):
-        k, stride, pad, dil, skip, from_output = map(_const_int, (k, stride, pad, dil, skip, from_output))
-        y = g.op(
-            f"{DOMAIN}::ScalesConv2d",
-            x, beta, packed, scale, bias, sw, sb, cw,
-            kernel_shape_i=[k, k],
-            strides_i=[stride, stride],
-            pads_i=[pad, pad, pad, pad],
-            dilations_i=[dil, dil],
-            group_i=1,
-            skip_i=skip,
-            channel_from_output_i=from_output,
-        )
-        m = int(wsign.type().sizes()[0]) if wsign.type().sizes() else None
-        _set_conv_output_type(y, x, m, k, stride, pad, dil)
-        return y
-
-
-class _BinaryLinearFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, beta, packed, scale, bias, wsign):  # type: ignore[override]
-        return F.linear(sign_pm1(x - beta), wsign) * scale + bias
-
-    @staticmethod
-    def symbolic(g, x, beta, packed, scale, bias, wsign):
-        y = g.op(f"{DOMAIN}::BinaryLinear", x, beta, packed, scale, bias)
-        sizes = x.type().varyingSizes() if x.type().kind() == "TensorType" else None
-        m = int(wsign.type().sizes()[0]) if wsign.type().sizes() else None
-        if sizes is not None:
-            y.setType(x.type().with_sizes(list(sizes[:-1]) + [m]))
-        return y
-
-
-class _ScalesLinearFn(torch.autograd.Function):
-    """A whole binary linear layer with its prologue and epilogue (inference formula) as one
-    ``ScalesLinear`` node: ``act(core(x') * S(x')) + residual``, ``x' = LayerNorm(x)`` with the
-    weights ``nw``, ``nb`` (empty: ``x' = x``). Absent branches are empty tensors (omitted inputs
-    in the graph, see :func:`_finish_binary_nodes`); ``residual`` may be None."""
-
-    @staticmethod
-    def forward(ctx, x, residual, nw, nb, eps, beta, packed, scale, bias, sw, sb, wsign, act):  # type: ignore[override]
-        if nw.numel():
-            x = F.layer_norm(x, (x.shape[-1],), nw, nb, eps)
-        y = _BinaryLinearFn.forward(ctx, x, beta, packed, scale, bias, wsign)
-        if sw.numel():
-            y = y * torch.sigmoid(F.linear(x, sw.view(1, -1), sb))
-        if act == "gelu":
-            y = F.gelu(y)
-        return y if residual is None else y + residual
-
-    @staticmethod
-    def symbolic(g, x, residual, nw, nb, eps, beta, packed, scale, bias, sw, sb, wsign, act):
-        inputs = [x, beta, packed, scale, bias, sw, sb]
-        attrs: dict[str, Any] = {"activation_s": act} if act != "none" else {}
-        norm = bool(nw.type().sizes() and nw.type().sizes()[0])
-        if residual is not None or norm:
-            inputs.append(residual if residual is not None else _empty(g))
-        if norm:
-            inputs += [nw, nb]
-            attrs["norm_epsilon_f"] = float(eps)
-        y = g.op(f"{DOMAIN}::ScalesLinear", *inputs, **attrs)
-        sizes = x.type().varyingSizes() if x.type().kind() == "TensorType" else None
-        m = int(wsign.type().sizes()[0]) if wsign.type().sizes() else None
-        if sizes is not None:
-            y.setType(x.type().with_sizes(list(sizes[:-1]) + [m]))
-        return y
-
-
-def _empty(g):
-    """An omitted optional input: a constant of no elements, dropped by _finish_binary_nodes."""
-    return g.op("Constant", value_t=torch.zeros(0))
-
-
-class _WindowAttentionFn(torch.autograd.Function):
-    """:func:`scales_edge.models.transformer_common.window_attention` as one ``WindowAttention``
-    node (the bias table and index as its constant inputs)."""
-
-    @staticmethod
-    def forward(ctx, qkv, table, index, heads, ws, shift, kws, scale, channels):  # type: ignore[override]
-        from ..models.transformer_common import window_attention
-
-        return window_attention(qkv, table, index, heads, ws, shift, kws, scale)
-
-    @staticmethod
-    def symbolic(g, qkv, table, index, heads, ws, shift, kws, scale, channels):
-        y = g.op(
-            f"{DOMAIN}::WindowAttention", qkv, table, index,
-            num_heads_i=heads, window_size_i=ws, shift_size_i=shift, key_window_size_i=kws, scale_f=scale,
-        )
-        sizes = qkv.type().varyingSizes() if qkv.type().kind() == "TensorType" else None
-        y.setType(qkv.type().with_sizes((list(sizes[:3]) if sizes and len(sizes) == 4 else [None] * 3) + [channels]))
-        return y
-
-
-def _as_int64_bits(packed: np.ndarray) -> Tensor:
-    return torch.from_numpy(np.ascontiguousarray(packed).view(np.int64).copy())
-
-
-def _branch_args(layer: ScalesConv2d) -> tuple:
-    """The fused op's extra arguments: spatial 1x1 weights and bias, channel Conv1d taps (empty
-    tensors for an absent branch), skip, and whether the channel branch pools the output."""
-    empty = torch.zeros(0)
-    if layer.spatial is not None:
-        sw = layer.spatial.weight.detach().reshape(-1).clone()
-        sb = layer.spatial.bias.detach().clone() if layer.spatial.bias is not None else torch.zeros(1)
-    else:
-        sw = sb = empty
-    cw = layer.channel.weight.detach().reshape(-1).clone() if layer.channel is not None else empty
-    return sw, sb, cw, int(layer.skip), int(not layer.channel_from_input)
-
-
-def _linear_branch_args(layer: BinaryLinearBase) -> tuple[Tensor, Tensor]:
-    """The fused linear's spatial weights and bias (empty tensors without a spatial branch)."""
-    spatial = layer.spatial if isinstance(layer, ScalesLinear) else None
-    if spatial is None:
-        return torch.zeros(0), torch.zeros(0)
-    sb = spatial.bias.detach().clone() if spatial.bias is not None else torch.zeros(1)
-    return spatial.weight.detach().reshape(-1).clone(), sb
-
-
-def _norm_args(norm: nn.Module | None) -> tuple[Tensor, Tensor, float]:
-    """A fused linear's LayerNorm weights and epsilon (empty tensors without one)."""
-    if norm is None:
-        return torch.zeros(0), torch.zeros(0), 1e-5
-    if not isinstance(norm, nn.LayerNorm) or len(norm.normalized_shape) != 1 or not norm.elementwise_affine:
-        raise ExportError(f"a fused linear can take a LayerNorm over the features with weights, not {norm}")
-    # copies made outside the tracer's view (from numpy): graph constants, not ops on parameters
-    nw = torch.from_numpy(norm.weight.detach().numpy().copy())
-    nb = torch.from_numpy(norm.bias.detach().numpy().copy()) if norm.bias is not None else torch.zeros_like(nw)
-    return nw, nb, float(norm.eps)
+    return int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20))
 
 
 def _window_attention_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -416,6 +229,18 @@ def _finish_binary_nodes(model: onnx.ModelProto, layer_names: list[str]) -> None
 BINARY_AS = ("custom", "fp32-reference")
 
 
+def _receptive_radius(cfg: dict) -> float | None:
+    """The zoo's receptive-field radius for this configuration (window-attention models), or None."""
+    from ..errors import ConfigError
+    from ..models import get_arch
+
+    try:
+        fn = get_arch(str(cfg.get("arch", ""))).receptive_radius
+        return None if fn is None else float(fn(cfg))
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return None
+
+
 def model_metadata(model: nn.Module, binary_as: str = "custom", domain_version: int = 1) -> dict[str, str]:
     from .. import __version__
 
@@ -432,6 +257,9 @@ def model_metadata(model: nn.Module, binary_as: str = "custom", domain_version: 
         "scales_edge.layout": "NCHW",
         "scales_edge.config": json.dumps(cfg, sort_keys=True),
     }
+    radius = _receptive_radius(cfg)
+    if radius is not None:  # window-attention models: what tiling needs (runtime.tiling.window_radius)
+        meta["scales_edge.receptive_radius"] = repr(radius)
     if binary_as == "custom":
         meta["scales_edge.op_domain"] = DOMAIN
         meta["scales_edge.op_domain_version"] = str(domain_version)
@@ -475,6 +303,11 @@ def export_onnx(
         raise ExportError(f"tail must be one of {', '.join(TAILS)}, not {tail!r}")
     if calib is not None and tail != "int8":
         raise ExportError("calibration photos are for tail='int8' (--tail int8); an FP32 tail needs none")
+    if not MIN_OPSET <= opset <= max_opset():
+        raise ExportError(
+            f"ONNX opset {opset} is not supported: the export writes opsets {MIN_OPSET} to {max_opset()} "
+            f"(default {DEFAULT_OPSET})"
+        )
     model = model.eval()
     in_ch = _input_channels(model)
     x = torch.rand(1, in_ch, *sample_size)
@@ -526,11 +359,18 @@ def export_onnx(
     for key, value in {**model_metadata(model, binary_as, version), **meta}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
+    # The graphs a tiled run executes, for the native runner (runtime/tileplan.py); read from the
+    # final graph and metadata (scale, configuration), so it comes last.
+    plan = plan_metadata(proto)
+    if plan is not None:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = PLAN_KEY, plan
     proto.producer_name = "scales-edge"
     onnx.checker.check_model(proto)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, path)
+    # a temporary file beside `path`, renamed over it once complete: an interrupted export leaves
+    # the previous file (or none), never half a model
+    with atomic_path(path) as tmp:
+        onnx.save(proto, tmp)
     return proto
 
 
@@ -548,10 +388,10 @@ def default_domain_version(model: nn.Module) -> int | None:
 def needed_domain_version(proto: onnx.ModelProto) -> int:
     """The lowest op-domain version that has every ``scales_edge`` op of ``proto`` (1 if none)."""
     ops = {n.op_type for n in proto.graph.node if n.domain == DOMAIN}
-    unknown = ops - set(OP_SINCE_VERSION)
+    unknown = ops - set(OPS)
     if unknown:
         raise ExportError(f"unknown {DOMAIN} op(s) {sorted(unknown)}")
-    return max((OP_SINCE_VERSION[op] for op in ops), default=1)
+    return max((OPS[op].since for op in ops), default=1)
 
 
 class _Wrapper(nn.Module):

@@ -9,6 +9,7 @@ the timed runs, so profiling overhead never enters the latency numbers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import resource
@@ -19,6 +20,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .library import kernel_choices
+from .memory import check_run_fits
 from .profiling import profile_model
 from .session import load_model, make_session, metadata
 
@@ -44,6 +47,8 @@ class BenchResult:
     # Median CPU time of the calling thread per run (ms): at 1 thread ONNX Runtime runs the graph on
     # it, so on a shared machine this leaves out the time the process waited for a core.
     cpu_median_ms: float | None = None
+    # The kernel path each scales_edge op node ran (library.kernel_choices(), for this model)
+    kernels: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,6 +100,23 @@ def machine_info() -> dict[str, object]:
     }
 
 
+@contextlib.contextmanager
+def _forced_kernel(path: str | None):
+    """SCALES_EDGE_KERNEL=path while a session is created (the ops read it then); None: unchanged."""
+    if path is None:
+        yield
+        return
+    old = os.environ.get("SCALES_EDGE_KERNEL")
+    os.environ["SCALES_EDGE_KERNEL"] = path
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["SCALES_EDGE_KERNEL"]
+        else:
+            os.environ["SCALES_EDGE_KERNEL"] = old
+
+
 def benchmark(
     models: Sequence[str | os.PathLike],
     size: tuple[int, int] = (180, 320),
@@ -104,8 +126,12 @@ def benchmark(
     seed: int = 0,
     on_step: Callable[[int, int], None] | None = None,
     profile: bool = False,
+    kernel_paths: Sequence[str | None] | None = None,
 ) -> list[BenchResult]:
     """Benchmark ``models`` (alternating) on one random ``[1, C, H, W]`` input; ``size`` is (H, W).
+
+    ``kernel_paths``: per model, the kernel path its session forces (``SCALES_EDGE_KERNEL`` while
+    it is created; None: the environment's setting), so one model can be timed on every path.
 
     ``profile``: afterwards, run each model ``warmup + runs`` more times in a profiled session and
     attach the kernel time per op type and per group (:class:`.profiling.Profile`).
@@ -115,22 +141,28 @@ def benchmark(
     from the next one (at 2 threads that made ORT's own FP32 Conv 1.4x slower than at 1 thread)."""
     if runs < 1 or warmup < 0:
         raise ValueError("runs must be >= 1 and warmup >= 0")
+    if kernel_paths is not None and len(kernel_paths) != len(models):
+        raise ValueError("kernel_paths needs one entry per model")
     sessions = []
-    for m in models:
+    for i, m in enumerate(models):
         proto = load_model(m)
-        sess = make_session(m, threads=threads, spin=len(models) == 1)
+        path = kernel_paths[i] if kernel_paths is not None else None
+        with _forced_kernel(path):
+            sess = make_session(m, threads=threads, spin=len(models) == 1)
         sessions.append((str(m), Path(m).stat().st_size, sess, metadata(proto)))
     rng = np.random.default_rng(seed)
     feeds = []
-    for _, _, sess, _ in sessions:
+    for name, _, sess, meta in sessions:
         inp = sess.get_inputs()[0]
         channels = inp.shape[1] if isinstance(inp.shape[1], int) else 3
+        check_run_fits(meta, channels, *size, what=name)  # before allocating anything
         shape = (1, channels, *size)
         if inp.type == "tensor(uint8)":  # quantized baselines take uint8 directly
             feeds.append({inp.name: rng.integers(0, 256, shape, dtype=np.uint8)})
         else:
             feeds.append({inp.name: rng.random(shape, dtype=np.float32)})
     out_shapes = []
+    kernels: list[list[dict[str, Any]]] = []
     total = len(sessions) * (warmup + runs) * (2 if profile else 1)
     done = 0
 
@@ -142,12 +174,14 @@ def benchmark(
 
     for (_, _, sess, _), feed in zip(sessions, feeds):
         out = None
+        before = len(kernel_choices())  # each op chooses its path in its first run
         for _ in range(warmup):
             out = sess.run(None, feed)[0]
             step()
         if out is None:
             out = sess.run(None, feed)[0]
         out_shapes.append(list(out.shape))
+        kernels.append(kernel_choices()[before:])
     times: list[list[float]] = [[] for _ in sessions]
     cpu: list[list[float]] = [[] for _ in sessions]
     for _ in range(runs):
@@ -165,7 +199,9 @@ def benchmark(
         for i, ((name, _, _, _), feed) in enumerate(zip(sessions, feeds)):
             profiles[i] = profile_model(name, feed, threads, runs, warmup, on_run=step).to_dict()
     results = []
-    for (name, nbytes, _, _), feed, shape, t, c, prof in zip(sessions, feeds, out_shapes, times, cpu, profiles):
+    for (name, nbytes, _, _), feed, shape, t, c, prof, kern in zip(
+        sessions, feeds, out_shapes, times, cpu, profiles, kernels
+    ):
         st = _stats(t)
         mp = (shape[-1] * shape[-2]) / 1e6 if len(shape) == 4 else 0.0
         results.append(
@@ -180,6 +216,7 @@ def benchmark(
                 megapixels_per_s=mp / (st["median_ms"] / 1e3),
                 profile=prof,
                 cpu_median_ms=float(np.median(c) * 1e3) if threads == 1 else None,
+                kernels=kern,
                 **st,
             )
         )

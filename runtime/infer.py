@@ -17,16 +17,18 @@ import numpy as np
 import onnx
 
 from ..errors import ScalesEdgeError
-from .session import DOMAIN, SUPPORTED_DOMAIN_VERSIONS, ModelError, domain_version, load_model, make_session, metadata
+from .contract import check_model as check_contract
+from .pixels import quantize, resize_cubic, to_gray
+from .session import DOMAIN, ModelError, check_metadata, domain_version, load_model, make_session, metadata
 
 #: Default tile side (LR pixels of each tile's kept core) and the cap of the automatic overlap.
 DEFAULT_TILE = 256
-#: BT.601 luma weights (R, G, B), as OpenCV's RGB2GRAY: how a gray input's RGB output goes back to gray.
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def check_model(proto: onnx.ModelProto, path: str | Path) -> None:
-    """Refuse models scales-edge did not export, and op-domain versions this release cannot run.
+    """Refuse models scales-edge did not export, models that break the op contract (an op-domain
+    version this release cannot run, an unknown attribute: :mod:`.contract`) and metadata the
+    runtime would misuse (:func:`~.session.check_metadata`).
 
     A model qualifies if it uses the ``scales_edge`` op domain, or carries our metadata (the FP32
     reference export has no custom ops but is ours)."""
@@ -38,18 +40,15 @@ def check_model(proto: onnx.ModelProto, path: str | Path) -> None:
             f"{path}: not a scales-edge model (no {DOMAIN} ops and no scales_edge metadata); "
             "export a checkpoint with `scales-edge export CKPT OUT.onnx`"
         )
-    if (uses_ops or version is not None) and version not in SUPPORTED_DOMAIN_VERSIONS:
-        raise ModelError(
-            f"{path}: uses {DOMAIN} op-domain version {version}; this release runs version "
-            f"{', '.join(map(str, SUPPORTED_DOMAIN_VERSIONS))}: upgrade scales-edge or re-export the model"
-        )
+    check_contract(proto, str(path))
+    check_metadata(proto, str(path))
 
 
 def _tile_session(model: onnx.ModelProto, threads: int | None):
-    """A session for tiles: nodes run in the graph's order (``PRIORITY_BASED``; the statistics
-    graph places each pool's crop-and-sum right after the pool so the pool's input is freed early,
-    which ONNX Runtime's default order does not do), and no per-shape memory pattern (tiles come in
-    a few shapes, largest first, so the memory arena stays at one tile's high-water mark)."""
+    """A session for tiles: ONNX Runtime's default node order (which
+    :func:`~scales_edge.runtime.tiling.statistics_model` lays its graph out for; the native runner,
+    on ORT's C API, can only use that one) and no per-shape memory pattern (tiles come in a few
+    shapes, largest first, so the memory arena stays at one tile's high-water mark)."""
     import onnxruntime as ort
 
     from .library import get_library_path
@@ -57,7 +56,6 @@ def _tile_session(model: onnx.ModelProto, threads: int | None):
     so = ort.SessionOptions()
     so.register_custom_ops_library(get_library_path())
     so.enable_mem_pattern = False
-    so.execution_order = ort.ExecutionOrder.PRIORITY_BASED
     if threads is not None:
         if threads < 1:
             raise ScalesEdgeError(f"threads must be >= 1, got {threads}")
@@ -76,7 +74,7 @@ class Upscaler:
         proto = load_model(model_path)
         if check:
             check_model(proto, model_path)
-        meta = metadata(proto)
+        meta = check_metadata(proto, model_path)
         try:
             self.scale = int(meta["scales_edge.scale"])
         except (KeyError, ValueError):
@@ -166,9 +164,9 @@ class Upscaler:
         same layout and bit depth, ``s`` times larger:
 
         * gray ``HxW`` / ``HxWx1``: replicated to RGB for the model; the output goes back to gray
-          with BT.601 luma weights (before rounding);
+          with BT.601 luma weights (before rounding, :func:`~scales_edge.runtime.pixels.to_gray`);
         * ``HxWx3`` BGR; ``HxWx4`` BGRA: colour through the model, alpha upscaled bicubically
-          (``cv2.resize``, ``INTER_CUBIC``);
+          (:func:`~scales_edge.runtime.pixels.resize_cubic`, OpenCV's ``INTER_CUBIC`` kernel);
         * ``uint8`` or ``uint16``: the model sees ``v / 255`` or ``v / 65535`` as float32, so 16-bit
           input keeps its precision; the output is rounded back to the same type.
 
@@ -222,8 +220,8 @@ class Upscaler:
                     f"not x{s} as its metadata says; re-export it with scales-edge"
                 )
             if kind == "gray" and y.shape[0] == 3:
-                y = np.tensordot(_LUMA, y, axes=(0, 0))[None]
-            q = np.round(np.clip(y, 0.0, 1.0) * peak).astype(arr.dtype)  # as __call__ (half to even)
+                y = to_gray(y)
+            q = quantize(y, arr.dtype)  # as __call__ (half to even)
             region = out[t.y0 * s : t.y1 * s, t.x0 * s : t.x1 * s]
             if kind == "gray":
                 region[..., 0] = q[0]
@@ -238,9 +236,7 @@ class Upscaler:
             ov = self.auto_overlap(tile) if overlap is None else overlap
             self.runner.run(x, tile, ov, write, on_progress)
         if kind == "bgra":
-            import cv2
-
-            out[..., 3] = cv2.resize(arr[..., 3], (w * s, h * s), interpolation=cv2.INTER_CUBIC)
+            out[..., 3] = resize_cubic(arr[..., 3], s)
         return out[..., 0] if kind == "gray" else out
 
     def _run_whole(self, x: np.ndarray, write) -> None:

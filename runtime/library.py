@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import sys
 import sysconfig
@@ -52,3 +54,48 @@ def get_library_path() -> str:
     path = find_library(required=True)
     assert path is not None
     return path
+
+
+@functools.lru_cache(maxsize=None)
+def _domain_version_of(path: str) -> int | None:
+    try:
+        fn = ctypes.CDLL(path).scales_edge_domain_version
+    except (OSError, AttributeError):  # not loadable here, or a build older than the symbol
+        return None
+    fn.restype = ctypes.c_int
+    return int(fn())
+
+
+def library_domain_version() -> int | None:
+    """The newest ``scales_edge`` domain version the op library implements (its ``kDomainVersion``;
+    it implements 1 to that one), or None when no library is installed."""
+    try:
+        path = find_library(required=False)
+    except LibraryNotFound:
+        return None
+    return None if path is None else _domain_version_of(path)
+def kernel_choices() -> list[dict]:
+    """The kernel path each ``scales_edge`` op node chose so far in this process, in order: one dict
+    per node and geometry with ``op``, ``node``, ``shape``, ``path``, ``how`` (``forced``, ``only``,
+    ``measured``, ``cached`` or ``budget``) and ``unit_ms`` (measured ms per work unit of each path).
+    Read from the loaded op library (``scales_edge_kernel_choices``); [] when it cannot say."""
+    import ctypes
+    import json
+
+    path = find_library(required=False)
+    if path is None:
+        return []
+    try:
+        lib = ctypes.CDLL(path)  # the library ONNX Runtime loaded: the same handle
+        fn = lib.scales_edge_kernel_choices
+    except (OSError, AttributeError):
+        return []
+    fn.restype = ctypes.c_size_t
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    size = fn(None, 0) + 1
+    buf = ctypes.create_string_buffer(size)
+    fn(buf, size)
+    try:
+        return json.loads(buf.value.decode())
+    except ValueError:
+        return []

@@ -24,6 +24,7 @@ from typing import Any, Callable, Collection, Iterable, Mapping
 import numpy as np
 
 from ..errors import ScalesEdgeError
+from .library import kernel_choices
 from .session import DOMAIN, load_model, make_session
 
 BINARY = "binary ops"
@@ -166,6 +167,8 @@ class Profile:
     warmup: int = 0
     wall_median_ms: float | None = None  # median wall time of the profiled runs
     outside_nodes_ms: float | None = None  # wall_median_ms - node_ms
+    # The kernel path each scales_edge op node of the profiled session ran (library.kernel_choices())
+    kernel_paths: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -290,6 +293,7 @@ def profile_model(
     with tempfile.TemporaryDirectory(prefix="scales-edge-profile-") as tmp:
         optimized = Path(tmp) / "optimized.onnx"
         sess = make_session(model, threads=threads, profile=str(Path(tmp) / "ort"), optimized_model=str(optimized))
+        before = len(kernel_choices())
         walls = []
         for i in range(warmup + runs):
             t0 = time.perf_counter()
@@ -299,6 +303,7 @@ def profile_model(
             if on_run:
                 on_run()
         events = read_profile(sess.end_profiling())
+        paths = kernel_choices()[before:]
         try:  # the graph ORT ran: its node names are the profile's
             graph = onnx.load(str(optimized), load_external_data=False).graph
         except Exception:  # not written by this ORT version: the exported graph (renamed nodes stay unscoped)
@@ -317,4 +322,12 @@ def profile_model(
     )
     prof.wall_median_ms = float(np.median(walls) * 1e3)
     prof.outside_nodes_ms = prof.wall_median_ms - prof.node_ms
+    prof.kernel_paths = paths
+    for row in prof.by_op_type:  # which paths the nodes of each binary op type ran, e.g. {"avx512": 32}
+        if row["op_type"] in binary_op_types:
+            counts: dict[str, int] = {}
+            for c in paths:
+                if c.get("op") == row["op_type"]:
+                    counts[c["path"]] = counts.get(c["path"], 0) + 1
+            row["paths"] = counts
     return prof

@@ -30,6 +30,8 @@ import numpy as np
 DOMAIN = "scales_edge"
 DOMAIN_VERSION = 3
 WORD_BITS = 64
+#: Largest value of a size attribute (kernel_shape, strides, pads, dilations): 2^31 - 1.
+MAX_ATTRIBUTE = 2**31 - 1
 
 __all__ = [
     "DOMAIN",
@@ -147,8 +149,8 @@ def _ints(op: str, name: str, value, count: int, default: int, minimum: int) -> 
         raise _err(op, f"attribute '{name}' must be a list of ints, got {value!r}") from None
     if len(vals) != count:
         raise _err(op, f"attribute '{name}' must have {count} values, got {vals}")
-    if any(v < minimum for v in vals):
-        raise _err(op, f"attribute '{name}' = {vals} is invalid; each value must be >= {minimum}")
+    if any(v < minimum or v > MAX_ATTRIBUTE for v in vals):
+        raise _err(op, f"attribute '{name}' = {vals} is invalid; each value must be from {minimum} to {MAX_ATTRIBUTE}")
     return vals
 
 
@@ -421,10 +423,10 @@ def scales_linear(X, beta, W_packed, scale, bias=None, spatial_weight=None, spat
     X = _float_array(op, "X", X)
     if (norm_weight is None) != (norm_bias is None):
         raise _err(op, "inputs 'norm_weight' (8) and 'norm_bias' (9) must be given together")
+    eps = float(norm_epsilon)  # checked with or without the norm inputs, as the attribute is
+    if not 0.0 < eps <= 1.0:
+        raise _err(op, f"attribute 'norm_epsilon' = {eps} is invalid; it must be in (0, 1]")
     if norm_weight is not None:
-        eps = float(norm_epsilon)
-        if not 0.0 < eps <= 1.0:
-            raise _err(op, f"attribute 'norm_epsilon' = {eps} is invalid; it must be in (0, 1]")
         k = X.shape[-1] if X.ndim else 0
         X = layer_norm(X, _vector(op, "norm_weight", norm_weight, k, "K"),
                        _vector(op, "norm_bias", norm_bias, k, "K"), eps)

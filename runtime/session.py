@@ -7,15 +7,15 @@ from typing import Sequence
 
 import onnx
 
-from ..errors import ScalesEdgeError
+from ..errors import ModelError, ScalesEdgeError
+from .contract import DOMAIN, domain_version
+from .contract import check_model as check_contract
 from .library import get_library_path
 
-DOMAIN = "scales_edge"
-SUPPORTED_DOMAIN_VERSIONS = (1, 2, 3)
-
-
-class ModelError(ScalesEdgeError):
-    """An ONNX model that is missing, malformed, or not what the command needs."""
+__all__ = [
+    "DOMAIN", "ModelError", "check_metadata", "domain_version", "load_model", "make_session", "metadata",
+    "tail_precision",
+]
 
 
 ModelLike = "str | os.PathLike | bytes | onnx.ModelProto"
@@ -42,16 +42,43 @@ def load_model(model: ModelLike) -> onnx.ModelProto:
     return proto
 
 
-def domain_version(model: onnx.ModelProto) -> int | None:
-    """The ``scales_edge`` op-domain version the model imports, or None."""
-    for imp in model.opset_import:
-        if imp.domain == DOMAIN:
-            return int(imp.version)
-    return None
-
-
 def metadata(model: onnx.ModelProto) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
+
+
+#: Largest upscaling factor a model's metadata may state (SR models are x2, x3, x4, x8).
+MAX_SCALE = 16
+#: Metadata values the runtime assumes when it feeds a model and reads its output.
+_FIXED = {"scales_edge.input_range": "0,1", "scales_edge.color": "RGB", "scales_edge.layout": "NCHW"}
+
+
+def check_metadata(model: onnx.ModelProto, where: str = "model") -> dict[str, str]:
+    """The model's ``scales_edge.*`` metadata, checked: raise :class:`ModelError` (one line) for a
+    value the runtime would misuse (a scale of -4 or "x4", an unknown tail precision, an input
+    range, colour order or layout other than the one the runtime feeds, an op-domain version that
+    disagrees with the model's import). Keys that are absent are not required here."""
+    meta = metadata(model)
+
+    def bad(key: str, want: str) -> ModelError:
+        return ModelError(f"{where}: metadata {key} = {meta[key]!r} is invalid; it must be {want} (re-export the model)")
+
+    scale = meta.get("scales_edge.scale")
+    if scale is not None and not (scale.isdigit() and 1 <= int(scale) <= MAX_SCALE):
+        raise bad("scales_edge.scale", f"a whole number from 1 to {MAX_SCALE}")
+    channels = meta.get("scales_edge.channels")
+    if channels and not (channels.isdigit() and int(channels) >= 1):
+        raise bad("scales_edge.channels", "a whole number >= 1")
+    if meta.get("scales_edge.tail", "fp32") not in ("fp32", "int8"):
+        raise bad("scales_edge.tail", "fp32 or int8")
+    for key, value in _FIXED.items():
+        if key in meta and meta[key] != value:
+            raise bad(key, repr(value))
+    stated = meta.get("scales_edge.op_domain_version")
+    if stated is not None:
+        imported = domain_version(model)
+        if not stated.isdigit() or (imported is not None and int(stated) != imported):
+            raise bad("scales_edge.op_domain_version", f"the version the model imports ({imported})")
+    return meta
 
 
 def tail_precision(meta: dict[str, str]) -> str:
@@ -108,17 +135,15 @@ def make_session(
         so.optimized_model_filepath = optimized_model
         so.log_severity_level = 3  # errors only: not ORT's warning that the file is hardware-specific
     proto = load_model(model)
-    version = domain_version(proto)
-    if version is not None and version not in SUPPORTED_DOMAIN_VERSIONS:
-        # ORT itself does not compare a custom domain's version with the registered ops'.
-        raise ModelError(
-            f"the model uses {DOMAIN} op-domain version {version}; this scales-edge implements "
-            f"{', '.join(map(str, SUPPORTED_DOMAIN_VERSIONS))} (docs/ops.md): upgrade scales-edge or re-export"
-        )
     if isinstance(model, (onnx.ModelProto, bytes, bytearray)):
         source: str | bytes = proto.SerializeToString()
     else:
         source = str(model)
+    # ORT itself compares neither a custom domain's version nor a custom op's attribute names
+    # with anything (runtime/contract.py).
+    where = source if isinstance(source, str) else "the model"
+    check_contract(proto, where)
+    check_metadata(proto, where)
     try:
         return ort.InferenceSession(source, so, providers=list(providers or ["CPUExecutionProvider"]))
     except Exception as exc:

@@ -17,13 +17,13 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from .contract import OPS
+
 DOMAIN = "scales_edge"
 FUSED_OP = "ScalesConv2d"
 FUSED_LINEAR = "ScalesLinear"
 #: The fused binary layers, by default all expanded.
 FUSED_OPS = (FUSED_OP, FUSED_LINEAR)
-#: The op-domain version that introduced each op (docs/ops.md).
-_SINCE = {"BinaryConv2d": 1, "BinaryLinear": 1, "ScalesConv2d": 2, "ScalesLinear": 3, "WindowAttention": 3}
 _CONV_ATTRS = ("kernel_shape", "strides", "pads", "dilations", "group")
 
 
@@ -131,7 +131,7 @@ def unfuse(proto: onnx.ModelProto, ops: tuple[str, ...] = FUSED_OPS) -> onnx.Mod
     keep = [t for t in graph.initializer if t.name in used or t.name in {i.name for i in graph.input}]
     del graph.initializer[:]
     graph.initializer.extend(keep)
-    version = max((_SINCE.get(n.op_type, 1) for n in graph.node if n.domain == DOMAIN), default=1)
+    version = max((OPS[n.op_type].since if n.op_type in OPS else 1 for n in graph.node if n.domain == DOMAIN), default=1)
     for imp in out.opset_import:
         if imp.domain == DOMAIN:
             imp.version = version

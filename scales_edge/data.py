@@ -143,7 +143,8 @@ def imread(path: PathLike) -> np.ndarray:
 def imwrite(path: PathLike, rgb_uint8: np.ndarray) -> None:
     """Write an RGB (or gray) ``uint8`` image; the format follows the extension.
 
-    Parent folders are created as needed.
+    Parent folders are created as needed. The file is written to a temporary file beside it and
+    renamed into place, so an interrupted write leaves the previous file (or none).
 
     Args:
         path: destination file, e.g. ``out/img.png``.
@@ -179,9 +180,10 @@ def imwrite(path: PathLike, rgb_uint8: np.ndarray) -> None:
         raise ImageError(f"cannot write image '{p}': OpenCV cannot encode '{ext}' ({exc})") from exc
     if not ok:
         raise ImageError(f"cannot write image '{p}': OpenCV failed to encode '{ext}'")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        encoded.tofile(str(p))
+    from .fileio import atomic_write_bytes
+
+    try:  # a temporary file renamed into place: never half an image
+        atomic_write_bytes(p, encoded.tobytes())
     except OSError as exc:
         raise ImageError(f"cannot write image '{p}': {exc.strerror or exc}") from exc
 

@@ -11,3 +11,7 @@ class ConfigError(ScalesEdgeError, ValueError):
 
 class CheckpointError(ScalesEdgeError):
     """A checkpoint that is missing, corrupt, or does not fit the model."""
+
+
+class ModelError(ScalesEdgeError):
+    """An ONNX model that is missing, malformed, or not what the command needs."""

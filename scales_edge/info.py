@@ -92,8 +92,9 @@ def _result(**kw: Any) -> dict[str, Any]:
     return {k: kw[k] for k in order if k in kw} | {k: v for k, v in kw.items() if k not in order}
 
 
-def model_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str, Any]:
-    """:func:`onnx_info` for ``.onnx`` files, :func:`torch_info` for anything else."""
+def model_info(path: str | Path, size: tuple[int, int] = (180, 320), loader: Any = None) -> dict[str, Any]:
+    """:func:`onnx_info` for ``.onnx`` files, :func:`torch_info` for anything else (``loader(path)``
+    reads the checkpoint's model, :func:`scales_edge.checkpoints.load_checkpoint` by default)."""
     p = Path(path)
     if not p.exists():
         raise ScalesEdgeError(f"{p}: no such file; give an exported model (.onnx) or a checkpoint (.pth)")
@@ -101,7 +102,7 @@ def model_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str
         raise ScalesEdgeError(f"{p}: not a file; give an exported model (.onnx) or a checkpoint (.pth)")
     if p.suffix.lower() == ".onnx":
         return onnx_info(p, size)
-    return torch_info(p, size)
+    return torch_info(p, size, loader)
 
 
 # ------------------------------------------------------------------------------------ ONNX
@@ -190,13 +191,15 @@ def onnx_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str,
     """Cost of an ONNX model at input ``size`` = (H, W), counted from the graph (see module doc)."""
     import onnx
 
-    from .runtime.session import domain_version, load_model, metadata, tail_precision
+    from .runtime.contract import check_model
+    from .runtime.session import check_metadata, load_model, tail_precision
     from .runtime.unfuse import has_fused, unfuse
 
     path = Path(path)
     proto = load_model(path)
-    meta = metadata(proto)
-    version = domain_version(proto)
+    # the same contract the op library and every session hold the model to (runtime/contract.py)
+    version = check_model(proto, str(path))
+    meta = check_metadata(proto, str(path))
     # A fused ScalesConv2d (version 2), expanded into the version-1 ops it computes, shows its FP
     # branches (1x1 spatial conv, channel Conv1d) to the counting below like any other layer.
     proto = unfuse(proto) if has_fused(proto) else proto
@@ -492,13 +495,13 @@ def _pool_derived(proto) -> set[str]:
 # ------------------------------------------------------------------------------------ PyTorch
 
 
-def torch_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str, Any]:
+def torch_info(path: str | Path, size: tuple[int, int] = (180, 320), loader: Any = None) -> dict[str, Any]:
     """Cost of a checkpoint's model at input ``size`` = (H, W): shapes from a forward pass on
     PyTorch's ``meta`` device (no computation), counts as in :func:`onnx_info`."""
     from .checkpoints import load_checkpoint
 
     path = Path(path)
-    model = load_checkpoint(path)
+    model = (loader or load_checkpoint)(path)
     return module_info(model, size, model_path=path)
 
 

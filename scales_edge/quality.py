@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from .data import imread, imresize, imwrite, make_lr, modcrop
+from .errors import ScalesEdgeError
 from .metrics import calculate_psnr, calculate_ssim
 
 Upscale = Callable[[np.ndarray], np.ndarray]  # HxWx3 uint8 RGB -> sHxsWx3 uint8 RGB
@@ -33,6 +34,11 @@ def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
     return imresize(lr, scale)
 
 
+def _saved(save_dir: Path, image: Path) -> tuple[Path, Path]:
+    stem = Path(image).stem
+    return Path(save_dir) / f"{stem}_sr.png", Path(save_dir) / f"{stem}_compare.png"
+
+
 def score_images(
     upscale: Upscale,
     paths: Sequence[Path],
@@ -40,7 +46,16 @@ def score_images(
     save_dir: Path | None = None,
     on_image: Callable[[int, int], None] | None = None,
 ) -> list[ImageScore]:
-    """Score ``upscale`` on each HR image; with ``save_dir`` also write SR images and comparisons."""
+    """Score ``upscale`` on each HR image; with ``save_dir`` also write SR images and comparisons
+    (``<stem>_sr.png``, ``<stem>_compare.png``; refused up front if one of them is an input)."""
+    if save_dir is not None:
+        from .fileio import same_file
+
+        for p in paths:
+            for out in _saved(save_dir, p):
+                hit = next((q for q in paths if same_file(out, q)), None)
+                if hit is not None:
+                    raise ScalesEdgeError(f"{out} is one of the input images; refusing to overwrite it: choose another --save-dir")
     scores = []
     for i, p in enumerate(paths):
         hr = modcrop(imread(p), scale)
@@ -59,9 +74,9 @@ def score_images(
             )
         )
         if save_dir is not None:
-            stem = Path(p).stem
-            imwrite(Path(save_dir) / f"{stem}_sr.png", sr)
-            imwrite(Path(save_dir) / f"{stem}_compare.png", comparison_strip(hr, bic, sr))
+            sr_path, compare_path = _saved(save_dir, p)
+            imwrite(sr_path, sr)
+            imwrite(compare_path, comparison_strip(hr, bic, sr))
         if on_image:
             on_image(i + 1, len(paths))
     return scores

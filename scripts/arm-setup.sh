@@ -4,7 +4,8 @@
 #
 #   1. the cross compiler: g++-aarch64-linux-gnu (system apt; needs root when missing).
 #   2. a compatibility sysroot: the aarch64 glibc and libstdc++ of Debian 11 (bullseye: glibc 2.31,
-#      GCC 10's libstdc++). Building against it keeps the binaries to GLIBC_2.17 / GLIBCXX_3.4.21
+#      GCC 10's libstdc++), with the static libpng, libjpeg-turbo and zlib the native runner links.
+#      Building against it keeps the binaries to GLIBC_2.17 / GLIBCXX_3.4.21
 #      symbols, so they run on any board that ONNX Runtime's aarch64 wheel runs on (glibc >= 2.28);
 #      qemu runs them on that older userland too. ARM_SYSROOT_SUITE=none (or a failed download)
 #      falls back to the cross compiler's own Debian 12 root /usr/aarch64-linux-gnu, whose
@@ -51,51 +52,8 @@ esac
 [ "$(uname -m)" = x86_64 ] || log "note: this host is $(uname -m); the scripts are meant for an x86-64 build machine"
 
 # ------------------------------------------------------------------ private apt (other Debian releases)
-system_mirror() {  # the Debian archive URI of this system's own apt sources (deb822 or one-line)
-  local f
-  for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [ -r "$f" ] || continue
-    awk '/^URIs:/ { for (i = 2; i <= NF; i++) print $i }
-         /^deb[ \t]/ { for (i = 2; i <= NF; i++) if ($i !~ /^\[/) { print $i; break } }' "$f"
-  done | grep -E '/debian/?$' | head -n 1
-}
-work=""
-cleanup() { [ -z "${work}" ] || rm -rf "${work}"; }
-trap cleanup EXIT
-# private_apt SUITE ARCH: sets up ${work} with a private apt configuration (apt_opts) for
-# "deb [arch=ARCH] <mirror> SUITE main" and updates its package list.
-private_apt() {
-  local suite="$1" arch="$2" mirror
-  command -v apt-get >/dev/null 2>&1 || { log "apt-get not found"; return 1; }
-  command -v dpkg >/dev/null 2>&1 || { log "dpkg not found"; return 1; }
-  mirror="${DEBIAN_MIRROR:-$(system_mirror || true)}"
-  [ -n "${mirror}" ] || { log "no Debian archive in /etc/apt/sources*; set DEBIAN_MIRROR"; return 1; }
-  cleanup
-  work="$(mktemp -d "${TMPDIR:-/tmp}/scales-edge-arm.XXXXXX")"
-  mkdir -p "${work}/lists/partial" "${work}/cache/archives/partial" "${work}/sourceparts" "${work}/download"
-  : > "${work}/status"
-  echo "deb [arch=${arch}] ${mirror} ${suite} main" > "${work}/sources.list"
-  apt_opts=(
-    -o "Dir::Etc::sourcelist=${work}/sources.list"
-    -o "Dir::Etc::sourceparts=${work}/sourceparts"
-    -o "Dir::State::Lists=${work}/lists"
-    -o "Dir::Cache=${work}/cache"
-    -o "Dir::State::status=${work}/status"
-    -o "Debug::NoLocking=1"
-    -o "APT::Get::List-Cleanup=0"
-    -o "APT::Architecture=${arch}"
-    -o "APT::Architectures::=${arch}"
-  )
-  # The private directories are ours: no download sandbox user (as root apt would switch to _apt).
-  apt_opts+=(-o "APT::Sandbox::User=$(id -un)")
-  log "updating a private package list for ${suite} (${arch}) from ${mirror}"
-  apt-get "${apt_opts[@]}" -q update >"${work}/update.log" 2>&1 ||
-    { cat "${work}/update.log" >&2; log "apt-get update of the private '${suite}' list failed (no access to ${mirror}, or missing archive keys: apt-get install debian-archive-keyring)"; return 1; }
-}
-private_download() {  # packages... -> .debs in ${work}/download
-  (cd "${work}/download" && apt-get "${apt_opts[@]}" -q download "$@") >"${work}/download.log" 2>&1 ||
-    { cat "${work}/download.log" >&2; log "could not download $*"; return 1; }
-}
+# shellcheck source=lib/private-apt.sh
+. "${repo_root}/scripts/lib/private-apt.sh"
 
 # ------------------------------------------------------------------ 1. cross compiler (system apt)
 cross_pkgs=(g++-aarch64-linux-gnu libc6-dev-arm64-cross libstdc++6-arm64-cross)
@@ -121,30 +79,9 @@ log "cross compiler: aarch64-linux-gnu-g++ $(aarch64-linux-gnu-g++ -dumpfullvers
 sysroot_suite="${ARM_SYSROOT_SUITE:-bullseye}"
 sysroot="${cross_root}"
 compat=0
-fetch_sysroot() {  # -> ${cache}/sysroot-${sysroot_suite}
-  local dest="${cache}/sysroot-${sysroot_suite}" gccver pkgs deb l t
-  private_apt "${sysroot_suite}" arm64 || return 1
-  # The suite's default libstdc++: "Source: gcc-10 (...)" -> 10.
-  gccver="$(apt-cache "${apt_opts[@]}" show libstdc++6 2>/dev/null | sed -n 's/^Source: gcc-\([0-9][0-9]*\).*/\1/p' | head -n 1)"
-  [ -n "${gccver}" ] || { log "cannot tell the GCC version of libstdc++6 in ${sysroot_suite}"; return 1; }
-  pkgs=(libc6 libc6-dev linux-libc-dev libgcc-s1 "libgcc-${gccver}-dev" libstdc++6 "libstdc++-${gccver}-dev")
-  log "downloading the ${sysroot_suite} arm64 sysroot: ${pkgs[*]}"
-  private_download "${pkgs[@]}" || return 1
-  rm -rf "${dest}.tmp" && mkdir -p "${dest}.tmp"
-  for deb in "${work}"/download/*.deb; do dpkg -x "${deb}" "${dest}.tmp"; done
-  # Absolute symlinks (libm.so -> /lib/aarch64-linux-gnu/libm.so.6, ...) must point inside the root.
-  find "${dest}.tmp" -type l -lname '/*' | while read -r l; do
-    t="$(readlink "$l")"
-    ln -sfr "${dest}.tmp${t}" "$l"
-  done
-  [ -f "${dest}.tmp/usr/lib/aarch64-linux-gnu/libc.so" ] && [ -d "${dest}.tmp/usr/include/c++/${gccver}" ] ||
-    { log "the ${sysroot_suite} packages did not give a usable root"; return 1; }
-  (cd "${work}/download" && ls -1 ./*.deb) > "${dest}.tmp/.packages"
-  rm -rf "${dest}" && mv "${dest}.tmp" "${dest}"
-}
 if [ "${sysroot_suite}" != none ]; then
   dest="${cache}/sysroot-${sysroot_suite}"
-  if [ -f "${dest}/.packages" ] || fetch_sysroot; then
+  if sysroot_complete "${dest}" aarch64-linux-gnu || fetch_sysroot "${sysroot_suite}" arm64 "${dest}"; then
     sysroot="${dest}"
     compat=1
     log "sysroot: ${sysroot} ($(sed -n 's|^\./libc6_\([^_]*\)_.*|glibc \1|p' "${dest}/.packages"))"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up (or refresh) the project's virtualenv on a fresh machine: torch (CPU wheel first, so no
 # CUDA build gets pulled in), the ONNX Runtime headers, then scales-edge itself with its C++ op
-# library. Idempotent: reinstalls the project only when a tracked file changed.
+# library, the authoring extra ([torch]) and the test tools ([test]). Idempotent: reinstalls the
+# project only when a tracked file changed.
 # --arm (or SCALES_EDGE_ARM=1) also sets up the aarch64 cross-build and emulation
 # (scripts/arm-setup.sh: cross toolchain, qemu-aarch64, aarch64 ONNX Runtime; docs/arm.md).
 set -euo pipefail
@@ -33,6 +34,16 @@ if ! command -v g++ >/dev/null || ! command -v dpkg >/dev/null; then
   echo "[setup] installing the C++ toolchain (apt)"
   apt-get update -qq && apt-get install -y -qq g++ dpkg >/dev/null
 fi
+# The native runner links libpng, libjpeg and zlib statically (runner/README.md).
+if [ ! -f /usr/include/png.h ] || [ ! -f /usr/include/jpeglib.h ] || [ ! -f /usr/include/zlib.h ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" -eq 0 ]; then
+    echo "[setup] installing the runner's image codecs (apt: libpng-dev libjpeg-dev zlib1g-dev)"
+    apt-get install -y -qq libpng-dev libjpeg-dev zlib1g-dev >/dev/null 2>&1 ||
+      { apt-get update -qq && apt-get install -y -qq libpng-dev libjpeg-dev zlib1g-dev >/dev/null; }
+  else
+    echo "[setup] note: no libpng-dev / libjpeg-dev / zlib1g-dev: scales-edge-run will not be built" >&2
+  fi
+fi
 
 if [ -z "${ONNXRUNTIME_INCLUDE_DIR:-}" ] && [ ! -f /usr/include/onnxruntime/onnxruntime_cxx_api.h ]; then
   bash scripts/fetch-ort-headers.sh >/dev/null
@@ -44,7 +55,7 @@ state=$( (git ls-files -s 2>/dev/null; git diff 2>/dev/null; python -c 'import s
 installed() { (cd / && python -c "import scales_edge; scales_edge.get_library_path()") 2>/dev/null; }
 if [ "$(cat "$stamp" 2>/dev/null)" != "$state" ] || ! installed; then
   echo "[setup] installing scales-edge (builds the C++ op library)"
-  pip install -q ".[test]" 2>&1 | grep -v '^WARNING: Location' || true
+  pip install -q ".[torch,test]" 2>&1 | grep -v '^WARNING: Location' || true
   (cd / && python -c "import scales_edge; print('[setup] op library:', scales_edge.get_library_path())")
   echo "$state" > "$stamp"
 fi

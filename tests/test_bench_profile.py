@@ -245,10 +245,19 @@ def test_cli_bench_profile_fused_model(models):
     res = runner.invoke(app, ["bench", str(models / "fused.onnx"), "--size", "40x32", "--runs", "2", "--warmup", "1",
                               "--profile", "--json", str(out)])
     assert res.exit_code == 0, res.output
-    (prof,) = [r["profile"] for r in json.loads(out.read_text())["results"]]
+    (result,) = json.loads(out.read_text())["results"]
+    prof = result["profile"]
     groups = {r["group"]: r for r in prof["by_group"]}
     assert groups[BINARY]["nodes"] == 4 and groups[BINARY]["op_types"] == ["ScalesConv2d"]
     assert groups[BRANCHES]["nodes"] == 0
+    # The kernel path of each binary op node: in the timed result and in the profile, and the
+    # profile's op-type row counts its nodes' paths.
+    for kernels in (result["kernels"], prof["kernel_paths"]):
+        assert [k["op"] for k in kernels] == ["ScalesConv2d"] * 4
+        assert all(k["path"] in {"portable", "avx2", "avx512", "neon"} for k in kernels)
+    row = next(r for r in prof["by_op_type"] if r["op_type"] == "ScalesConv2d")
+    assert sum(row["paths"].values()) == 4
+    assert "kernel paths: ScalesConv2d" in res.output
 
 
 def test_cli_bench_without_profile_has_none(models):

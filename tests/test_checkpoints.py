@@ -238,8 +238,8 @@ def test_missing_keys_are_listed(tmp_path):
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(path, arch="srresnet", binary="fp", **CFG)
     msg = str(info.value)
-    assert "missing keys (2)" in msg
-    assert "conv_hr.weight" in msg and "body.0.conv1.bias" in msg
+    assert "\n" not in msg
+    assert "missing body.0.conv1.bias; missing conv_hr.weight" in msg
     assert "unexpected" not in msg
 
 
@@ -251,7 +251,7 @@ def test_unexpected_keys_are_listed(tmp_path):
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(path, arch="srresnet", binary="fp", **CFG)
     msg = str(info.value)
-    assert "unexpected keys (1)" in msg and "extra.weight" in msg
+    assert msg.endswith("does not fit srresnet (scale=2, binary=fp): unexpected extra.weight"), msg
     assert "missing" not in msg
 
 
@@ -262,14 +262,17 @@ def test_shape_mismatch_names_key_and_shapes(tmp_path):
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(path, arch="srresnet", binary="fp", **CFG)
     msg = str(info.value)
-    assert "shape mismatches" in msg
-    assert "conv_first.weight: checkpoint (16, 3, 3, 3) vs model (8, 3, 3, 3)" in msg
+    assert "\n" not in msg
+    # the first mismatches, in model order, then how many more and of which kind
+    assert "does not fit srresnet (scale=2, binary=fp): conv_first.weight: checkpoint (16,3,3,3) vs model (8,3,3,3); " \
+        "conv_first.bias: checkpoint (16,) vs model (8,); body.0.conv1.weight: checkpoint (16,16,3,3) vs model (8,8,3,3); " \
+        "... and 8 more (11 shape mismatches)" in msg, msg
 
 
 def test_binary_checkpoint_into_fp_model_lists_the_extra_keys(tmp_path):
     path = tmp_path / "b.pth"
     torch.save(tiny_model(seed=10, binary="scales").state_dict(), path)
-    with pytest.raises(CheckpointError, match=r"unexpected keys .*alpha"):
+    with pytest.raises(CheckpointError, match=r"unexpected body.0.conv1.alpha; unexpected body.0.conv1.beta; .*more \(10 unexpected keys\)"):
         load_checkpoint(path, arch="srresnet", binary="fp", **CFG)
 
 
@@ -324,3 +327,157 @@ def test_empty_state_dict(tmp_path):
     torch.save({"params": {}}, path)
     with pytest.raises(CheckpointError, match="no parameters"):
         load_checkpoint(path, arch="srresnet")
+
+
+# ----------------------------------------------------------------------------- integrity (issue 16)
+
+
+def _data_members(path):
+    """(name, offset of its data, size) of each tensor member of a torch.save zip, largest first."""
+    import struct
+    import zipfile
+
+    out = []
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
+        for info in zf.infolist():
+            if "/data/" in info.filename and info.file_size >= 256:
+                fh.seek(info.header_offset)
+                header = fh.read(30)
+                name_len, extra_len = struct.unpack("<HH", header[26:30])
+                out.append((info.filename, info.header_offset + 30 + name_len + extra_len, info.file_size))
+    return sorted(out, key=lambda m: -m[2])
+
+
+def _flip_bytes(src, dst, n=64):
+    name, offset, size = _data_members(src)[0]
+    data = bytearray(src.read_bytes())
+    start = offset + size // 2 - n // 2
+    for i in range(start, start + n):
+        data[i] ^= 0xFF
+    dst.write_bytes(bytes(data))
+    return name
+
+
+def test_flipped_bytes_in_a_tensor_are_refused(tmp_path, saved):
+    _, good = saved
+    bad = tmp_path / "flipped.pth"
+    member = _flip_bytes(good, bad)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(bad)
+    assert str(info.value) == f"{bad}: the file is corrupt: member {member} fails its CRC check"
+
+
+def test_flipped_bytes_in_the_demo_checkpoint_are_refused(tmp_path):
+    """The issue's probe: the bundled demo checkpoint (saved before checksums existed) with 64
+    flipped bytes inside a tensor loaded with weights off by 1e4; the zip CRCs catch it."""
+    from scales_edge.demo import DEMO_CHECKPOINT
+
+    bad = tmp_path / "demo_flipped.pth"
+    member = _flip_bytes(DEMO_CHECKPOINT, bad)
+    with pytest.raises(CheckpointError, match=f"corrupt: member {member} fails its CRC check"):
+        load_checkpoint(bad)
+    load_checkpoint(DEMO_CHECKPOINT)  # the intact file still loads
+
+
+def test_checksum_catches_tensors_changed_behind_the_zip(tmp_path, saved):
+    """A file rewritten with other tensor values (valid CRCs) and the old checksum: refused; a
+    legacy (non-zip) torch.save of it too."""
+    _, good = saved
+    raw = torch.load(good, weights_only=True)
+    assert raw["checksum"].startswith("sha256:")
+    raw["params"]["conv_first.weight"][0, 0, 0, 0] += 1e-3
+    for name, zipped in (("edited.pth", True), ("legacy.pth", False)):
+        path = tmp_path / name
+        torch.save(raw, path, _use_new_zipfile_serialization=zipped)
+        with pytest.raises(CheckpointError, match="do not match the checksum saved with them"):
+            load_checkpoint(path)
+    # an edit made on purpose: drop the checksum and the file loads as an old one would
+    del raw["checksum"]
+    torch.save(raw, tmp_path / "nochecksum.pth")
+    loaded = load_checkpoint(tmp_path / "nochecksum.pth")
+    assert float(loaded.conv_first.weight[0, 0, 0, 0].detach()) == pytest.approx(float(raw["params"]["conv_first.weight"][0, 0, 0, 0]))
+
+
+def test_checksum_covers_the_training_state_not_the_plain_values(tmp_path):
+    model = tiny_model(seed=2)
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.rand(1, 3, 6, 6)).mean().backward()
+    opt.step()
+    path = save_checkpoint(model, tmp_path / "t.pth", extra={"train": {"optimizer": opt.state_dict(), "iter": 1}})
+    raw = torch.load(path, weights_only=True)
+    raw["train"]["iter"] = 5  # plain values may be edited
+    raw["config"]["skip"] = True
+    torch.save(raw, path)
+    load_checkpoint(path)
+    raw["train"]["optimizer"]["state"][0]["exp_avg"].mul_(2)
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_checkpoint(path)
+
+
+def test_save_is_atomic(tmp_path, saved, monkeypatch):
+    """A save that fails half-way (a full disk, a kill) leaves the previous file and no temp file."""
+    model, good = saved
+    before = good.read_bytes()
+    real_save = torch.save
+
+    def failing_save(obj, f, *a, **k):
+        real_save(obj, f, *a, **k)
+        with open(f, "r+b") as fh:
+            fh.truncate(100)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="No space"):
+        save_checkpoint(tiny_model(seed=9), good)
+    assert good.read_bytes() == before
+    assert sorted(p.name for p in good.parent.iterdir()) == [good.name]
+
+
+def _with_config(tmp_path, saved, **changes):
+    _, good = saved
+    raw = torch.load(good, weights_only=True)
+    raw["config"].update(changes)
+    path = tmp_path / "edited.pth"
+    torch.save(raw, path)
+    return path
+
+
+def test_config_claiming_a_huge_model_is_refused_before_building(tmp_path, saved, monkeypatch):
+    """Issue 16's memory bomb: the config says num_feat=4096 beside 8-channel tensors."""
+    import scales_edge.checkpoints as ck
+
+    built = []
+    monkeypatch.setattr(ck, "build_model", lambda **cfg: built.append(cfg))
+    path = _with_config(tmp_path, saved, num_feat=4096)
+    with pytest.raises(CheckpointError, match=r"its config says num_feat=4096, far beyond the sizes and counts of its tensors \(at most 1024 is plausible"):
+        load_checkpoint(path)
+    path = _with_config(tmp_path, saved, num_block=10**9)  # would take forever to build, even on meta
+    with pytest.raises(CheckpointError, match=r"its config says num_block=1000000000, far beyond"):
+        load_checkpoint(path)
+    path = _with_config(tmp_path, saved, num_feat=24)  # plausible, and still not what the tensors hold
+    with pytest.raises(CheckpointError, match=r"conv_first.weight: checkpoint \(8,3,3,3\) vs model \(24,3,3,3\)"):
+        load_checkpoint(path)
+    path = _with_config(tmp_path, saved, num_block=900)
+    with pytest.raises(CheckpointError, match=r"missing body.1.conv1.weight"):
+        load_checkpoint(path)
+    assert built == []  # no model was allocated for any of them
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(num_block=-1), "num_block must be a positive integer, got -1"),
+        (dict(num_feat=0), "num_feat must be a positive integer, got 0"),
+        (dict(num_feat=8.0), "num_feat must be a positive integer, got 8.0"),
+        (dict(spatial="no"), "spatial is true or false, not 'no'"),
+        (dict(scale=-4), "scale must be one of 2, 3, 4, not -4"),
+        (dict(scale=5), "scale must be one of 2, 3, 4, not 5"),
+        (dict(binary="xnor"), "srresnet supports binary=scales, e2fif, fp, not 'xnor'"),
+    ],
+)
+def test_config_values_out_of_range_are_one_line_errors(tmp_path, saved, change, message):
+    path = _with_config(tmp_path, saved, **change)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(info.value) == f"{path}: srresnet: {message}" or str(info.value) == f"{path}: {message}"

@@ -162,7 +162,7 @@ def test_export_cli(tmp_path):
     res = CliRunner().invoke(app, ["export", str(ckpt), str(out), "--no-simplify"])
     assert res.exit_code == 0, res.output
     assert out.is_file() and "4 binary ops" in res.output
-    bad = CliRunner().invoke(app, ["export", str(tmp_path / "missing.pth"), str(out)])
+    bad = CliRunner().invoke(app, ["export", str(tmp_path / "missing.pth"), str(out), "--overwrite"])
     assert bad.exit_code == 2 and "no such checkpoint" in bad.output
 
 
@@ -200,5 +200,5 @@ def test_export_cli_fp32_reference(tmp_path):
     y = ort.InferenceSession(str(out)).run(None, {"input": x})[0]
     with torch.no_grad():
         np.testing.assert_allclose(y, model(torch.from_numpy(x)).numpy(), atol=1e-4)
-    bad = CliRunner().invoke(app, ["export", str(ckpt), str(out), "--as", "int4"])
+    bad = CliRunner().invoke(app, ["export", str(ckpt), str(out), "--as", "int4", "--overwrite"])
     assert bad.exit_code == 2 and "binary_as must be one of" in bad.output

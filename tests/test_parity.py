@@ -18,7 +18,8 @@ from scales_edge.export import DOMAIN, export_onnx
 from scales_edge.models import build_model, get_arch, list_archs
 from scales_edge.nn import E2FIFConv2d, ScalesConv2d, binary_layers
 from _opslib import require_installed_library
-from scales_edge.runtime.validate import check_parity, make_inputs
+from scales_edge.export.parity import check_parity
+from scales_edge.runtime.validate import make_inputs
 
 require_installed_library()
 

@@ -9,6 +9,7 @@
 
 #include "kernels.h"
 #include "reductions.h"
+#include "transform.h"
 
 #define SCALES_EDGE_ISA_NS avx2_impl
 #define SCALES_EDGE_ISA_CUSTOM_PACK 1
@@ -58,6 +59,7 @@ struct Ops {
 };
 
 #include "pack_avx2.h"
+#include "transform_avx2.h"
 
 }  // namespace avx2_impl
 }  // namespace kernels
@@ -120,15 +122,16 @@ static inline void split32(const uint64_t* words, uint8_t* planes, int64_t strid
   }
 }
 
-// Byte planes of the input rows [ih_first, ih_first + rows): plane (q, k, b, h) starts at
-// xs + ((q * CW + k) * 16 + b * 2 + h) * cols; its column c holds input column c - pL.
-static void split_rows(const ConvGeometry& g, const uint64_t* x_img, int64_t ih_first,
-                       int64_t rows, int64_t cols, uint8_t* xs) {
+// Byte planes of the valid tap rows [i0, i1) of an output row whose first tap row is input row
+// ih0: plane (q, k, b, h) of tap row i0 + q starts at xs + ((q * CW + k) * 16 + b * 2 + h) * cols;
+// its column c holds input column c - pL.
+static void split_rows(const ConvGeometry& g, const uint64_t* x_img, int64_t ih0, int64_t i0,
+                       int64_t i1, int64_t cols, uint8_t* xs) {
   const int64_t CW = g.CW, W = g.W, pL = g.pL;
   const int64_t left = imin(pL, cols), right = imin(cols, pL + W);
   uint64_t gathered[32];
-  for (int64_t q = 0; q < rows; ++q) {
-    const uint64_t* src = x_img + (ih_first + q) * W * CW;
+  for (int64_t q = 0; q < i1 - i0; ++q) {
+    const uint64_t* src = x_img + (ih0 + (i0 + q) * g.dH) * W * CW;
     for (int64_t k = 0; k < CW; ++k) {
       uint8_t* pl = xs + (q * CW + k) * 16 * cols;
       for (int bh = 0; bh < 16; ++bh) {
@@ -166,9 +169,11 @@ static inline void lookup2(const uint8_t* t, __m256i x0, __m256i x1, __m256i& a0
 }
 
 // Accumulators of 64 output pixels [ow, ow + 64) x 4 output channels [m0, m0 + 4), over the row
-// taps [i0, i1) and every column tap. tb: ConvWeights::tables at channel m0. The byte counters
-// take at most 64 per tap-word (16 lookups of at most 4), so they are widened to 16 bits every 3
-// tap-words; the caller guarantees kH*kW*C <= 65535, so 16 bits hold any count.
+// taps [i0, i1) and every column tap, written to out[o * ldm + q] for channel m0 + o and pixel
+// ow + q < ow + n_valid (out: channel m0's row at pixel ow). tb: ConvWeights::tables at channel
+// m0. The byte counters take at most 64 per tap-word (16 lookups of at most 4), so they are
+// widened to 16 bits every 3 tap-words; the caller guarantees kH*kW*C <= 65535, so 16 bits hold
+// any count.
 static inline void conv_block(const ConvGeometry& g, const uint8_t* xs, int64_t cols,
                               const uint8_t* tb, int64_t i0, int64_t i1, int64_t ow,
                               int32_t full_bits, int32_t* out, int64_t ldm, int64_t n_valid) {
@@ -188,7 +193,7 @@ static inline void conv_block(const ConvGeometry& g, const uint8_t* xs, int64_t 
   const int64_t CW = g.CW;
   int pending = 0;
   for (int64_t i = i0; i < i1; ++i) {
-    const uint8_t* xrow = xs + (i - i0) * g.dH * CW * 16 * cols + ow;
+    const uint8_t* xrow = xs + (i - i0) * CW * 16 * cols + ow;
     for (int64_t j = 0; j < g.kW; ++j) {
       const uint8_t* xt = xrow + j * g.dW;
       const uint8_t* tt = tb + (i * g.kW + j) * CW * 16 * 64;
@@ -223,7 +228,7 @@ static inline void conv_block(const ConvGeometry& g, const uint8_t* xs, int64_t 
   const __m256i full = _mm256_set1_epi32(full_bits);
   alignas(32) int32_t tmp[kConvPixelBlock];
   for (int o = 0; o < 4; ++o) {
-    int32_t* dst = n_valid == kConvPixelBlock ? out + o * ldm + ow : tmp;
+    int32_t* dst = n_valid == kConvPixelBlock ? out + o * ldm : tmp;
     for (int p = 0; p < 2; ++p)
       for (int u = 0; u < 2; ++u)
         for (int l = 0; l < 2; ++l) {
@@ -234,52 +239,129 @@ static inline void conv_block(const ConvGeometry& g, const uint8_t* xs, int64_t 
           _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32 * p + 16 * l + 8 * u), v);
         }
     if (n_valid != kConvPixelBlock)
-      for (int64_t q = 0; q < n_valid; ++q) out[o * ldm + ow + q] = tmp[q];
+      for (int64_t q = 0; q < n_valid; ++q) out[o * ldm + q] = tmp[q];
   }
 }
 
-static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
-                          int64_t oh, int32_t* acc, int64_t ldm, uint64_t* scratch) {
-  static_assert(kConvPixelBlock == 64, "conv_block computes 2 vectors of 32 pixels");
-  // Strided: adjacent output pixels do not read adjacent columns. Huge C: 16-bit counters.
-  if (g.sW != 1 || g.kH * g.kW * g.C > 65535) {
-    conv_row_generic(g, x_img, cw, oh, acc, ldm, scratch);
-    return;
-  }
-  const int64_t ih0 = oh * g.sH - g.pT;
-  int64_t i0, i1;
-  valid_taps(ih0, g.dH, g.kH, g.H, &i0, &i1);
-  if (i0 == i1) {  // every tap in the padding
-    for (int64_t m = 0; m < g.Mp; ++m)
-      for (int64_t ow = 0; ow < g.OW; ++ow) acc[m * ldm + ow] = 0;
-    return;
-  }
-  const int64_t cols = plane_cols(g);
-  uint8_t* xs = reinterpret_cast<uint8_t*>(scratch);  // conv_row_scratch_words(k, g) words
-  split_rows(g, x_img, ih0 + i0 * g.dH, (i1 - 1 - i0) * g.dH + 1, cols, xs);
-  const int32_t full_bits = static_cast<int32_t>((i1 - i0) * g.kW * g.C);
-  const int64_t group = g.kH * g.kW * g.CW * 16 * 64;  // table bytes of 4 channels
-  for (int64_t m0 = 0; m0 < g.Mp; m0 += 4)
-    for (int64_t ow = 0; ow < g.OW; ow += kConvPixelBlock)
-      conv_block(g, xs, cols, cw.tables.data() + (m0 / 4) * group, i0, i1, ow, full_bits,
-                 acc + m0 * ldm, ldm, imin(kConvPixelBlock, g.OW - ow));
-  // Border pixels: remove what their padded column taps counted.
+// The byte-plane kernel takes stride-1 rows (adjacent output pixels read adjacent columns),
+// reductions its 16-bit counters hold, and column taps no further apart than the input is wide
+// (its planes span the output row plus the taps: wider spans would cost scratch for padding).
+static bool planes_apply(const ConvGeometry& g) {
+  return g.sW == 1 && g.kH * g.kW * g.C <= 65535 && (g.kW - 1) * g.dW <= g.W + kConvPixelBlock;
+}
+
+// IsaKernels::conv_scratch_words: the byte planes of at most min(kH, H) valid tap rows, for the
+// kPlaneChunkRows output rows conv_rows_float lays out at a time.
+constexpr int64_t kPlaneChunkRows = 8;
+static int64_t conv_scratch_words_impl(const ConvGeometry& g) {
+  if (!planes_apply(g)) return 0;
+  return kPlaneChunkRows * 2 * imin(g.kH, g.H) * g.CW * plane_cols(g);
+}
+
+// Border pixels: remove what their padded column taps counted (zeros of the planes, which count
+// popcount(w) instead of nothing: ConvWeights::tap_pops) for the pixels of [ow_begin, ow_end) that
+// have such taps and channels [m0, m1); out: channel m0's row at pixel ow_begin.
+static void correct_borders(const ConvGeometry& g, const ConvWeights& cw, int64_t i0, int64_t i1,
+                            int64_t m0, int64_t m1, int64_t ow_begin, int64_t ow_end, int32_t* out,
+                            int64_t ldm) {
   const int64_t left_end = imin(g.OW, g.pL);
   int64_t right_begin = g.W + g.pL - (g.kW - 1) * g.dW;
   if (right_begin < left_end) right_begin = left_end;
-  for (int64_t ow = 0; ow < g.OW; ++ow) {
-    if (ow == left_end) ow = right_begin;
-    if (ow >= g.OW) break;
+  for (int64_t ow = ow_begin; ow < ow_end; ++ow) {
+    if (ow >= left_end && ow < right_begin) {  // the interior: no padded column tap
+      ow = right_begin - 1;
+      continue;
+    }
     int64_t j0, j1;
     valid_taps(ow - g.pL, g.dW, g.kW, g.W, &j0, &j1);
     const int32_t missing = static_cast<int32_t>((i1 - i0) * (g.kW - (j1 - j0)) * g.C);
-    for (int64_t m = 0; m < g.Mp; ++m) {
+    for (int64_t m = m0; m < m1; ++m) {
       int32_t corr = 0;
       for (int64_t i = i0; i < i1; ++i)
         for (int64_t j = 0; j < g.kW; ++j)
           if (j < j0 || j >= j1) corr += cw.tap_pops[(i * g.kW + j) * g.Mp + m];
-      acc[m * ldm + ow] += 2 * corr - missing;
+      out[(m - m0) * ldm + (ow - ow_begin)] += 2 * corr - missing;
     }
+  }
+}
+
+// Table bytes of 4 output channels.
+static inline int64_t table_group(const ConvGeometry& g) { return g.kH * g.kW * g.CW * 16 * 64; }
+
+static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
+                          int64_t oh, int32_t* acc, int64_t ldm, uint64_t* scratch) {
+  static_assert(kConvPixelBlock == 64, "conv_block computes 2 vectors of 32 pixels");
+  if (!planes_apply(g)) {
+    conv_row_generic(g, x_img, cw, oh, acc, ldm, scratch);
+    return;
+  }
+  int64_t ih0, i0, i1;
+  if (!row_taps(g, oh, acc, ldm, &ih0, &i0, &i1)) return;
+  const int64_t cols = plane_cols(g);
+  uint8_t* xs = reinterpret_cast<uint8_t*>(scratch);  // conv_row_scratch_words(k, g) words
+  split_rows(g, x_img, ih0, i0, i1, cols, xs);
+  const int32_t full_bits = static_cast<int32_t>((i1 - i0) * g.kW * g.C);
+  for (int64_t m0 = 0; m0 < g.Mp; m0 += 4)
+    for (int64_t ow = 0; ow < g.OW; ow += kConvPixelBlock)
+      conv_block(g, xs, cols, cw.tables.data() + (m0 / 4) * table_group(g), i0, i1, ow, full_bits,
+                 acc + m0 * ldm + ow, ldm, imin(kConvPixelBlock, g.OW - ow));
+  correct_borders(g, cw, i0, i1, 0, g.Mp, 0, g.OW, acc, ldm);
+}
+
+// IsaKernels::conv_rows_float: rows [oh0, oh1), kPlaneChunkRows at a time: the chunk's rows are
+// split into byte planes, then each group of 4 channels runs over all of them, block by block (64
+// pixels), and each block's int32 results (in L1) are border-corrected and transformed into Y at
+// once, the skip and output lines of the next block prefetched: the memory traffic of the
+// transform overlaps the lookups of the next blocks instead of following a whole row.
+static void conv_rows_float_impl(const ConvGeometry& g, const uint64_t* x_img,
+                                 const ConvWeights& cw, int64_t oh0, int64_t oh1,
+                                 const ConvTransform& t, uint64_t* scratch) {
+  const int64_t cols = plane_cols(g);
+  const int64_t row_words = conv_scratch_words_impl(g) / kPlaneChunkRows;
+  struct Row {
+    const uint8_t* xs;
+    int64_t i0, i1;
+  } rows[kPlaneChunkRows];
+  alignas(32) int32_t block[4][kConvPixelBlock];
+  for (int64_t c0 = oh0; c0 < oh1; c0 += kPlaneChunkRows) {
+    const int64_t n = imin(kPlaneChunkRows, oh1 - c0);
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t ih0 = (c0 + r) * g.sH - g.pT;
+      valid_taps(ih0, g.dH, g.kH, g.H, &rows[r].i0, &rows[r].i1);
+      uint8_t* xs = reinterpret_cast<uint8_t*>(scratch + r * row_words);
+      if (rows[r].i0 < rows[r].i1) split_rows(g, x_img, ih0, rows[r].i0, rows[r].i1, cols, xs);
+      rows[r].xs = xs;
+    }
+    for (int64_t m0 = 0; m0 < g.Mp; m0 += 4)
+      for (int64_t r = 0; r < n; ++r) {
+        const int64_t row = c0 + r - oh0;
+        const int64_t i0 = rows[r].i0, i1 = rows[r].i1;
+        const float* s_row = t.s ? t.s + row * t.s_row_stride : nullptr;
+        const float* skip = t.skip ? t.skip + row * t.skip_row_stride : nullptr;
+        float* y = t.y + row * t.y_row_stride;
+        for (int64_t ow = 0; ow < g.OW; ow += kConvPixelBlock) {
+          const int64_t nv = imin(kConvPixelBlock, g.OW - ow);
+          if (i0 < i1) {
+            conv_block(g, rows[r].xs, cols, cw.tables.data() + (m0 / 4) * table_group(g), i0, i1,
+                       ow, static_cast<int32_t>((i1 - i0) * g.kW * g.C), block[0],
+                       kConvPixelBlock, nv);
+            correct_borders(g, cw, i0, i1, m0, m0 + 4, ow, ow + nv, block[0], kConvPixelBlock);
+          } else {  // every tap in the padding
+            for (auto& b : block)
+              for (int32_t& v : b) v = 0;
+          }
+          for (int64_t m = m0; m < imin(m0 + 4, g.M); ++m) {
+            float* dst = y + m * t.y_ldm + ow;
+            const float* xs = skip ? skip + m * t.skip_ldm + ow : nullptr;
+            for (int64_t q = kConvPixelBlock; q < 2 * kConvPixelBlock && ow + q < g.OW; q += 16) {
+              _mm_prefetch(reinterpret_cast<const char*>(dst + q), _MM_HINT_T0);
+              if (xs) _mm_prefetch(reinterpret_cast<const char*>(xs + q), _MM_HINT_T0);
+            }
+            transform_row_impl(block[m - m0], nv, t.scale[m], t.bias ? t.bias[m] : 0.0f,
+                               s_row ? s_row + ow : nullptr, t.cs ? t.cs[m] : 1.0f, xs, dst);
+          }
+        }
+      }
   }
 }
 
@@ -294,6 +376,11 @@ const IsaKernels kAvx2Kernels = {
     avx2_impl::pack_row_impl,
     avx2_impl::conv_row_impl,
     avx2_impl::gemm_row_impl,
+    avx2_impl::conv_scratch_words_impl,
+    avx2_impl::planes_apply,
+    avx2_impl::conv_rows_float_impl,
+    nullptr,
+    avx2_impl::transform_row_impl,
 };
 
 }  // namespace kernels

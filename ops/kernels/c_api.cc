@@ -4,6 +4,9 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <functional>
+#include <memory>
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -55,6 +58,46 @@ bool fill_geometry(sk::ConvGeometry* g, int64_t n, int64_t c, int64_t h, int64_t
   return error->empty();
 }
 
+// The path for `path`: the requested one, or for "auto" the one choose_kernels measures fastest
+// on run(k, units) under `key`.
+const sk::IsaKernels* kernels_for(const char* path, const std::string& key,
+                                  const std::function<void(const sk::IsaKernels&, int64_t)>& run,
+                                  int64_t max_units, char* err, size_t cap) {
+  const sk::IsaKernels* k = kernels_or_fail(path, err, cap);
+  if (!k || !sk::auto_requested(path)) return k;
+  return sk::choose_kernels(key, run, max_units).kernels;
+}
+
+// The weights of a conv call laid out for path k, each layout built once: the AVX2 lookup tables
+// only if a path that reads them is measured or chosen (they cost as much as a small conv).
+class CallWeights {
+ public:
+  CallWeights(const uint64_t* wp, int64_t m, int64_t kh, int64_t kw, int64_t c)
+      : wp_(wp), m_(m), kh_(kh), kw_(kw), c_(c) {}
+  const sk::ConvWeights& for_path(const sk::IsaKernels& k) {
+    std::unique_ptr<sk::ConvWeights>& slot = k.conv_tables ? tables_ : plain_;
+    if (!slot)
+      slot.reset(new sk::ConvWeights(sk::relayout_conv_weights(k, wp_, m_, kh_, kw_, c_)));
+    return *slot;
+  }
+
+ private:
+  const uint64_t* wp_;
+  int64_t m_, kh_, kw_, c_;
+  std::unique_ptr<sk::ConvWeights> plain_, tables_;
+};
+
+std::string conv_key(const char* what, const sk::ConvGeometry& g) {
+  char buf[320];
+  std::snprintf(buf, sizeof buf,
+                "c_api %s C=%lld M=%lld k=%lldx%lld s=%lld,%lld p=%lld,%lld,%lld,%lld d=%lld,%lld "
+                "H=%lld W=%lld",
+                what, (long long)g.C, (long long)g.M, (long long)g.kH, (long long)g.kW,
+                (long long)g.sH, (long long)g.sW, (long long)g.pT, (long long)g.pL, (long long)g.pB,
+                (long long)g.pR, (long long)g.dH, (long long)g.dW, (long long)g.H, (long long)g.W);
+  return buf;
+}
+
 // Runs f, turning any C++ exception into an error return (nothing may cross the C boundary).
 template <class F>
 int guarded(char* err, size_t cap, F&& f) {
@@ -92,7 +135,7 @@ int scales_edge_kernel_resolve(const char* path, char* name, size_t name_cap, ch
     const sk::IsaKernels* k = kernels_or_fail(path, err, err_cap);
     if (!k) return 1;
     if (name && name_cap > 0) {
-      std::snprintf(name, name_cap, "%s", k->name);
+      std::snprintf(name, name_cap, "%s", sk::auto_requested(path) ? "auto" : k->name);
     }
     return 0;
   });
@@ -141,14 +184,20 @@ int scales_edge_bconv_int32(const char* path, const uint64_t* xp, int64_t n, int
                             const int64_t* strides, const int64_t* pads, const int64_t* dilations,
                             int32_t* acc, char* err, size_t err_cap) {
   return guarded(err, err_cap, [&] {
-    const sk::IsaKernels* k = kernels_or_fail(path, err, err_cap);
-    if (!k) return 1;
+    if (!kernels_or_fail(path, err, err_cap)) return 1;
     sk::ConvGeometry g;
     std::string error;
     if (!fill_geometry(&g, n, c, h, w, m, kh, kw, strides, pads, dilations, &error))
       return fail(err, err_cap, error);
-    const sk::ConvWeights cw = sk::relayout_conv_weights(*k, wp, m, kh, kw, c);
-    sk::conv_int32(*k, g, xp, cw, acc, 0, g.N * g.OH);
+    CallWeights cw(wp, m, kh, kw, c);
+    const sk::IsaKernels* k = kernels_for(
+        path, conv_key("bconv_int32", g),
+        [&](const sk::IsaKernels& kp, int64_t rows) {
+          const int64_t r = std::min(rows, g.OH), oh0 = (g.OH - r) / 2;
+          sk::conv_int32(kp, g, xp, cw.for_path(kp), acc, oh0, oh0 + r);
+        },
+        g.OH, err, err_cap);
+    sk::conv_int32(*k, g, xp, cw.for_path(*k), acc, 0, g.N * g.OH);
     return 0;
   });
 }
@@ -157,11 +206,17 @@ int scales_edge_bgemm_int32(const char* path, const uint64_t* xp, int64_t rows, 
                             const uint64_t* wp, int64_t m, int32_t* acc, char* err,
                             size_t err_cap) {
   return guarded(err, err_cap, [&] {
-    const sk::IsaKernels* k = kernels_or_fail(path, err, err_cap);
-    if (!k) return 1;
+    if (!kernels_or_fail(path, err, err_cap)) return 1;
     if (rows < 0 || k_ < 1 || m < 1 || k_ > 2147483647)
       return fail(err, err_cap, "invalid shape");
     const sk::LinearWeights lw = sk::relayout_linear_weights(wp, m, k_);
+    constexpr int64_t kTokens = 64;
+    const sk::IsaKernels* k = kernels_for(
+        path, "c_api bgemm_int32 K=" + std::to_string(k_) + " M=" + std::to_string(m),
+        [&](const sk::IsaKernels& kp, int64_t units) {
+          sk::gemm_int32(kp, xp, lw, acc, 0, std::min(rows, units * kTokens));
+        },
+        (rows + kTokens - 1) / kTokens, err, err_cap);
     sk::gemm_int32(*k, xp, lw, acc, 0, rows);
     return 0;
   });
@@ -173,17 +228,24 @@ int scales_edge_binary_conv2d(const char* path, const float* x, const float* bet
                               const int64_t* dilations, const float* scale, const float* bias,
                               float* y, int repeat, char* err, size_t err_cap) {
   return guarded(err, err_cap, [&] {
-    const sk::IsaKernels* k = kernels_or_fail(path, err, err_cap);
-    if (!k) return 1;
+    if (!kernels_or_fail(path, err, err_cap)) return 1;
     sk::ConvGeometry g;
     std::string error;
     if (!fill_geometry(&g, n, c, h, w, m, kh, kw, strides, pads, dilations, &error))
       return fail(err, err_cap, error);
-    const sk::ConvWeights cw = sk::relayout_conv_weights(*k, wp, m, kh, kw, c);
+    CallWeights cw(wp, m, kh, kw, c);
     std::vector<uint64_t> xp(static_cast<size_t>(g.N * g.H * g.W * g.CW));
+    const sk::IsaKernels* k = kernels_for(
+        path, conv_key("binary_conv2d", g),
+        [&](const sk::IsaKernels& kp, int64_t rows) {
+          const int64_t r = std::min(rows, g.OH), oh0 = (g.OH - r) / 2;
+          sk::pack_nchw(kp, x, beta, 1, g.C, g.H, g.W, xp.data(), 0, std::min(g.H, r * g.sH));
+          sk::conv_float(kp, g, xp.data(), cw.for_path(kp), scale, bias, y, oh0, oh0 + r);
+        },
+        g.OH, err, err_cap);
     for (int i = 0; i < (repeat < 1 ? 1 : repeat); ++i) {
       sk::pack_nchw(*k, x, beta, g.N, g.C, g.H, g.W, xp.data(), 0, g.N * g.H);
-      sk::conv_float(*k, g, xp.data(), cw, scale, bias, y, 0, g.N * g.OH);
+      sk::conv_float(*k, g, xp.data(), cw.for_path(*k), scale, bias, y, 0, g.N * g.OH);
     }
     return 0;
   });

@@ -3,7 +3,9 @@
  * production use: the ONNX Runtime custom ops are the product.
  *
  * Every function taking `path` accepts "portable", "avx2", "avx512", "neon", "auto", or NULL/"" for the
- * default choice (SCALES_EDGE_KERNEL, else the fastest supported path). Functions returning int
+ * default choice: SCALES_EDGE_KERNEL if it names a path, else "auto": the convolution and matmul
+ * functions then measure the supported paths on their geometry (as the ONNX Runtime ops do), the
+ * packing functions use the newest supported path (every path packs the same bits). Functions returning int
  * return 0 on success and 1 on error, writing a NUL-terminated message into err[0..err_cap) when
  * err is non-null. Arrays are dense, C order. Everything runs on the calling thread. */
 #ifndef SCALES_EDGE_KERNELS_C_API_H_
@@ -27,9 +29,16 @@ SCALES_EDGE_EXPORT const char* scales_edge_kernel_paths(void);
 /* Comma-separated paths compiled into this library, e.g. "portable,avx2,avx512". */
 SCALES_EDGE_EXPORT const char* scales_edge_kernel_paths_compiled(void);
 /* Resolves `path` (see above; reads SCALES_EDGE_KERNEL at every call) and writes the chosen
- * path's name into name[0..name_cap). */
+ * path's name, or "auto" when the choice is measured per op and geometry, into
+ * name[0..name_cap). */
 SCALES_EDGE_EXPORT int scales_edge_kernel_resolve(const char* path, char* name, size_t name_cap,
                                                   char* err, size_t err_cap);
+/* The kernel path each op node chose, as a JSON array in the order the choices were made: one
+ * object per node and geometry, {"op", "node", "shape", "path", "how" (forced | only | measured |
+ * cached | budget), "unit_ms": {path: measured ms per work unit}}. Writes at most cap - 1 bytes
+ * and a NUL into buf (if non-null) and returns the full length. Defined by the ONNX Runtime
+ * layer (ops/ort/paths.cc), so only in libscales_edge_ops.so. */
+SCALES_EDGE_EXPORT size_t scales_edge_kernel_choices(char* buf, size_t cap);
 /* ORT C API version negotiated by RegisterCustomOps (0 before the first registration).
  * Defined by the ONNX Runtime layer (ops/ort/register.cc), so only in libscales_edge_ops.so. */
 SCALES_EDGE_EXPORT int scales_edge_ort_api_version(void);

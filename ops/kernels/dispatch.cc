@@ -184,6 +184,32 @@ std::vector<Path> supported_paths() {
   return v;
 }
 
+bool auto_requested(const char* name) {
+  std::string requested;
+  if (name && *name) {
+    requested = lower_trimmed(name);
+  } else if (const char* env = std::getenv(kKernelEnvVar)) {
+    requested = lower_trimmed(env);
+  }
+  return requested.empty() || requested == "auto";
+}
+
+bool forced_kernels(const IsaKernels** k, std::string* error) {
+  *k = nullptr;
+  const char* env = std::getenv(kKernelEnvVar);
+  if (!env || lower_trimmed(env).empty() || lower_trimmed(env) == "auto") return false;
+  *k = select_kernels(nullptr, error);
+  return *k != nullptr;
+}
+
+const IsaKernels& layout_kernels(const IsaKernels* forced) {
+  if (forced) return *forced;
+  const std::vector<Path> paths = supported_paths();
+  for (Path p : paths)
+    if (compiled_kernels(p)->conv_tables) return *compiled_kernels(p);
+  return *compiled_kernels(paths.back());
+}
+
 const IsaKernels* select_kernels(const char* name, std::string* error) {
   std::string source = "kernel path";
   std::string requested;

@@ -6,12 +6,14 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "kernels.h"
 #include "reductions.h"
+#include "transform.h"
 
 namespace scales_edge {
 namespace kernels {
@@ -35,6 +37,20 @@ uint64_t last_word_mask(int64_t bits) {
 }
 
 constexpr int64_t kMaxAcc = std::numeric_limits<int32_t>::max();
+
+// Products of sizes derived from attributes: a * b * ..., or -1 when one would pass `limit`.
+int64_t checked_product(std::initializer_list<int64_t> factors, int64_t limit) {
+  int64_t p = 1;
+  for (int64_t f : factors) {
+    if (f < 0 || (f != 0 && p > limit / f)) return -1;
+    p *= f;
+  }
+  return p;
+}
+
+// No buffer a kernel sizes from a geometry may need more elements than this (2^48: far beyond
+// any memory, and small enough that element counts times 16 bytes stay inside int64).
+constexpr int64_t kMaxElements = int64_t{1} << 48;
 
 }  // namespace
 
@@ -72,13 +88,29 @@ std::string check_conv_geometry(ConvGeometry& g) {
     return "the output would be empty: input spatial size " + dims_str({g.H, g.W}) +
            " with pads " + dims_str({g.pT, g.pL, g.pB, g.pR}) + " is smaller than the dilated kernel " +
            dims_str({span_h, span_w});
+  // Every buffer the drivers and kernels size from the geometry, checked before any is computed
+  // in plain arithmetic: the input and its packed form, the output, the re-laid-out weights with
+  // the AVX2 lookup tables (256 bytes per weight word), one output row of every channel, and
+  // a unit of the row scratch of any path (2 words per packed input word of min(kH, H) tap rows
+  // of round_up(OW, 64) + W + 64 + 2*sW*16 columns; no path takes more than 8 such units: see
+  // each path's conv_scratch_words), so that none of those sizes can wrap.
+  const int64_t cols = g.OW + g.W + 2 * kConvPixelBlock + 32 * g.sW;
+  auto too_large = [](const char* what) {
+    return std::string("the geometry is too large: ") + what +
+           " would need more than 2^48 elements";
+  };
+  if (checked_product({g.N, g.C, g.H, g.W}, kMaxElements) < 0) return too_large("the input");
+  if (checked_product({g.N, g.M, g.OH, g.OW}, kMaxElements) < 0) return too_large("the output");
+  if (checked_product({g.kH, g.kW, g.CW, g.Mp, 256}, kMaxElements) < 0)
+    return too_large("the packed weights");
+  if (checked_product({g.Mp, g.OW}, kMaxElements) < 0) return too_large("an output row");
+  if (checked_product({2, std::min(g.kH, g.H), g.CW, cols}, kMaxElements) < 0)
+    return too_large("the row scratch");
   return "";
 }
 
 int64_t conv_row_scratch_words(const IsaKernels& k, const ConvGeometry& g) {
-  if (!k.conv_tables) return 0;
-  const int64_t cols = round_up(g.OW, kConvPixelBlock) + (g.kW - 1) * g.dW;
-  return 2 * ((g.kH - 1) * g.dH + 1) * g.CW * cols;
+  return k.conv_scratch_words ? k.conv_scratch_words(g) : 0;
 }
 
 ConvWeights relayout_conv_weights(const IsaKernels& k, const uint64_t* w, int64_t M, int64_t kH,
@@ -161,11 +193,21 @@ void pack_rows(const IsaKernels& k, const float* x, const float* beta, int64_t K
 
 void conv_int32(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
                 const ConvWeights& w, int32_t* acc, int64_t begin, int64_t end) {
+  std::vector<uint64_t> scratch(static_cast<size_t>(conv_row_scratch_words(k, g)));
+  if (g.M == g.Mp && k.conv_rows_contiguous && k.conv_rows_contiguous(g)) {
+    // Straight into the output planes: the stores overlap the arithmetic (a row buffer copied out
+    // per channel cost 1.4 ms more for 64 channels at 180x320 on a Zen 4).
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t n = r / g.OH, oh = r % g.OH;
+      k.conv_row(g, xp + n * g.H * g.W * g.CW, w, oh, acc + n * g.M * g.OH * g.OW + oh * g.OW,
+                 g.OH * g.OW, scratch.data());
+    }
+    return;
+  }
   // One output row at a time into a channel-major row buffer (which also takes the lanes past M),
   // then one contiguous copy per channel: with the channels-in-lanes kernels, writing straight
   // into the [OH, OW] planes was ~3 ms slower for 64 channels at 180x320.
   std::vector<int32_t> row(static_cast<size_t>(g.OW * g.Mp));
-  std::vector<uint64_t> scratch(static_cast<size_t>(conv_row_scratch_words(k, g)));
   for (int64_t r = begin; r < end; ++r) {
     const int64_t n = r / g.OH, oh = r % g.OH;
     k.conv_row(g, xp + n * g.H * g.W * g.CW, w, oh, row.data(), g.OW, scratch.data());
@@ -195,15 +237,50 @@ void for_each_acc_row(const IsaKernels& k, const ConvGeometry& g, const uint64_t
 
 }  // namespace
 
+// True when k can convolve and transform rows of g in one pass (conv_rows_float).
+static bool fused_rows(const IsaKernels& k, const ConvGeometry& g) {
+  return k.conv_rows_float && k.conv_rows_contiguous && k.conv_rows_contiguous(g);
+}
+
+// Runs k.conv_rows_float over the work items [begin, end) (r = n*OH + oh), one image at a time;
+// t_at(n, oh) is the transform at row oh of image n.
+template <class TransformAt>
+static void fused_rows_run(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
+                           const ConvWeights& w, int64_t begin, int64_t end, TransformAt t_at) {
+  std::vector<uint64_t> scratch(static_cast<size_t>(conv_row_scratch_words(k, g)));
+  for (int64_t r = begin; r < end;) {
+    const int64_t n = r / g.OH, oh0 = r % g.OH;
+    const int64_t oh1 = std::min(g.OH, oh0 + (end - r));
+    k.conv_rows_float(g, xp + n * g.H * g.W * g.CW, w, oh0, oh1, t_at(n, oh0), scratch.data());
+    r += oh1 - oh0;
+  }
+}
+
 void conv_float(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
                 const ConvWeights& w, const float* scale, const float* bias, float* y,
                 int64_t begin, int64_t end) {
+  if (fused_rows(k, g)) {
+    fused_rows_run(k, g, xp, w, begin, end, [&](int64_t n, int64_t oh) {
+      ConvTransform t;
+      t.scale = scale;
+      t.bias = bias;
+      t.y = y + n * g.M * g.OH * g.OW + oh * g.OW;
+      t.y_ldm = g.OH * g.OW;
+      t.y_row_stride = g.OW;
+      return t;
+    });
+    return;
+  }
   for_each_acc_row(k, g, xp, w, begin, end, [&](int64_t n, int64_t oh, const int32_t* row) {
     for (int64_t m = 0; m < g.M; ++m) {
       float* dst = y + ((n * g.M + m) * g.OH + oh) * g.OW;
       const int32_t* src = row + m * g.OW;
       const float s = scale[m];
       const float b = bias ? bias[m] : 0.0f;
+      if (k.transform_row) {  // (prod + b) * 1.0f: the same bits
+        k.transform_row(src, g.OW, s, b, nullptr, 1.0f, nullptr, dst);
+        continue;
+      }
       for (int64_t ow = 0; ow < g.OW; ++ow) {
         const float prod = static_cast<float>(src[ow]) * s;
         dst[ow] = prod + b;
@@ -275,32 +352,57 @@ namespace {
 template <bool kSpatial, bool kSkip>
 void transform_row(const int32_t* src, int64_t n, float sc, float bi, const float* s_row, float c,
                    const float* xs, float* dst) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float prod = static_cast<float>(src[i]) * sc;
-    float v = prod + bi;
-    if (kSpatial) v = v * s_row[i];
-    v = v * c;
-    if (kSkip) v = v + xs[i];
-    dst[i] = v;
-  }
+  transform_row_scalar<kSpatial, kSkip>(src, n, sc, bi, s_row, c, xs, dst);
 }
 
 }  // namespace
+
+// Channels ahead whose skip and output rows the row-buffer transform prefetches.
+constexpr int64_t kPrefetchChannels = 2;
 
 void scales_conv_rows(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
                       const ConvWeights& w, const float* scale, const float* bias,
                       const ScalesBranches& b, const float* x, const float* S, const float* cs,
                       float* y, int64_t begin, int64_t end) {
   const int64_t OW = g.OW;
+  if (fused_rows(k, g)) {
+    fused_rows_run(k, g, xp, w, begin, end, [&](int64_t n, int64_t oh) {
+      ConvTransform t;
+      t.scale = scale;
+      t.bias = bias;
+      t.cs = cs ? cs + n * g.M : nullptr;
+      t.s = S ? S + (n * g.OH + oh) * OW : nullptr;
+      t.s_row_stride = OW;
+      t.skip = b.skip ? x + (n * g.C * g.H + oh) * g.W : nullptr;  // (the skip needs OH == H)
+      t.skip_ldm = g.H * g.W;
+      t.skip_row_stride = g.W;
+      t.y = y + n * g.M * g.OH * OW + oh * OW;
+      t.y_ldm = g.OH * OW;
+      t.y_row_stride = OW;
+      return t;
+    });
+    return;
+  }
   // Without a channel factor the multiply is by 1.0f, which is exact (x * 1.0f == x).
-  auto* fn = S ? (b.skip ? &transform_row<true, true> : &transform_row<true, false>)
-               : (b.skip ? &transform_row<false, true> : &transform_row<false, false>);
+  auto* fn = k.transform_row ? k.transform_row
+             : S ? (b.skip ? &transform_row<true, true> : &transform_row<true, false>)
+                 : (b.skip ? &transform_row<false, true> : &transform_row<false, false>);
   for_each_acc_row(k, g, xp, w, begin, end, [&](int64_t n, int64_t oh, const int32_t* row) {
     const float* s_row = S ? S + (n * g.OH + oh) * OW : nullptr;
     for (int64_t m = 0; m < g.M; ++m) {
       const float* xs = b.skip ? x + ((n * g.C + m) * g.H + oh) * g.W : nullptr;
+      float* dst = y + ((n * g.M + m) * g.OH + oh) * OW;
+      // The next channels' rows are short runs in other planes: ask for their lines ahead.
+      if (m + kPrefetchChannels < g.M) {
+        const float* xn = b.skip ? xs + kPrefetchChannels * g.H * g.W : nullptr;
+        const float* yn = dst + kPrefetchChannels * g.OH * OW;
+        for (int64_t i = 0; i < OW; i += 16) {
+          if (xn) __builtin_prefetch(xn + i, 0);
+          __builtin_prefetch(yn + i, 1);
+        }
+      }
       fn(row + m * OW, OW, scale[m], bias ? bias[m] : 0.0f, s_row, cs ? cs[n * g.M + m] : 1.0f,
-         xs, y + ((n * g.M + m) * g.OH + oh) * OW);
+         xs, dst);
     }
   });
 }
@@ -333,6 +435,25 @@ void gemm_float(const IsaKernels& k, const uint64_t* xp, const LinearWeights& w,
   std::vector<int32_t> row(static_cast<size_t>(w.Mp));
   for (int64_t r = begin; r < end; ++r) {
     k.gemm_row(xp + r * w.KW, w.K, w.KW, w.data.data(), w.Mp, row.data());
+    float* dst = y + r * w.M;
+    for (int64_t m = 0; m < w.M; ++m) {
+      const float prod = static_cast<float>(row[static_cast<size_t>(m)]) * scale[m];
+      dst[m] = prod + (bias ? bias[m] : 0.0f);
+    }
+  }
+}
+
+void linear_float(const IsaKernels& k, const float* x, const float* beta, const LinearWeights& w,
+                  const float* scale, const float* bias, float* y, int64_t begin, int64_t end) {
+  std::vector<uint64_t> words(static_cast<size_t>(w.KW));
+  if (k.linear_rows_float) {
+    k.linear_rows_float(x, beta, w, scale, bias, y, begin, end, words.data());
+    return;
+  }
+  std::vector<int32_t> row(static_cast<size_t>(w.Mp));
+  for (int64_t r = begin; r < end; ++r) {
+    k.pack_row(x + r * w.K, beta, w.K, words.data());
+    k.gemm_row(words.data(), w.K, w.KW, w.data.data(), w.Mp, row.data());
     float* dst = y + r * w.M;
     for (int64_t m = 0; m < w.M; ++m) {
       const float prod = static_cast<float>(row[static_cast<size_t>(m)]) * scale[m];

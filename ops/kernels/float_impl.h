@@ -33,6 +33,7 @@
 #endif
 
 #include <cstdint>
+#include <limits>
 #include <cstring>
 
 namespace scales_edge {
@@ -435,7 +436,9 @@ static void attend_window_impl(const AttentionGeometry& g, const float* qkv,
     const int64_t hd = h * d;
     const float* bias_h = bias.data.data() + h * Nk * Nqp;
     for (int64_t q0 = 0; q0 < Nqp; q0 += kQueryBlock) {
-      V mx[2] = {F::set1(-3.0e38f), F::set1(-3.0e38f)};
+      // (from -inf: a query whose logits are all -inf gets NaN, 0/0, as the reference's softmax)
+      const float lowest = -std::numeric_limits<float>::infinity();
+      V mx[2] = {F::set1(lowest), F::set1(lowest)};
       int64_t k = 0;
       for (; k + KB <= Nk; k += KB) {
         pf.issue(per_step);

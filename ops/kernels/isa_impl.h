@@ -24,7 +24,9 @@
 //                       with the sums and spatial dot (e.g. pack_avx2.h); else the one below packs
 //                       with pack_nchw_bits and computes them in separate sweeps;
 //   SCALES_EDGE_ISA_CUSTOM_CONV  when the variant defines its own conv_row_impl, after including
-//                       (so it can use valid_taps and conv_row_generic below; e.g. avx2.cc).
+//                       (so it can use valid_taps and conv_row_generic below; e.g. avx2.cc);
+//   SCALES_EDGE_ISA_CUSTOM_GEMM  when it brings its own matmul row (e.g. avx512.cc), so
+//                       gemm_row_impl below is left out.
 //
 // This file must not use standard-library templates or other inline functions with external
 // linkage: a copy compiled with AVX-512 flags could be picked by the linker for every caller.
@@ -33,24 +35,11 @@
 #endif
 
 #include "reductions.h"
+#include "taps.h"
 
 namespace scales_edge {
 namespace kernels {
 namespace SCALES_EDGE_ISA_NS {
-
-static inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
-
-// First and one-past-last tap index t in [0, k) with 0 <= base + t*d < extent.
-static inline void valid_taps(int64_t base, int64_t d, int64_t k, int64_t extent, int64_t* t0,
-                              int64_t* t1) {
-  int64_t lo = 0;
-  if (base < 0) lo = (-base + d - 1) / d;
-  int64_t hi = 0;  // one past the last valid
-  if (base <= extent - 1) hi = imin(k, (extent - 1 - base) / d + 1);
-  if (hi < lo) hi = lo;
-  *t0 = lo;
-  *t1 = hi;
-}
 
 #ifndef SCALES_EDGE_ISA_CUSTOM_PACK
 // Binarize and pack one image row (IsaKernels::pack_nchw_row without the optional outputs).
@@ -134,16 +123,18 @@ static inline void conv_pixel_block(const ConvGeometry& g, const uint64_t* x_img
     Ops::finish(acc[r], valid_bits, out + (m0 + r * Ops::kLanes) * ldm, ldm);
 }
 
-// Any geometry, output channels in the vector lanes, weights from ConvWeights::data.
-static void conv_row_generic(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
-                             int64_t oh, int32_t* acc, int64_t ldm, uint64_t* /*scratch*/) {
+// Output pixels [ow_begin, ow_end) of output row oh: any geometry, output channels in the
+// vector lanes, weights from ConvWeights::data.
+static void conv_pixels_generic(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
+                                int64_t oh, int64_t ow_begin, int64_t ow_end, int32_t* acc,
+                                int64_t ldm) {
   const uint64_t* w = cw.data.data();
   constexpr int64_t kBig = int64_t(Ops::kBlock) * Ops::kLanes;
   const int64_t Mp = g.Mp;
   const int64_t ih0 = oh * g.sH - g.pT;
   int64_t i0, i1;
   valid_taps(ih0, g.dH, g.kH, g.H, &i0, &i1);
-  for (int64_t ow = 0; ow < g.OW; ++ow) {
+  for (int64_t ow = ow_begin; ow < ow_end; ++ow) {
     int32_t* out = acc + ow;
     const int64_t iw0 = ow * g.sW - g.pL;
     int64_t j0, j1;
@@ -160,6 +151,12 @@ static void conv_row_generic(const ConvGeometry& g, const uint64_t* x_img, const
   }
 }
 
+// The whole output row (a variant with its own conv_row_impl may not use it).
+[[maybe_unused]] static void conv_row_generic(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
+                             int64_t oh, int32_t* acc, int64_t ldm, uint64_t* /*scratch*/) {
+  conv_pixels_generic(g, x_img, cw, oh, 0, g.OW, acc, ldm);
+}
+
 #ifndef SCALES_EDGE_ISA_CUSTOM_CONV
 static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
                           int64_t oh, int32_t* acc, int64_t ldm, uint64_t* scratch) {
@@ -167,6 +164,7 @@ static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const Co
 }
 #endif  // SCALES_EDGE_ISA_CUSTOM_CONV
 
+#ifndef SCALES_EDGE_ISA_CUSTOM_GEMM
 template <int R>
 static inline void gemm_block(const uint64_t* x, int64_t K, int64_t KW, const uint64_t* w,
                               int64_t Mp, int64_t m0, int32_t* out) {
@@ -192,6 +190,7 @@ static void gemm_row_impl(const uint64_t* x, int64_t K, int64_t KW, const uint64
   for (; m0 + kBig <= Mp; m0 += kBig) gemm_block<Ops::kBlock>(x, K, KW, w, Mp, m0, acc);
   for (; m0 < Mp; m0 += Ops::kLanes) gemm_block<1>(x, K, KW, w, Mp, m0, acc);
 }
+#endif  // SCALES_EDGE_ISA_CUSTOM_GEMM
 
 }  // namespace SCALES_EDGE_ISA_NS
 }  // namespace kernels

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -46,9 +47,8 @@ struct ConvGeometry {
 constexpr int64_t kConvPixelBlock = 64;
 
 struct IsaKernels;
-// Scratch words k.conv_row needs: for a path with conv_tables (AVX2), the input rows one output
-// row reads, split into 16 byte planes per word, each of round_up(OW, kConvPixelBlock) +
-// (kW-1)*dW bytes; none for the others.
+// Scratch words k.conv_row needs (k.conv_scratch_words, or 0): at most the valid tap rows of one
+// output row in the path's layout, bounded by a small multiple of min(kH, H) input rows.
 int64_t conv_row_scratch_words(const IsaKernels& k, const ConvGeometry& g);
 
 // Validates the geometry and fills CW, OH, OW, Mp. Returns "" when valid, else a description of
@@ -79,6 +79,24 @@ struct LinearWeights {
 // w: packed weights in the ONNX layout [M, KW].
 LinearWeights relayout_linear_weights(const uint64_t* w, int64_t M, int64_t K);
 
+// The float output transform of convolution accumulators acc for output rows [oh0, oh1) of one
+// image (docs/ops.md): for channel m < M, row r = oh - oh0 and pixel ow < OW,
+//   y[m*y_ldm + r*y_row_stride + ow] = ((float(acc) * scale[m] + bias[m]) * s[r*s_row_stride + ow])
+//                                      * cs[m] + skip[m*skip_ldm + r*skip_row_stride + ow]
+// each float32 operation rounded in that order (no FMA); bias null: + 0.0f; s null: no multiply;
+// cs null: * 1.0f; skip null: no add. The pointers are at row oh0.
+struct ConvTransform {
+  const float* scale = nullptr;
+  const float* bias = nullptr;
+  const float* cs = nullptr;
+  const float* s = nullptr;
+  int64_t s_row_stride = 0;
+  const float* skip = nullptr;
+  int64_t skip_ldm = 0, skip_row_stride = 0;
+  float* y = nullptr;
+  int64_t y_ldm = 0, y_row_stride = 0;
+};
+
 // The row functions of one ISA variant.
 struct IsaKernels {
   Path path;
@@ -105,6 +123,30 @@ struct IsaKernels {
   // Writes acc[Mp] = K - 2*popcount(x ^ w_m).
   void (*gemm_row)(const uint64_t* x, int64_t K, int64_t KW, const uint64_t* w, int64_t Mp,
                    int32_t* acc);
+  // Scratch words conv_row needs for geometry g (null: none). Only called on a geometry that
+  // passed check_conv_geometry.
+  int64_t (*conv_scratch_words)(const ConvGeometry& g);
+  // True when conv_row stores each channel's row with contiguous vector stores for g, so that a
+  // driver may point it straight at the output planes (ldm = OH*OW; needs M == Mp) instead of a
+  // row buffer (null: never).
+  bool (*conv_rows_contiguous)(const ConvGeometry& g);
+  // conv_row over the output rows [oh0, oh1) of one image with the output transform t applied as
+  // the accumulators leave the registers, so each output float is written once and no int32 row
+  // is stored and read back (null: none; only called when conv_rows_contiguous(g)). The same
+  // bits as conv_row followed by the transform. scratch: conv_row_scratch_words(g) words.
+  void (*conv_rows_float)(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& w,
+                          int64_t oh0, int64_t oh1, const ConvTransform& t, uint64_t* scratch);
+  // The whole BinaryLinear on float rows [begin, end) of X [rows, K]: y[r*M + m] =
+  // float(acc) * scale[m] + bias[m] (bias null: + 0.0f), each row packed, multiplied and
+  // transformed in registers (null: none). words: w.KW words of scratch.
+  void (*linear_rows_float)(const float* x, const float* beta, const LinearWeights& w,
+                            const float* scale, const float* bias, float* y, int64_t begin,
+                            int64_t end, uint64_t* words);
+  // The output transform of one row of one channel, n pixels from an int32 row (null: the
+  // drivers' scalar loop; the same bits either way):
+  //   dst[i] = ((float(src[i]) * sc + bi) * s_row[i]) * c + xs[i]   (s_row, xs null: left out)
+  void (*transform_row)(const int32_t* src, int64_t n, float sc, float bi, const float* s_row,
+                        float c, const float* xs, float* dst);
 };
 
 // ---- paths and run-time dispatch ----
@@ -118,12 +160,49 @@ bool path_supported(Path p);
 // Supported paths, slowest first (portable always first).
 std::vector<Path> supported_paths();
 // The kernels to use: `name` (if non-null and non-empty), else the environment variable
-// SCALES_EDGE_KERNEL (if set and non-empty), else the fastest supported path. "auto" means the
-// fastest supported path. Returns nullptr and sets *error for an unknown or unavailable path.
+// SCALES_EDGE_KERNEL (if set and non-empty), else the newest supported path. "auto" means the
+// newest supported path here (the ops measure instead: choose_kernels). Returns nullptr and sets
+// *error for an unknown or unavailable path.
 const IsaKernels* select_kernels(const char* name, std::string* error);
+// True when `name` (if non-null and non-empty), else SCALES_EDGE_KERNEL, leaves the choice to
+// the ops ("auto", empty or unset).
+bool auto_requested(const char* name);
 constexpr const char* kKernelEnvVar = "SCALES_EDGE_KERNEL";
+// The path SCALES_EDGE_KERNEL forces: true and *k set when it names a path; false and *k null
+// when it is unset, empty or "auto" (then each op measures, choose_kernels); false and *error
+// set when it names an unknown or unavailable path.
+bool forced_kernels(const IsaKernels** k, std::string* error);
+// Weights re-laid out for this path serve every path that may run (the AVX2 lookup tables are
+// built when any supported path reads them): `forced` if non-null, else such a path.
+const IsaKernels& layout_kernels(const IsaKernels* forced);
+
+// ---- measured choice of a path (autotune.cc) ----
+// How the path of an op and geometry was chosen: forced by SCALES_EDGE_KERNEL, the only
+// supported path, measured, taken from an earlier measurement of the same key, or (once the
+// process has spent its measurement budget) the path measured fastest most often so far.
+enum class ChoiceHow { kForced, kOnly, kMeasured, kCached, kBudget };
+const char* choice_how_name(ChoiceHow how);
+struct PathChoice {
+  const IsaKernels* kernels = nullptr;
+  ChoiceHow how = ChoiceHow::kOnly;
+  // Measured milliseconds per work unit of each path (indexed by Path; < 0: not measured).
+  double unit_ms[kNumPaths] = {-1, -1, -1, -1};
+};
+// The fastest supported path for the work `key` describes (an op and its geometry), timed by
+// run(k, units), which must run `units` work units (e.g. output rows) of that work on path k
+// (1 <= units <= max_units) on the calling thread. Every supported path runs a unit twice; those
+// within 1.5x of the best then run ~0.5 ms of units five times, alternating, and the least time
+// per unit wins. About 10 ms per key; the result is cached for the process under `key`, and the
+// process spends at most ~60 ms measuring in all (after that: ChoiceHow::kBudget).
+// Thread-safe (measurements are serialised, so two never disturb each other).
+PathChoice choose_kernels(const std::string& key,
+                          const std::function<void(const IsaKernels&, int64_t)>& run,
+                          int64_t max_units);
 
 // ---- range drivers (any thread, any sub-range) ----
+// Output rows a thread should take at a time, at least, for the convolution drivers: the
+// AVX-512 kernel lays out and sweeps 8 rows per channel block.
+constexpr int64_t kRowGrain = 8;
 // Pack X [N, C, H, W] into [N, H, W, CW]; work items are image rows r = n*H + h, r in [begin, end).
 void pack_nchw(const IsaKernels& k, const float* x, const float* beta, int64_t N, int64_t C,
                int64_t H, int64_t W, uint64_t* out, int64_t begin, int64_t end);
@@ -144,6 +223,11 @@ void gemm_int32(const IsaKernels& k, const uint64_t* xp, const LinearWeights& w,
 // Same, writing Y = float(acc) * scale[m] + bias[m] as float [rows, M]; bias may be null (0).
 void gemm_float(const IsaKernels& k, const uint64_t* xp, const LinearWeights& w,
                 const float* scale, const float* bias, float* y, int64_t begin, int64_t end);
+// The whole BinaryLinear on float rows [begin, end) of X [rows, K] (binarize+pack, matmul, output
+// transform): k.linear_rows_float when the path has it, else row by row with pack_row, gemm_row
+// and the transform, so each row's floats are read and written once.
+void linear_float(const IsaKernels& k, const float* x, const float* beta, const LinearWeights& w,
+                  const float* scale, const float* bias, float* y, int64_t begin, int64_t end);
 
 // ---- the fused SCALES convolution (ScalesConv2d, op-domain version 2; docs/ops.md) ----
 // Y = ((float(acc) * scale[m] + bias[m]) * S[n, oh, ow]) * Cs[n, m] + X[n, m, oh, ow], where

@@ -13,11 +13,14 @@
 #include <cstdint>
 
 #include "kernels.h"
+#include "taps.h"
+#include "transform.h"
 
 #define SCALES_EDGE_ISA_NS neon_impl
 // This file brings its own binarize+pack row kernels (isa_impl.h then adds the sums and spatial
-// dot of pack_nchw_row, and provides conv and matmul).
+// dot of pack_nchw_row, and provides the matmul and the channels-in-lanes conv for border pixels).
 #define SCALES_EDGE_ISA_CUSTOM_PACK 1
+#define SCALES_EDGE_ISA_CUSTOM_CONV 1
 
 namespace scales_edge {
 namespace kernels {
@@ -54,8 +57,6 @@ struct Ops {
   }
 };
 
-static inline int64_t imin_pack(int64_t a, int64_t b) { return a < b ? a : b; }
-
 // Bit j (j < n <= 32) of each 32-bit lane of the result is 1 where sign(x - beta) = -1 for channel
 // c0 + j, for NV vectors of 4 consecutive pixels (xw = x + pixel offset; channel c at c*plane).
 // The compare masks are shifted in from the highest channel down: acc = (acc << 1) + (ge >> 31),
@@ -85,7 +86,7 @@ template <int NV>
 static inline void pack_pixels(const float* x, int64_t plane, const float* beta, int64_t cw,
                                int64_t nbits, int64_t CW, int64_t w0, uint64_t* out) {
   uint32x4_t lo[NV], hi[NV];
-  const int64_t nlo = imin_pack(32, nbits);
+  const int64_t nlo = imin(32, nbits);
   pack_half<NV>(x + w0, plane, beta, 64 * cw, nlo, lo);
   if (nbits > 32) {
     pack_half<NV>(x + w0, plane, beta, 64 * cw + 32, nbits - 32, hi);
@@ -114,7 +115,7 @@ static void pack_nchw_bits(const float* x, int64_t plane, const float* beta, int
                            int64_t W, uint64_t* out, uint64_t* /*scratch*/) {
   const int64_t CW = (C + 63) / 64;
   for (int64_t cw = 0; cw < CW; ++cw) {
-    const int64_t nbits = imin_pack(64, C - 64 * cw);
+    const int64_t nbits = imin(64, C - 64 * cw);
     int64_t w = 0;
     for (; w + 8 <= W; w += 8) pack_pixels<2>(x, plane, beta, cw, nbits, CW, w, out);
     for (; w + 4 <= W; w += 4) pack_pixels<1>(x, plane, beta, cw, nbits, CW, w, out);
@@ -149,7 +150,7 @@ static void pack_row_impl(const float* x, const float* beta, int64_t K, uint64_t
   static const uint8_t kWeights[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
   const uint8x16_t weights = vld1q_u8(kWeights);
   for (int64_t kw = 0; kw < KW; ++kw) {
-    const int64_t nbits = imin_pack(64, K - 64 * kw);
+    const int64_t nbits = imin(64, K - 64 * kw);
     const float* xk = x + 64 * kw;
     const float* bk = beta + 64 * kw;
     if (nbits == 64) {
@@ -172,6 +173,33 @@ static void pack_row_impl(const float* x, const float* beta, int64_t K, uint64_t
   }
 }
 
+// IsaKernels::transform_row with 4-float vectors: the float32 operations of the scalar transform
+// in the same order (no FMA: -ffp-contract=off), so the same bits.
+// The row with the factors given by the template flags.
+struct TransformRow4 {
+  template <bool kSpatial, bool kSkip>
+  static void row(const int32_t* src, int64_t n, float sc, float bi, const float* s_row, float c,
+                  const float* xs, float* dst) {
+    const float32x4_t vsc = vdupq_n_f32(sc), vbi = vdupq_n_f32(bi), vc = vdupq_n_f32(c);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      float32x4_t v = vmulq_f32(vcvtq_f32_s32(vld1q_s32(src + i)), vsc);
+      v = vaddq_f32(v, vbi);
+      if (kSpatial) v = vmulq_f32(v, vld1q_f32(s_row + i));
+      v = vmulq_f32(v, vc);
+      if (kSkip) v = vaddq_f32(v, vld1q_f32(xs + i));
+      vst1q_f32(dst + i, v);
+    }
+    transform_row_scalar<kSpatial, kSkip>(src + i, n - i, sc, bi, kSpatial ? s_row + i : nullptr, c,
+                                          kSkip ? xs + i : nullptr, dst + i);
+  }
+};
+
+static void transform_row_impl(const int32_t* src, int64_t n, float sc, float bi,
+                               const float* s_row, float c, const float* xs, float* dst) {
+  transform_row_for<TransformRow4>(src, n, sc, bi, s_row, c, xs, dst);
+}
+
 }  // namespace neon_impl
 }  // namespace kernels
 }  // namespace scales_edge
@@ -180,6 +208,25 @@ static void pack_row_impl(const float* x, const float* beta, int64_t K, uint64_t
 
 namespace scales_edge {
 namespace kernels {
+
+namespace conv_px2_neon {  // conv_px2_neon.cc
+bool applies(const ConvGeometry& g);
+int64_t scratch_words(const ConvGeometry& g);
+void interior(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw, int64_t oh,
+              int32_t* acc, int64_t ldm, uint64_t* scratch, int64_t* lo, int64_t* end);
+}  // namespace conv_px2_neon
+
+namespace neon_impl {
+// The interior pixels of a row with 2 pixels per vector (conv_px2_neon.cc), the rest with the
+// channels-in-lanes kernel of isa_impl.h.
+static void conv_row_impl(const ConvGeometry& g, const uint64_t* x_img, const ConvWeights& cw,
+                          int64_t oh, int32_t* acc, int64_t ldm, uint64_t* scratch) {
+  int64_t lo = 0, end = 0;
+  if (conv_px2_neon::applies(g)) conv_px2_neon::interior(g, x_img, cw, oh, acc, ldm, scratch, &lo, &end);
+  conv_pixels_generic(g, x_img, cw, oh, 0, lo, acc, ldm);
+  conv_pixels_generic(g, x_img, cw, oh, end, g.OW, acc, ldm);
+}
+}  // namespace neon_impl
 
 extern const IsaKernels kNeonKernels;
 const IsaKernels kNeonKernels = {
@@ -190,6 +237,11 @@ const IsaKernels kNeonKernels = {
     neon_impl::pack_row_impl,
     neon_impl::conv_row_impl,
     neon_impl::gemm_row_impl,
+    conv_px2_neon::scratch_words,
+    conv_px2_neon::applies,
+    nullptr,
+    nullptr,
+    neon_impl::transform_row_impl,
 };
 
 }  // namespace kernels

@@ -45,6 +45,8 @@ static inline void put_group_bytes(uint64_t* out, int64_t CW, int64_t c0, int64_
   }
 }
 
+#include "pack_fused.h"  // pack_nchw_row_impl around pack_group, finish_group_sums
+
 // Channels [c0, c0 + n) (n <= 8; kN = 8: n is 8) over the whole row, 8 pixels per step: their sign
 // bits, and from the same loads the channels' float lanes of sum_floats (kSums) and their terms
 // of the stride-1 spatial dot (kDot; dot holds the sum over the channels before c0), both in the
@@ -88,34 +90,7 @@ static inline void pack_group(const float* x, int64_t plane, const float* beta, 
     if (kDot) dot[w] = d;
     put_group_bytes(out, CW, c0, w, 1, bits);
   }
-  if (kSums) {
-    for (int64_t j = 0; j < n; ++j) {
-      alignas(32) float lanes[8];
-      _mm256_store_ps(lanes, acc[j]);
-      sums[c0 + j] = finish_lane_sum(lanes, xg + j * plane + W8, W - W8);
-    }
-  }
-}
-
-template <bool kSums, bool kDot>
-static void pack_nchw_fused(const float* x, int64_t plane, const float* beta, int64_t C,
-                            int64_t W, uint64_t* out, double* sums, const float* sw, float* dot) {
-  const int64_t CW = (C + 63) / 64;
-  int64_t c0 = 0;
-  for (; c0 + 8 <= C; c0 += 8)
-    pack_group<kSums, kDot, 8>(x, plane, beta, c0, 8, W, CW, out, sums, sw, dot);
-  if (c0 < C) pack_group<kSums, kDot, 0>(x, plane, beta, c0, C - c0, W, CW, out, sums, sw, dot);
-}
-
-// IsaKernels::pack_nchw_row. A strided spatial dot is left to the generic sweep.
-static void pack_nchw_row_impl(const float* x, int64_t plane, const float* beta, int64_t C,
-                               int64_t W, uint64_t* out, uint64_t* /*scratch*/, double* sums,
-                               const float* spatial_w, int64_t sW, float* dot) {
-  const bool fused_dot = dot && sW == 1;
-  auto* fn = sums ? (fused_dot ? &pack_nchw_fused<true, true> : &pack_nchw_fused<true, false>)
-                  : (fused_dot ? &pack_nchw_fused<false, true> : &pack_nchw_fused<false, false>);
-  fn(x, plane, beta, C, W, out, sums, spatial_w, dot);
-  if (dot && !fused_dot) spatial_dot(x, plane, C, W, spatial_w, sW, dot);
+  if (kSums) finish_group_sums(acc, n, xg, plane, W8, W, c0, sums);
 }
 
 // One row of K features: 8 at a time, the movemask bits are already in feature order.

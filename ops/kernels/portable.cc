@@ -57,6 +57,11 @@ const IsaKernels kPortableKernels = {
     portable_impl::pack_row_impl,
     portable_impl::conv_row_impl,
     portable_impl::gemm_row_impl,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
 };
 
 }  // namespace kernels

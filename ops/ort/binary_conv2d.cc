@@ -1,5 +1,7 @@
 // scales_edge.BinaryConv2d (docs/ops.md):
 //   Y = conv2d(sign(X - beta), sign(W)) * scale[m] + bias[m], exact zero padding.
+#include <algorithm>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -10,6 +12,13 @@ namespace ort {
 
 namespace {
 
+// Every size attribute is below 2^31 (docs/ops.md), so sums and products of them stay in int64.
+constexpr int64_t kMaxAttribute = (int64_t{1} << 31) - 1;
+
+std::string bounds_str(int64_t min_value) {
+  return "from " + std::to_string(min_value) + " to " + std::to_string(kMaxAttribute);
+}
+
 std::vector<int64_t> ints_or(const Ort::ConstKernelInfo& info, const char* kOp, const char* name,
                              size_t count, int64_t fallback, int64_t min_value) {
   std::optional<std::vector<int64_t>> v = attr_ints(info, kOp, name);
@@ -18,9 +27,9 @@ std::vector<int64_t> ints_or(const Ort::ConstKernelInfo& info, const char* kOp, 
     fail(kOp, std::string("attribute '") + name + "' must have " + std::to_string(count) +
                   " values, got " + shape_str(*v));
   for (int64_t x : *v)
-    if (x < min_value)
-      fail(kOp, std::string("attribute '") + name + "' = " + shape_str(*v) +
-                    " is invalid; each value must be >= " + std::to_string(min_value));
+    if (x < min_value || x > kMaxAttribute)
+      fail(kOp, std::string("attribute '") + name + "' = " + shape_str(*v) + " is invalid; each value must be " +
+                    bounds_str(min_value));
   return *v;
 }
 
@@ -46,16 +55,17 @@ void check_weights(const char* kOp, const TensorRef& w, int64_t kh, int64_t kw, 
 }  // namespace
 
 ConvCore::ConvCore(const OrtKernelInfo* raw_info, const char* op, size_t max_inputs)
-    : op_(op), params_{op, "C", "channels", max_inputs} {
+    : op_(op), params_{op, "C", "channels", max_inputs},
+      picker_(Ort::ConstKernelInfo(raw_info), op) {
   const char* kOp = op;
   Ort::ConstKernelInfo info(raw_info);
-  kernels_ = &select_kernels_or_fail(kOp);
+  kernels_ = &kernels::layout_kernels(picker_.forced());
 
   // ---- attributes
   std::optional<std::vector<int64_t>> ks = attr_ints(info, kOp, "kernel_shape");
   if (!ks) fail(kOp, "attribute 'kernel_shape' is required");
-  if (ks->size() != 2 || (*ks)[0] < 1 || (*ks)[1] < 1)
-    fail(kOp, "attribute 'kernel_shape' = " + shape_str(*ks) + " is invalid; need [kH, kW], each >= 1");
+  if (ks->size() != 2 || (*ks)[0] < 1 || (*ks)[1] < 1 || (*ks)[0] > kMaxAttribute || (*ks)[1] > kMaxAttribute)
+    fail(kOp, "attribute 'kernel_shape' = " + shape_str(*ks) + " is invalid; need [kH, kW], each " + bounds_str(1));
   kH_ = (*ks)[0];
   kW_ = (*ks)[1];
   const std::vector<int64_t> strides = ints_or(info, kOp, "strides", 2, 1, 1);
@@ -71,8 +81,6 @@ ConvCore::ConvCore(const OrtKernelInfo* raw_info, const char* op, size_t max_inp
   dW_ = dilations[1];
   if (std::optional<int64_t> group = attr_int(info, kOp, "group"); group && *group != 1)
     fail(kOp, "attribute 'group' = " + std::to_string(*group) + " is not supported; only group = 1");
-  if (has_string_attr(info, "auto_pad"))
-    fail(kOp, "attribute 'auto_pad' is not supported; give explicit 'pads'");
 
   // ---- inputs
   params_.check_node_inputs(info);
@@ -141,6 +149,20 @@ void ConvCore::prepare(Ort::KernelContext& ctx, Call& call) const {
   if (!problem.empty()) fail(kOp, problem + " (X " + shape_str(x.shape) + ")");
 }
 
+const kernels::IsaKernels& ConvCore::pick(
+    const Call& call, const std::string& what,
+    const std::function<void(const kernels::IsaKernels&, int64_t)>& run) const {
+  const kernels::ConvGeometry& g = call.g;
+  char shape[320];
+  std::snprintf(shape, sizeof shape,
+                "C=%lld M=%lld k=%lldx%lld s=%lld,%lld p=%lld,%lld,%lld,%lld d=%lld,%lld H=%lld W=%lld%s%s",
+                (long long)g.C, (long long)g.M, (long long)g.kH, (long long)g.kW, (long long)g.sH,
+                (long long)g.sW, (long long)g.pT, (long long)g.pL, (long long)g.pB, (long long)g.pR,
+                (long long)g.dH, (long long)g.dW, (long long)g.H, (long long)g.W,
+                what.empty() ? "" : " ", what.c_str());
+  return picker_.pick(std::string(op_) + " " + shape, shape, run, g.OH);
+}
+
 void BinaryConv2dKernel::Compute(OrtKernelContext* raw_context) const {
   Ort::KernelContext ctx(raw_context);
   ConvCore::Call call;
@@ -151,13 +173,24 @@ void BinaryConv2dKernel::Compute(OrtKernelContext* raw_context) const {
   Ort::UnownedValue y_value = ctx.GetOutput(0, std::vector<int64_t>{g.N, g.M, g.OH, g.OW});
   float* y = y_value.GetTensorMutableData<float>();
   std::vector<uint64_t> xp(static_cast<size_t>(g.N * g.H * g.W * g.CW));
-  const kernels::IsaKernels& k = *core_.kernels_;
+  // Rows of the op on path kp: the packing of the input rows they read, then the rows (a
+  // measurement writes rows that the real run writes again).
+  auto rows_on = [&](const kernels::IsaKernels& kp, int64_t rows) {
+    const int64_t r = std::min(rows, g.OH), oh0 = (g.OH - r) / 2;
+    kernels::pack_nchw(kp, call.x, call.beta, 1, g.C, g.H, g.W, xp.data(), 0,
+                       std::min(g.H, r * g.sH));
+    kernels::conv_float(kp, g, xp.data(), *call.weights, call.scale, call.bias, y, oh0, oh0 + r);
+  };
+  const kernels::IsaKernels& k = core_.pick(call, "", rows_on);
   parallel_rows(ctx, kName, g.N * g.H, [&](int64_t begin, int64_t end) {
     kernels::pack_nchw(k, call.x, call.beta, g.N, g.C, g.H, g.W, xp.data(), begin, end);
   });
-  parallel_rows(ctx, kName, g.N * g.OH, [&](int64_t begin, int64_t end) {
-    kernels::conv_float(k, g, xp.data(), *call.weights, call.scale, call.bias, y, begin, end);
-  });
+  parallel_rows(
+      ctx, kName, g.N * g.OH,
+      [&](int64_t begin, int64_t end) {
+        kernels::conv_float(k, g, xp.data(), *call.weights, call.scale, call.bias, y, begin, end);
+      },
+      kernels::kRowGrain);
 }
 
 }  // namespace ort

@@ -1,6 +1,7 @@
 // scales_edge.BinaryLinear (docs/ops.md):
 //   Y[..., m] = float(sum_k sign(X[..., k] - beta[k]) * Wsign[m, k]) * scale[m] + bias[m]
 // and LinearCore, the part of it that ScalesLinear (version 3) shares.
+#include <algorithm>
 #include <limits>
 #include <string>
 #include <vector>
@@ -29,9 +30,8 @@ void check_weights(const char* kOp, const TensorRef& w, int64_t k) {
 }  // namespace
 
 LinearCore::LinearCore(const OrtKernelInfo* raw_info, const char* op, size_t max_inputs)
-    : op_(op), params_{op, "K", "features", max_inputs} {
+    : op_(op), params_{op, "K", "features", max_inputs}, picker_(Ort::ConstKernelInfo(raw_info), op) {
   Ort::ConstKernelInfo info(raw_info);
-  kernels_ = &select_kernels_or_fail(op);
 
   params_.check_node_inputs(info);
 
@@ -83,6 +83,15 @@ void LinearCore::prepare(Ort::KernelContext& ctx, Call& call) const {
   call.y_shape.back() = call.weights->M;
 }
 
+const kernels::IsaKernels& LinearCore::pick(
+    const Call& call, const std::string& what,
+    const std::function<void(const kernels::IsaKernels&, int64_t)>& run) const {
+  const std::string shape = "K=" + std::to_string(call.weights->K) +
+                            " M=" + std::to_string(call.weights->M) + what;
+  return picker_.pick(std::string(op_) + " " + shape, shape, run,
+                      (call.rows + kTokens - 1) / kTokens);
+}
+
 void BinaryLinearKernel::Compute(OrtKernelContext* raw_context) const {
   Ort::KernelContext ctx(raw_context);
   LinearCore::Call call;
@@ -91,14 +100,22 @@ void BinaryLinearKernel::Compute(OrtKernelContext* raw_context) const {
 
   Ort::UnownedValue y_value = ctx.GetOutput(0, call.y_shape);
   float* y = y_value.GetTensorMutableData<float>();
-  std::vector<uint64_t> xp(static_cast<size_t>(call.rows * w.KW));
-  const kernels::IsaKernels& kern = *core_.kernels_;
-  parallel_rows(ctx, kName, call.rows, [&](int64_t begin, int64_t end) {
-    kernels::pack_rows(kern, call.x, call.beta, w.K, xp.data(), begin, end);
-  });
-  parallel_rows(ctx, kName, call.rows, [&](int64_t begin, int64_t end) {
-    kernels::gemm_float(kern, xp.data(), w, call.scale, call.bias, y, begin, end);
-  });
+  const float* xdata = call.x;
+  const int64_t rows = call.rows;
+  // kTokens rows per unit on path kp (a measurement writes rows that the real run writes again).
+  constexpr int64_t kTokens = LinearCore::kTokens;
+  auto rows_on = [&](const kernels::IsaKernels& kp, int64_t units) {
+    kernels::linear_float(kp, xdata, call.beta, w, call.scale, call.bias, y, 0,
+                          std::min(rows, units * kTokens));
+  };
+  const kernels::IsaKernels& kern = core_.pick(call, "", rows_on);
+  // One pass: each row is packed, multiplied and transformed before the next.
+  parallel_rows(
+      ctx, kName, rows,
+      [&](int64_t begin, int64_t end) {
+        kernels::linear_float(kern, xdata, call.beta, w, call.scale, call.bias, y, begin, end);
+      },
+      kTokens);
 }
 
 }  // namespace ort

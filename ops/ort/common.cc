@@ -7,14 +7,12 @@ namespace ort {
 
 int g_api_version = 0;
 
-namespace {
-bool is_missing_attribute(const Ort::Exception& e) {
+bool is_missing_attribute(const char* message) {
   // ONNX Runtime reports an absent attribute as "No attribute with name:'x'is defined." (up to
   // 1.2x) or "No attribute with this name is defined." (newer); a present attribute of another
   // type gives a different message. The C API has no call to test for presence.
-  return std::strstr(e.what(), "No attribute with") != nullptr;
+  return message != nullptr && std::strstr(message, "No attribute with") != nullptr;
 }
-}  // namespace
 
 const char* type_name(ONNXTensorElementDataType t) {
   switch (t) {
@@ -38,20 +36,34 @@ const char* type_name(ONNXTensorElementDataType t) {
 
 std::optional<std::vector<int64_t>> attr_ints(const Ort::ConstKernelInfo& info, const char* op,
                                               const char* name) {
+  std::vector<int64_t> values;
   try {
-    return info.GetAttributes<int64_t>(name);
+    values = info.GetAttributes<int64_t>(name);
   } catch (const Ort::Exception& e) {
-    if (is_missing_attribute(e)) return std::nullopt;
+    if (is_missing_attribute(e.what())) return std::nullopt;
     fail(op, std::string("attribute '") + name + "' must be a list of ints (" + e.what() + ")");
   }
+  if (values.empty()) {
+    // ORT reads the ints field of whatever attribute has the name: a float list, a single int or a
+    // string come back as an empty list. Say which.
+    const std::string what = std::string("attribute '") + name + "' must be a list of ints, got ";
+    if (attr_int(info, op, name, /*quiet=*/true)) fail(op, what + "a single int");
+    bool floats = false;
+    try {
+      floats = !info.GetAttributes<float>(name).empty();
+    } catch (const Ort::Exception&) {
+    }
+    fail(op, what + (floats ? "floats" : "an empty list or a value of another type"));
+  }
+  return values;
 }
 
 std::optional<int64_t> attr_int(const Ort::ConstKernelInfo& info, const char* op,
-                                const char* name) {
+                                const char* name, bool quiet) {
   try {
     return info.GetAttribute<int64_t>(name);
   } catch (const Ort::Exception& e) {
-    if (is_missing_attribute(e)) return std::nullopt;
+    if (quiet || is_missing_attribute(e.what())) return std::nullopt;
     fail(op, std::string("attribute '") + name + "' must be an int (" + e.what() + ")");
   }
 }
@@ -61,7 +73,7 @@ std::optional<float> attr_float(const Ort::ConstKernelInfo& info, const char* op
   try {
     return info.GetAttribute<float>(name);
   } catch (const Ort::Exception& e) {
-    if (is_missing_attribute(e)) return std::nullopt;
+    if (is_missing_attribute(e.what())) return std::nullopt;
     fail(op, std::string("attribute '") + name + "' must be a float (" + e.what() + ")");
   }
 }
@@ -71,17 +83,8 @@ std::optional<std::string> attr_string(const Ort::ConstKernelInfo& info, const c
   try {
     return info.GetAttribute<std::string>(name);
   } catch (const Ort::Exception& e) {
-    if (is_missing_attribute(e)) return std::nullopt;
+    if (is_missing_attribute(e.what())) return std::nullopt;
     fail(op, std::string("attribute '") + name + "' must be a string (" + e.what() + ")");
-  }
-}
-
-bool has_string_attr(const Ort::ConstKernelInfo& info, const char* name) {
-  try {
-    (void)info.GetAttribute<std::string>(name);
-    return true;
-  } catch (const Ort::Exception& e) {
-    return !is_missing_attribute(e);
   }
 }
 

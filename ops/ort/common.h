@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <exception>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 #include <vector>
@@ -67,14 +68,16 @@ OrtStatus* guarded(const char* op, F&& body) noexcept {
 // is an error.
 std::optional<std::vector<int64_t>> attr_ints(const Ort::ConstKernelInfo& info, const char* op,
                                               const char* name);
+// An int attribute, or nullopt when absent (or, with `quiet`, of another type).
 std::optional<int64_t> attr_int(const Ort::ConstKernelInfo& info, const char* op,
-                                const char* name);
+                                const char* name, bool quiet = false);
+// True if `message` is ORT's error for an attribute the node does not have.
+bool is_missing_attribute(const char* message);
+// A float / string attribute, or nullopt when absent; present with another type is an error.
 std::optional<float> attr_float(const Ort::ConstKernelInfo& info, const char* op,
                                 const char* name);
 std::optional<std::string> attr_string(const Ort::ConstKernelInfo& info, const char* op,
                                        const char* name);
-// True if the node has a string attribute `name` (used to reject unsupported ones).
-bool has_string_attr(const Ort::ConstKernelInfo& info, const char* name);
 
 // ---- tensors ----
 // A borrowed view of a tensor input (data owned by ORT for the duration of the call, or by the
@@ -150,13 +153,16 @@ class ConstParams {
 };
 
 // ---- threading ----
-// Runs fn(begin, end) over [0, total) in contiguous chunks on ORT's intra-op thread pool.
-// Exceptions thrown by fn are caught on the worker and rethrown here as an error of `op`.
+// Runs fn(begin, end) over [0, total) in contiguous chunks of about `grain` items or more on
+// ORT's intra-op thread pool. Exceptions thrown by fn are caught on the worker and rethrown here
+// as an error of `op`.
 template <class F>
-void parallel_rows(const Ort::KernelContext& ctx, const char* op, int64_t total, F&& fn) {
+void parallel_rows(const Ort::KernelContext& ctx, const char* op, int64_t total, F&& fn,
+                   int64_t grain = 1) {
   if (total <= 0) return;
   constexpr int64_t kMaxChunks = 256;
-  const int64_t chunks = total < kMaxChunks ? total : kMaxChunks;
+  const int64_t by_grain = (total + grain - 1) / (grain < 1 ? 1 : grain);
+  const int64_t chunks = by_grain < kMaxChunks ? by_grain : kMaxChunks;
   if (chunks == 1) {
     fn(int64_t{0}, total);
     return;
@@ -166,6 +172,7 @@ void parallel_rows(const Ort::KernelContext& ctx, const char* op, int64_t total,
     F* fn;
     int64_t total, chunks;
     std::atomic<bool> failed{false};
+    std::atomic<bool> out_of_memory{false};
     std::mutex mu;
     std::string message;
   } job(&fn, total, chunks);
@@ -177,6 +184,9 @@ void parallel_rows(const Ort::KernelContext& ctx, const char* op, int64_t total,
     const int64_t end = j->total * (c + 1) / j->chunks;
     try {
       (*j->fn)(begin, end);
+    } catch (const std::bad_alloc&) {
+      j->out_of_memory = true;
+      j->failed = true;
     } catch (const std::exception& e) {
       std::lock_guard<std::mutex> lock(j->mu);
       if (!j->failed.exchange(true)) j->message = e.what();
@@ -186,6 +196,7 @@ void parallel_rows(const Ort::KernelContext& ctx, const char* op, int64_t total,
     }
   };
   ctx.ParallelFor(run, static_cast<size_t>(chunks), 0, &job);
+  if (job.out_of_memory.load()) throw std::bad_alloc();  // guarded() says "out of memory"
   if (job.failed.load()) fail(op, "worker failed: " + job.message, ORT_RUNTIME_EXCEPTION);
 }
 

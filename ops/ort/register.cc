@@ -58,11 +58,14 @@ const OrtApi* negotiate(const OrtApiBase* base, int* version) {
 }
 
 OrtStatus* make_domain(const OrtApi* api, int version) {
-  g_conv_op = new BinaryConv2dOp(version);
-  g_linear_op = new BinaryLinearOp(version);
-  g_scales_conv_op = new ScalesConv2dOp(version);
-  g_scales_linear_op = new ScalesLinearOp(version);
-  g_window_attention_op = new WindowAttentionOp(version);
+  const std::vector<std::string> names =
+      domain_attributes<BinaryConv2dKernel, BinaryLinearKernel, ScalesConv2dKernel,
+                        ScalesLinearKernel, WindowAttentionKernel>();
+  g_conv_op = new BinaryConv2dOp(version, names);
+  g_linear_op = new BinaryLinearOp(version, names);
+  g_scales_conv_op = new ScalesConv2dOp(version, names);
+  g_scales_linear_op = new ScalesLinearOp(version, names);
+  g_window_attention_op = new WindowAttentionOp(version, names);
   OrtCustomOpDomain* domain = nullptr;
   if (OrtStatus* s = api->CreateCustomOpDomain(kDomain, &domain)) return s;
   if (OrtStatus* s = api->CustomOpDomain_Add(domain, g_conv_op)) return s;
@@ -113,5 +116,10 @@ SCALES_EDGE_EXPORT OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionOptions* 
 SCALES_EDGE_EXPORT int scales_edge_ort_api_version(void) {
   return scales_edge::ort::g_api_version;
 }
+
+// The newest scales_edge domain version the library implements (it implements 1 to this one).
+// ONNX Runtime does not tell a custom kernel which version a model imports, so the loaders that
+// read the model (runtime/contract.py) compare it with this.
+SCALES_EDGE_EXPORT int scales_edge_domain_version(void) { return scales_edge::ort::kDomainVersion; }
 
 }  // extern "C"

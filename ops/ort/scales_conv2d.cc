@@ -3,6 +3,7 @@
 //   Y = ((BinaryConv2d(X) * S) * Cs) + X
 // Pass 1 reads X once to binarize+pack it, compute S and the channel sums; pass 2 convolves and
 // applies the whole output transform as each output row is stored.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -65,18 +66,33 @@ void ScalesConv2dKernel::Compute(OrtKernelContext* raw_context) const {
 
   Ort::UnownedValue y_value = ctx.GetOutput(0, std::vector<int64_t>{g.N, g.M, g.OH, g.OW});
   float* y = y_value.GetTensorMutableData<float>();
-  const kernels::IsaKernels& k = *core_.kernels_;
   const bool pool_input = b.channel_w && b.channel_from_input;
-
-  // ---- pass 1: pack, S, per-row channel sums
   std::vector<uint64_t> xp(static_cast<size_t>(g.N * g.H * g.W * g.CW));
   std::vector<float> S(b.spatial_w ? static_cast<size_t>(g.N * g.OH * g.OW) : 0);
   std::vector<double> row_sums(pool_input ? static_cast<size_t>(g.N * g.H * g.C) : 0);
+  std::vector<float> cs(b.channel_w ? static_cast<size_t>(g.N * g.M) : 0);
+
+  // Rows of both passes on path kp (a measurement writes rows that the real run writes again).
+  auto rows_on = [&](const kernels::IsaKernels& kp, int64_t rows) {
+    const int64_t r = std::min(rows, g.OH), oh0 = (g.OH - r) / 2;
+    kernels::pack_nchw_scales(kp, g, call.x, call.beta, b, xp.data(),
+                              S.empty() ? nullptr : S.data(),
+                              pool_input ? row_sums.data() : nullptr, 0, std::min(g.H, r * g.sH));
+    kernels::scales_conv_rows(kp, g, xp.data(), *call.weights, call.scale, call.bias, b, call.x,
+                              S.empty() ? nullptr : S.data(), pool_input ? cs.data() : nullptr, y,
+                              oh0, oh0 + r);
+  };
+  std::string what;  // the branches, which change the work: "S Cs(in) +X"
+  if (b.spatial_w) what += "S";
+  if (b.channel_w) what += std::string(what.empty() ? "" : " ") + (pool_input ? "Cs(in)" : "Cs(out)");
+  if (b.skip) what += std::string(what.empty() ? "" : " ") + "+X";
+  const kernels::IsaKernels& k = core_.pick(call, what, rows_on);
+
+  // ---- pass 1: pack, S, per-row channel sums
   parallel_rows(ctx, kName, g.N * g.H, [&](int64_t begin, int64_t end) {
     kernels::pack_nchw_scales(k, g, call.x, call.beta, b, xp.data(), S.empty() ? nullptr : S.data(),
                               pool_input ? row_sums.data() : nullptr, begin, end);
   });
-  std::vector<float> cs(b.channel_w ? static_cast<size_t>(g.N * g.M) : 0);
   if (pool_input) {
     // Whole-image channel sums, rows added in order (the result does not depend on threading).
     std::vector<double> sums(static_cast<size_t>(g.N * g.C), 0.0);
@@ -86,15 +102,23 @@ void ScalesConv2dKernel::Compute(OrtKernelContext* raw_context) const {
     kernels::channel_scales(b, sums.data(), g.N, g.C, static_cast<double>(g.H * g.W), cs.data());
   }
 
-  // ---- pass 2: convolve and transform each output row
-  parallel_rows(ctx, kName, g.N * g.OH, [&](int64_t begin, int64_t end) {
-    kernels::scales_conv_rows(k, g, xp.data(), *call.weights, call.scale, call.bias, b, call.x,
-                              S.empty() ? nullptr : S.data(), pool_input ? cs.data() : nullptr, y,
-                              begin, end);
-  });
+  // ---- pass 2: convolve and transform each output row. When the channel branch pools the
+  // output, the pool and Cs come before the skip (Y = conv * S * Cs + X), so pass 2 leaves the
+  // skip to the pass below.
+  const bool pool_output = b.channel_w && !b.channel_from_input;
+  kernels::ScalesBranches pass2 = b;
+  if (pool_output) pass2.skip = false;
+  parallel_rows(
+      ctx, kName, g.N * g.OH,
+      [&](int64_t begin, int64_t end) {
+        kernels::scales_conv_rows(k, g, xp.data(), *call.weights, call.scale, call.bias, pass2,
+                                  call.x, S.empty() ? nullptr : S.data(),
+                                  pool_input ? cs.data() : nullptr, y, begin, end);
+      },
+      kernels::kRowGrain);
 
-  // ---- the channel branch pooling the output: one more pass over Y
-  if (b.channel_w && !b.channel_from_input) {
+  // ---- the channel branch pooling the output: one more pass over Y (then the skip)
+  if (pool_output) {
     const int64_t P = g.OH * g.OW;
     std::vector<double> sums(static_cast<size_t>(g.N * g.M));
     parallel_rows(ctx, kName, g.N * g.M, [&](int64_t begin, int64_t end) {
@@ -103,6 +127,8 @@ void ScalesConv2dKernel::Compute(OrtKernelContext* raw_context) const {
     kernels::channel_scales(b, sums.data(), g.N, g.M, static_cast<double>(P), cs.data());
     parallel_rows(ctx, kName, g.N * g.M, [&](int64_t begin, int64_t end) {
       kernels::scale_planes(y, P, cs.data(), begin, end);
+      if (b.skip)  // M == C and OH, OW == H, W (check_scales_branches): planes of X align
+        for (int64_t i = begin * P; i < end * P; ++i) y[i] += call.x[i];
     });
   }
 }

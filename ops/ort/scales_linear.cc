@@ -4,6 +4,7 @@
 //   X' = LayerNorm(X) (norm inputs given) or X
 // One pass over the rows: each is normalised, binarized+packed, multiplied with the packed
 // weights, and transformed as it is stored.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -49,7 +50,6 @@ ScalesLinearKernel::ScalesLinearKernel(const OrtKernelInfo* raw_info)
       fail(kOp, "attribute 'norm_epsilon' = " + std::to_string(*eps) + " is invalid; it must be in (0, 1]");
     norm_eps_ = *eps;
   }
-  floats_ = &kernels::float_kernels(core_.kernels_->path);
 }
 
 void ScalesLinearKernel::Compute(OrtKernelContext* raw_context) const {
@@ -85,11 +85,25 @@ void ScalesLinearKernel::Compute(OrtKernelContext* raw_context) const {
   // (proj, fc2) ran 5-10% slower, through the extra staging copy.
   constexpr int64_t kStreamBytes = int64_t{32} << 20;
   b.stream = call.rows * w.M * static_cast<int64_t>(sizeof(float)) >= kStreamBytes;
-  const kernels::IsaKernels& k = *core_.kernels_;
-  const kernels::FloatKernels& f = *floats_;
-  parallel_rows(ctx, kName, call.rows, [&](int64_t begin, int64_t end) {
-    kernels::scales_linear_rows(k, f, call.x, call.beta, w, call.scale, call.bias, b, y, begin, end);
-  });
+  // The path is measured per geometry and options, as BinaryLinear's: the binary kernels' rows
+  // with the float kernels of the same path.
+  auto rows_on = [&](const kernels::IsaKernels& kp, int64_t units) {
+    kernels::scales_linear_rows(kp, kernels::float_kernels(kp.path), call.x, call.beta, w,
+                                call.scale, call.bias, b, y, 0,
+                                std::min(call.rows, units * LinearCore::kTokens));
+  };
+  const std::string what = std::string(has_norm_ ? " norm" : "") + (has_spatial_ ? " spatial" : "") +
+                           (act_ == kernels::Activation::kGelu ? " gelu" : "") +
+                           (has_residual_ ? " residual" : "");
+  const kernels::IsaKernels& k = core_.pick(call, what, rows_on);
+  const kernels::FloatKernels& f = kernels::float_kernels(k.path);
+  parallel_rows(
+      ctx, kName, call.rows,
+      [&](int64_t begin, int64_t end) {
+        kernels::scales_linear_rows(k, f, call.x, call.beta, w, call.scale, call.bias, b, y, begin,
+                                    end);
+      },
+      LinearCore::kTokens);
 }
 
 }  // namespace ort

@@ -2,6 +2,7 @@
 // (shifted, or enlarged) windows of a [N, H, W, 3C] map of per-pixel q | k | v, written back in
 // the same pixel layout. The windows, the roll of shifted windows and the zero padding of
 // enlarged key windows are all indexing: no partition, roll or reverse of the map is ever stored.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -46,9 +47,9 @@ kernels::AttentionGeometry one_window(const kernels::AttentionGeometry& attrs) {
 
 }  // namespace
 
-WindowAttentionKernel::WindowAttentionKernel(const OrtKernelInfo* raw_info) {
+WindowAttentionKernel::WindowAttentionKernel(const OrtKernelInfo* raw_info)
+    : picker_(Ort::ConstKernelInfo(raw_info), kOp) {
   Ort::ConstKernelInfo info(raw_info);
-  floats_ = &kernels::float_kernels(select_kernels_or_fail(kOp).path);
   if (info.GetInputCount() != 3)
     fail(kOp, "expects 3 inputs (QKV, bias_table, bias_index), got " +
                   std::to_string(info.GetInputCount()));
@@ -68,23 +69,30 @@ WindowAttentionKernel::WindowAttentionKernel(const OrtKernelInfo* raw_info) {
   if (table) check_table(*table, attrs_.heads);
   if (index) check_index(*index, g);
   if (table && index) {
-    bias_.emplace();
-    const std::string bad = kernels::expand_attention_bias(
-        g, table->as<float>(), table->shape[0], index->as<int64_t>(), floats_->query_block, &*bias_);
-    if (!bad.empty()) fail(kOp, bad);
+    // laid out for every path that may run (the forced one, or each one measured)
+    for (kernels::Path p : kernels::supported_paths()) {
+      if (picker_.forced() && picker_.forced()->path != p) continue;
+      const kernels::FloatKernels& f = kernels::float_kernels(p);
+      std::optional<kernels::AttentionBias>& bias = biases_[static_cast<int>(f.path)];
+      bias.emplace();
+      const std::string bad = kernels::expand_attention_bias(
+          g, table->as<float>(), table->shape[0], index->as<int64_t>(), f.query_block, &*bias);
+      if (!bad.empty()) fail(kOp, bad);
+    }
   }
 }
 
 const kernels::AttentionBias& WindowAttentionKernel::bias_for(Ort::KernelContext& ctx,
                                                               const kernels::AttentionGeometry& g,
+                                                              const kernels::FloatKernels& f,
                                                               kernels::AttentionBias& local) const {
-  if (bias_) return *bias_;
+  if (const std::optional<kernels::AttentionBias>& b = biases_[static_cast<int>(f.path)]) return *b;
   const TensorRef table = tensor_ref(ctx.GetInput(1), kOp, "bias_table");
   const TensorRef index = tensor_ref(ctx.GetInput(2), kOp, "bias_index");
   check_table(table, g.heads);
   check_index(index, g);
   const std::string bad = kernels::expand_attention_bias(
-      g, table.as<float>(), table.shape[0], index.as<int64_t>(), floats_->query_block, &local);
+      g, table.as<float>(), table.shape[0], index.as<int64_t>(), f.query_block, &local);
   if (!bad.empty()) fail(kOp, bad);
   return local;
 }
@@ -106,14 +114,28 @@ void WindowAttentionKernel::Compute(OrtKernelContext* raw_context) const {
   if (g.N < 1) fail(kOp, "the output would be empty: input 'QKV' has batch size 0");
   const std::string problem = kernels::check_attention_geometry(g);
   if (!problem.empty()) fail(kOp, problem + " (QKV " + shape_str(x.shape) + ")");
-  kernels::AttentionBias local;
-  const kernels::AttentionBias& bias = bias_for(ctx, g, local);
 
   Ort::UnownedValue y_value = ctx.GetOutput(0, std::vector<int64_t>{g.N, g.H, g.W, g.C});
   float* y = y_value.GetTensorMutableData<float>();
-  const kernels::FloatKernels& f = *floats_;
   const float* qkv = x.as<float>();
-  parallel_rows(ctx, kOp, g.N * g.windows, [&](int64_t begin, int64_t end) {
+  const int64_t windows = g.N * g.windows;
+  // The path is measured per geometry (a window per unit; a measurement writes windows that the
+  // real run writes again), or forced.
+  auto windows_on = [&](const kernels::IsaKernels& kp, int64_t units) {
+    const kernels::FloatKernels& f = kernels::float_kernels(kp.path);
+    kernels::AttentionBias local;
+    kernels::window_attention(f, g, qkv, bias_for(ctx, g, f, local), y, 0,
+                              std::min(windows, units));
+  };
+  const std::string shape = "heads=" + std::to_string(g.heads) + " ws=" + std::to_string(g.ws) +
+                            " shift=" + std::to_string(g.shift) + " kws=" + std::to_string(g.kws) +
+                            " C=" + std::to_string(g.C);
+  const kernels::IsaKernels& k =
+      picker_.pick(std::string(kOp) + " " + shape, shape, windows_on, windows);
+  const kernels::FloatKernels& f = kernels::float_kernels(k.path);
+  kernels::AttentionBias local;
+  const kernels::AttentionBias& bias = bias_for(ctx, g, f, local);
+  parallel_rows(ctx, kOp, windows, [&](int64_t begin, int64_t end) {
     kernels::window_attention(f, g, qkv, bias, y, begin, end);
   });
 }

@@ -11,6 +11,19 @@ from ..nn import BinarySpec
 SUPPORTED_SCALES = (2, 3, 4)
 
 
+def frame_sizes(s, first: str = "conv_first", last: str = "conv_last", body: str | None = "body") -> dict:
+    """Sizes every CNN of the zoo shows the same way (for the registry's ``sizes`` rules): input
+    channels and width from the first conv, output channels from the last, blocks under ``body``."""
+    out = {
+        "num_in_ch": s.dim(f"{first}.weight", 1),
+        "num_feat": s.dim(f"{first}.weight", 0),
+        "num_out_ch": s.dim(f"{last}.weight", 0),
+    }
+    if body:
+        out["num_block"] = s.count(f"{body}.")
+    return out
+
+
 def check_scale(scale: int) -> int:
     if scale not in SUPPORTED_SCALES:
         raise ConfigError(f"scale must be one of {SUPPORTED_SCALES}, got {scale!r}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .common import MeanShift, ResidualBlock, Upsample, binary_spec, check_scale
+from .common import MeanShift, ResidualBlock, Upsample, binary_spec, check_scale, frame_sizes
 from .registry import register
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -48,7 +48,7 @@ class EDSR(nn.Module):
         return self.shift.denormalize(self.conv_last(self.upsample(res)))
 
 
-_DOC = dict(family="cnn", binaries=("scales", "e2fif", "fp"))
+_DOC = dict(family="cnn", binaries=("scales", "e2fif", "fp"), sizes=frame_sizes, repeats=("num_block",))
 register("edsr", description="EDSR baseline, 16 blocks x 64 channels", **_DOC)(EDSR)
 register(
     "edsr_l",

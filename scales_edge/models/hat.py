@@ -21,14 +21,15 @@ regenerated here (non-persistent) and dropped from official checkpoints on load.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..nn import BinarySpec
 from .common import ChannelAttention, MeanShift, Upsample, binary_spec, check_scale
+from .infer import ratio
 from .registry import register
 from .swinir import _init_weights
 from .transformer_common import (
@@ -44,6 +45,7 @@ from .transformer_common import (
     relative_position_index,
     shifted_window_mask,
     tokens_to_image,
+    transformer_sizes,
     window_block_radius,
 )
 
@@ -262,6 +264,23 @@ def receptive_radius(cfg: dict) -> float:
 
 
 _BINARIES = ("scales", "bibert", "fp")
+
+
+def _sizes(s) -> dict:
+    """SwinIR's sizes, plus the overlap ratio (the OCAB table has ``(ws + ows - 1)^2`` rows) and the
+    CAB's compress and squeeze factors (its bottleneck widths)."""
+    out = transformer_sizes(s)
+    embed, ws = out["embed_dim"], out["window_size"]
+    block, group = "layers.0.residual_group.blocks.0.", "layers.0.residual_group."
+    rows = s.dim(group + "overlap_attn.relative_position_bias_table", 0)
+    if ws and rows and math.isqrt(rows) ** 2 == rows:
+        out["overlap_ratio"] = (math.isqrt(rows) + 1 - 2 * ws) / ws
+    out["compress_ratio"] = ratio(embed, s.dim(block + "conv_block.cab.0.weight", 0))
+    out["squeeze_factor"] = ratio(embed, s.dim(block + "conv_block.cab.3.attention.1.weight", 0))
+    return out
+
+
+_STATE = dict(sizes=_sizes, repeats=("depths",))
 _COMMON = dict(depths=[6, 6, 6, 6, 6, 6], num_heads=6, window_size=16, conv_scale=0.01, overlap_ratio=0.5, mlp_ratio=2.0)
 
 register(
@@ -270,6 +289,7 @@ register(
     description="HAT-S: 144 ch, 6x6 hybrid attention blocks + OCAB, window 16, compress 24, squeeze 24",
     binaries=_BINARIES,
     receptive_radius=receptive_radius,
+    **_STATE,
     defaults=dict(_COMMON, embed_dim=144, compress_ratio=24, squeeze_factor=24),
 )(HAT)
 
@@ -279,5 +299,6 @@ register(
     description="HAT: 180 ch, 6x6 hybrid attention blocks + OCAB, window 16, compress 3, squeeze 30",
     binaries=_BINARIES,
     receptive_radius=receptive_radius,
+    **_STATE,
     defaults=dict(_COMMON, embed_dim=180, compress_ratio=3, squeeze_factor=30),
 )(HAT)

@@ -13,8 +13,9 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..nn import BinarySpec
-from .common import ChannelAttention, MeanShift, Upsample, binary_spec, check_scale
+from .common import ChannelAttention, MeanShift, Upsample, binary_spec, check_scale, frame_sizes
 from .edsr import DIV2K_RGB_MEAN
+from .infer import ratio
 from .registry import register
 
 
@@ -52,6 +53,13 @@ class ResidualGroup(nn.Module):
     family="cnn",
     description="RCAN, 10 groups x 20 blocks, 64 channels",
     binaries=("scales", "e2fif", "fp"),
+    sizes=lambda s: {
+        **frame_sizes(s, body=None),
+        "num_group": s.count("body."),
+        "num_block": s.count("body.0.residual_group."),
+        "squeeze_factor": ratio(s.dim("conv_first.weight", 0), s.dim("body.0.residual_group.0.rcab.3.attention.1.weight", 0)),
+    },
+    repeats=("num_group", "num_block"),
 )
 class RCAN(nn.Module):
     def __init__(

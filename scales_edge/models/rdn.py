@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ..nn import BinarySpec
-from .common import Upsample, binary_spec, check_scale
+from .common import Upsample, binary_spec, check_scale, frame_sizes
 from .registry import register
 
 
@@ -39,6 +39,12 @@ class DenseBlock(nn.Module):
     family="cnn",
     description="RDN, 16 dense blocks x 8 layers, 64 channels, growth 64 (configuration B)",
     binaries=("scales", "e2fif", "fp"),
+    sizes=lambda s: {
+        **frame_sizes(s, first="sfe1", body="blocks"),
+        "num_layer": s.count("blocks.0.convs."),
+        "growth": s.dim("blocks.0.convs.0.weight", 0),
+    },
+    repeats=("num_block", "num_layer"),
 )
 class RDN(nn.Module):
     def __init__(

@@ -3,6 +3,14 @@
 An entry knows its builder, its family (``cnn`` or ``transformer``), its default configuration and
 the binarizations it supports. The full configuration a model was built with (defaults filled in)
 is kept on the model as ``model.config``, so a checkpoint can rebuild it with no flags.
+
+For checkpoints that do not carry their configuration (BasicSR ``params``/``params_ema``, plain state
+dicts) an entry also says what the tensors determine (see :mod:`scales_edge.models.infer`): ``sizes``
+reads the size options from the tensors' shapes, ``repeats`` names the options that only repeat
+blocks, and ``choices`` lists the values of discrete options beyond the ones every arch has
+(``binary``: the entry's ``binaries``; ``scale``: :data:`SUPPORTED_SCALES`; booleans). The discrete
+options are found by matching candidate models built on the meta device, so a new choice declared
+here is inferred with no new code.
 """
 
 from __future__ import annotations
@@ -14,6 +22,10 @@ from typing import Any, Callable
 from torch import nn
 
 from ..errors import ConfigError
+from .common import SUPPORTED_SCALES
+
+#: ``sizes`` rules read a state dict through :class:`scales_edge.models.infer.StateShapes`.
+SizeRule = Callable[[Any], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -28,6 +40,24 @@ class ArchEntry:
     # full configuration (``model.config``), when the windows align with the image's grid (see
     # scales_edge.runtime.tiling). None: not declared.
     receptive_radius: Callable[[dict[str, Any]], float] | None = None
+    # What a state dict determines (see the module docstring).
+    sizes: SizeRule | None = None
+    repeats: tuple[str, ...] = ()
+    choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+
+    def option_choices(self, config: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+        """The values each discrete option of ``config`` (a full configuration) can take."""
+        out: dict[str, tuple[Any, ...]] = {}
+        for key, value in config.items():
+            if key == "binary":
+                out[key] = self.binaries
+            elif key == "scale":
+                out[key] = SUPPORTED_SCALES
+            elif key in self.choices:
+                out[key] = tuple(self.choices[key])
+            elif isinstance(value, bool):
+                out[key] = (True, False)
+        return out
 
 
 _REGISTRY: dict[str, ArchEntry] = {}
@@ -41,6 +71,9 @@ def register(
     binaries: tuple[str, ...],
     defaults: dict[str, Any] | None = None,
     receptive_radius: Callable[[dict[str, Any]], float] | None = None,
+    sizes: SizeRule | None = None,
+    repeats: tuple[str, ...] = (),
+    choices: dict[str, tuple[Any, ...]] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register ``builder`` under ``name``; ``defaults`` override the builder's own defaults."""
 
@@ -48,7 +81,10 @@ def register(
         key = name.lower()
         if key in _REGISTRY:
             raise ValueError(f"architecture {name!r} is registered twice")
-        _REGISTRY[key] = ArchEntry(key, builder, family, description, binaries, dict(defaults or {}), receptive_radius)
+        _REGISTRY[key] = ArchEntry(
+            key, builder, family, description, binaries, dict(defaults or {}), receptive_radius,
+            sizes, tuple(repeats), dict(choices or {}),
+        )
         return builder
 
     return deco
@@ -74,9 +110,9 @@ def full_config(arch: str, **config: Any) -> dict[str, Any]:
         raise ConfigError(
             f"{entry.name} does not take {', '.join(unknown)}; it takes {', '.join(params)}"
         )
-    resolved = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
-    resolved.update(entry.defaults)
-    resolved.update(config)
+    defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    defaults.update(entry.defaults)
+    resolved = {**defaults, **config}
     missing = [k for k in params if k not in resolved]
     if missing:
         raise ConfigError(f"{entry.name} needs {', '.join(missing)}")
@@ -85,7 +121,36 @@ def full_config(arch: str, **config: Any) -> dict[str, Any]:
         raise ConfigError(
             f"{entry.name} supports binary={', '.join(entry.binaries)}, not {binary!r}"
         )
+    for key, value in resolved.items():
+        _check_value(entry, key, value, defaults.get(key))
     return {"arch": entry.name, **resolved}
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _check_value(entry: ArchEntry, key: str, value: Any, default: Any) -> None:
+    """Values of the wrong kind or out of range are refused before anything is built: a declared
+    choice must be one of its values, a flag a bool, an option whose default is a positive integer
+    (a size or a count) a positive integer or a list of them (``depths``, per-group ``num_heads``),
+    and one whose default is a positive float (a ratio) a positive finite number."""
+    choices = entry.choices.get(key, SUPPORTED_SCALES if key == "scale" else None)
+    if choices is not None:
+        if value not in choices or isinstance(value, bool):
+            raise ConfigError(f"{entry.name}: {key} must be one of {', '.join(map(str, choices))}, not {value!r}")
+    elif isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{entry.name}: {key} is true or false, not {value!r}")
+    elif isinstance(default, (list, tuple)) or (_positive_int(default) and isinstance(value, (list, tuple))):
+        if not isinstance(value, (list, tuple)) or not value or not all(_positive_int(v) for v in value):
+            raise ConfigError(f"{entry.name}: {key} must be a list of positive integers, got {value!r}")
+    elif _positive_int(default):
+        if not _positive_int(value):
+            raise ConfigError(f"{entry.name}: {key} must be a positive integer, got {value!r}")
+    elif isinstance(default, float) and default > 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise ConfigError(f"{entry.name}: {key} must be a positive number, got {value!r}")
 
 
 def build_model(arch: str, **config: Any) -> nn.Module:

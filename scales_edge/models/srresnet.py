@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .common import ResidualBlock, binary_spec, check_scale
+from .common import ResidualBlock, binary_spec, check_scale, frame_sizes
 from .registry import register
 
 
@@ -20,6 +20,8 @@ from .registry import register
     family="cnn",
     description="SRResNet (BasicSR MSRResNet layout), 16 blocks x 64 channels by default",
     binaries=("scales", "e2fif", "fp"),
+    sizes=frame_sizes,
+    repeats=("num_block",),
 )
 class SRResNet(nn.Module):
     def __init__(

@@ -39,6 +39,7 @@ from .transformer_common import (
     relative_position_index,
     shifted_window_mask,
     tokens_to_image,
+    transformer_sizes,
     window_block_radius,
 )
 
@@ -213,6 +214,7 @@ def receptive_radius(cfg: dict) -> float:
 
 
 _BINARIES = ("scales", "bibert", "fp")
+_STATE = dict(sizes=transformer_sizes, repeats=("depths",), choices={"upsampler": UPSAMPLERS})
 
 register(
     "swinir_light",
@@ -220,6 +222,7 @@ register(
     description="SwinIR-S lightweight SR: 60 ch, 4x6 Swin blocks, 6 heads, window 8, pixelshuffledirect",
     binaries=_BINARIES,
     receptive_radius=receptive_radius,
+    **_STATE,
     defaults=dict(embed_dim=60, depths=[6, 6, 6, 6], num_heads=6, window_size=8, mlp_ratio=2.0, upsampler="pixelshuffledirect"),
 )(SwinIR)
 
@@ -229,5 +232,6 @@ register(
     description="SwinIR-M classical SR: 180 ch, 6x6 Swin blocks, 6 heads, window 8, pixelshuffle",
     binaries=_BINARIES,
     receptive_radius=receptive_radius,
+    **_STATE,
     defaults=dict(embed_dim=180, depths=[6, 6, 6, 6, 6, 6], num_heads=6, window_size=8, mlp_ratio=2.0, upsampler="pixelshuffle"),
 )(SwinIR)

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..nn import BinaryLinearBase, BinarySpec
+from .infer import window_from_table
 
 # Shifted-window attention masks use this additive value for token pairs from different regions
 # (the official implementations use -100, not -inf).
@@ -53,6 +54,27 @@ def window_layout(depths: Sequence[int], num_heads: int | Sequence[int], window_
     if window_size < 2:
         raise ConfigError(f"window_size must be >= 2, got {window_size}")
     return depths, per_layer(num_heads, len(depths), "num_heads")
+
+
+def transformer_sizes(s) -> dict:
+    """Sizes SwinIR and HAT show the same way (for the registry's ``sizes`` rules): width from
+    ``conv_first``, blocks per group, heads and window side from each group's first relative
+    position bias table (``(2w - 1)^2`` rows x heads), MLP ratio from the first ``fc1``."""
+    block = "layers.0.residual_group.blocks.0."
+    embed = s.dim("conv_first.weight", 0)
+    groups = s.count("layers.") or 0
+    heads = [s.dim(f"layers.{i}.residual_group.blocks.0.attn.relative_position_bias_table", 1) for i in range(groups)]
+    hidden = s.dim(block + "mlp.fc1.weight", 0)
+    return {
+        "num_in_ch": s.dim("conv_first.weight", 1),
+        "embed_dim": embed,
+        "depths": s.counts("layers.", "residual_group.blocks."),
+        "num_heads": None if not heads or None in heads else heads[0] if len(set(heads)) == 1 else heads,
+        "window_size": window_from_table(s.dim(block + "attn.relative_position_bias_table", 0)),
+        "mlp_ratio": hidden / embed if hidden and embed else None,
+        "upsample_feat": s.dim("conv_before_upsample.0.weight", 0),
+        "num_out_ch": s.dim("conv_last.weight", 0),
+    }
 
 
 def frame_radius(upsampler: str, scale: int) -> float:

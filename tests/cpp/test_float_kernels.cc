@@ -13,23 +13,14 @@
 #include <string>
 #include <vector>
 
+#include "check.h"
 #include "float_kernels.h"
 
 namespace sk = scales_edge::kernels;
 
 namespace {
 
-int g_passed = 0;
-int g_failed = 0;
-
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::printf("FAIL: %s\n", what.c_str());
-  }
-}
+using test::check;
 
 std::mt19937_64 rng(20241206);
 
@@ -403,6 +394,5 @@ int main() {
   test_dot(ks);
   test_layer_norm(ks);
   test_linear_driver();
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  return test::finish();
 }

@@ -7,6 +7,7 @@
 //
 // Build: cmake -DSCALES_EDGE_BUILD_TESTS=ON ...; run: ctest or the scales_edge_kernel_tests binary.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -17,23 +18,15 @@
 #include <string>
 #include <vector>
 
+#include "check.h"
 #include "kernels.h"
 
 namespace sk = scales_edge::kernels;
 
 namespace {
 
-int g_passed = 0;
-int g_failed = 0;
-
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::printf("FAIL: %s\n", what.c_str());
-  }
-}
+using test::check;
+using test::g_failed;
 
 std::mt19937_64 rng(20240611);
 
@@ -88,6 +81,14 @@ void pack_signs(const int* s, int64_t K, int64_t stride, uint64_t* out, bool gar
   }
 }
 
+// Elements whose bits differ (a NaN equals only the same NaN).
+template <typename T>
+size_t bit_diffs(const std::vector<T>& a, const std::vector<T>& b) {
+  size_t bad = 0;
+  for (size_t i = 0; i < a.size(); ++i) bad += std::memcmp(&a[i], &b[i], sizeof(T)) != 0;
+  return bad;
+}
+
 std::string conv_desc(const sk::ConvGeometry& g) {
   char buf[256];
   std::snprintf(buf, sizeof buf,
@@ -100,28 +101,29 @@ std::string conv_desc(const sk::ConvGeometry& g) {
   return buf;
 }
 
+// Inputs of one convolution case and its accumulators straight from the definition.
+struct ConvCase {
+  std::vector<float> beta, x;      // x: [N, C, H, W]
+  std::vector<uint64_t> xp_ref;    // packed input [N, H, W, CW] (padding bits 0)
+  std::vector<uint64_t> wp;        // packed weights [M, kH, kW, CW] (padding bits random)
+  std::vector<int32_t> acc_ref;    // [N, M, OH, OW]
+};
+
 // opposite = true: every input sign -1 and every weight sign +1, so every XOR bit is 1 and the
 // kernels' narrow per-lane counters fill at their fastest (flush intervals are exercised).
-void test_conv_case(const std::vector<const sk::IsaKernels*>& paths, sk::ConvGeometry g,
-                    bool opposite = false) {
-  const std::string err = sk::check_conv_geometry(g);
-  if (!err.empty()) {
-    std::printf("FAIL: geometry rejected: %s (%s)\n", err.c_str(), conv_desc(g).c_str());
-    ++g_failed;
-    return;
-  }
+ConvCase make_conv_case(const sk::ConvGeometry& g, bool opposite) {
+  ConvCase cc;
   const int64_t N = g.N, C = g.C, H = g.H, W = g.W, M = g.M, kH = g.kH, kW = g.kW, CW = g.CW;
-  const std::vector<float> beta = random_floats(static_cast<size_t>(C), -0.5f, 0.5f);
-  std::vector<float> x = random_activations(static_cast<size_t>(N * C * H * W), beta, H * W, C);
+  cc.beta = random_floats(static_cast<size_t>(C), -0.5f, 0.5f);
+  const std::vector<float>& beta = cc.beta;
+  std::vector<float>& x = cc.x;
+  x = random_activations(static_cast<size_t>(N * C * H * W), beta, H * W, C);
   std::vector<int> wsign(static_cast<size_t>(M * C * kH * kW));  // [M, C, kH, kW]
   for (auto& s : wsign) s = (rng() & 1) ? 1 : -1;
   if (opposite) {
     for (size_t i = 0; i < x.size(); ++i) x[i] = beta[(i / static_cast<size_t>(H * W)) % C] - 1.0f;
     for (auto& s : wsign) s = 1;
   }
-  const std::vector<float> scale = random_floats(static_cast<size_t>(M), -2.0f, 2.0f);
-  const std::vector<float> bias = random_floats(static_cast<size_t>(M), -1.0f, 1.0f);
-
   // Signs of the input, [N, C, H, W].
   std::vector<int> xs(x.size());
   for (int64_t n = 0; n < N; ++n)
@@ -130,21 +132,17 @@ void test_conv_case(const std::vector<const sk::IsaKernels*>& paths, sk::ConvGeo
         const size_t idx = static_cast<size_t>((n * C + c) * H * W + i);
         xs[idx] = sign_of(x[idx] - beta[static_cast<size_t>(c)]);
       }
-  // Expected packed input [N, H, W, CW] (padding bits 0) and packed weights [M, kH, kW, CW]
-  // (padding bits random: readers must ignore them).
-  std::vector<uint64_t> xp_ref(static_cast<size_t>(N * H * W * CW));
+  cc.xp_ref.assign(static_cast<size_t>(N * H * W * CW), 0);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t p = 0; p < H * W; ++p)
       pack_signs(&xs[static_cast<size_t>(n * C * H * W + p)], C, H * W,
-                 &xp_ref[static_cast<size_t>((n * H * W + p) * CW)], false);
-  std::vector<uint64_t> wp(static_cast<size_t>(M * kH * kW * CW));
+                 &cc.xp_ref[static_cast<size_t>((n * H * W + p) * CW)], false);
+  cc.wp.assign(static_cast<size_t>(M * kH * kW * CW), 0);
   for (int64_t m = 0; m < M; ++m)
     for (int64_t t = 0; t < kH * kW; ++t)
       pack_signs(&wsign[static_cast<size_t>(m * C * kH * kW + t)], C, kH * kW,
-                 &wp[static_cast<size_t>((m * kH * kW + t) * CW)], true);
-
-  // Naive accumulators straight from the definition.
-  std::vector<int32_t> acc_ref(static_cast<size_t>(N * M * g.OH * g.OW));
+                 &cc.wp[static_cast<size_t>((m * kH * kW + t) * CW)], true);
+  cc.acc_ref.assign(static_cast<size_t>(N * M * g.OH * g.OW), 0);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t m = 0; m < M; ++m)
       for (int64_t oh = 0; oh < g.OH; ++oh)
@@ -159,9 +157,29 @@ void test_conv_case(const std::vector<const sk::IsaKernels*>& paths, sk::ConvGeo
                 sum += xs[static_cast<size_t>(((n * C + c) * H + ih) * W + iw)] *
                        wsign[static_cast<size_t>(((m * C + c) * kH + i) * kW + j)];
               }
-          acc_ref[static_cast<size_t>(((n * M + m) * g.OH + oh) * g.OW + ow)] =
+          cc.acc_ref[static_cast<size_t>(((n * M + m) * g.OH + oh) * g.OW + ow)] =
               static_cast<int32_t>(sum);
         }
+  return cc;
+}
+
+void test_conv_case(const std::vector<const sk::IsaKernels*>& paths, sk::ConvGeometry g,
+                    bool opposite = false) {
+  const std::string err = sk::check_conv_geometry(g);
+  if (!err.empty()) {
+    std::printf("FAIL: geometry rejected: %s (%s)\n", err.c_str(), conv_desc(g).c_str());
+    ++g_failed;
+    return;
+  }
+  const int64_t N = g.N, C = g.C, H = g.H, W = g.W, M = g.M, kH = g.kH, kW = g.kW;
+  const ConvCase cc = make_conv_case(g, opposite);
+  const std::vector<float>& beta = cc.beta;
+  const std::vector<float>& x = cc.x;
+  const std::vector<uint64_t>& xp_ref = cc.xp_ref;
+  const std::vector<uint64_t>& wp = cc.wp;
+  const std::vector<int32_t>& acc_ref = cc.acc_ref;
+  const std::vector<float> scale = random_floats(static_cast<size_t>(M), -2.0f, 2.0f);
+  const std::vector<float> bias = random_floats(static_cast<size_t>(M), -1.0f, 1.0f);
 
   for (const sk::IsaKernels* k : paths) {
     const sk::ConvWeights cw = sk::relayout_conv_weights(*k, wp.data(), M, kH, kW, C);
@@ -195,6 +213,56 @@ void test_conv_case(const std::vector<const sk::IsaKernels*>& paths, sk::ConvGeo
           fbad += !(y[idx] == want);
         }
     check(fbad == 0, tag + ": " + std::to_string(fbad) + " float outputs differ");
+  }
+}
+
+// ScalesConv2d's pass 2 (scales_conv_rows: convolve, then the output transform of docs/ops.md
+// as each row is stored) on every path, bit for bit against the reference accumulators put
+// through the transform here: ((float(acc) * scale + bias) * S) * Cs + X, each a float32
+// operation in that order, each factor or term present or not.
+void test_scales_rows_case(const std::vector<const sk::IsaKernels*>& paths, sk::ConvGeometry g,
+                           bool spatial, bool channel, bool skip, bool with_bias) {
+  g.M = g.C;
+  const std::string err = sk::check_conv_geometry(g);
+  const std::string tag0 = "scales_conv_rows " + conv_desc(g) + (spatial ? " S" : "") +
+                           (channel ? " Cs" : "") + (skip ? " skip" : "") + (with_bias ? " bias" : "");
+  if (!err.empty()) {
+    check(false, tag0 + ": geometry rejected: " + err);
+    return;
+  }
+  sk::ScalesBranches b;
+  b.skip = skip;
+  if (!sk::check_scales_branches(g, b).empty()) return;  // the skip needs the input's shape
+  const ConvCase cc = make_conv_case(g, false);
+  const int64_t N = g.N, M = g.M, P = g.OH * g.OW;
+  const std::vector<float> scale = random_floats(static_cast<size_t>(M), -2.0f, 2.0f);
+  const std::vector<float> bias = random_floats(static_cast<size_t>(M), -1.0f, 1.0f);
+  const std::vector<float> S = random_floats(static_cast<size_t>(N * P), 0.0f, 1.0f);
+  const std::vector<float> cs = random_floats(static_cast<size_t>(N * M), 0.0f, 1.0f);
+  std::vector<float> y_ref(cc.acc_ref.size());
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t p = 0; p < P; ++p) {
+        const size_t i = static_cast<size_t>((n * M + m) * P + p);
+        const float prod = static_cast<float>(cc.acc_ref[i]) * scale[static_cast<size_t>(m)];
+        float v = prod + (with_bias ? bias[static_cast<size_t>(m)] : 0.0f);
+        if (spatial) v = v * S[static_cast<size_t>(n * P + p)];
+        v = v * (channel ? cs[static_cast<size_t>(n * M + m)] : 1.0f);
+        if (skip) v = v + cc.x[i];  // OH, OW == H, W and M == C: the same index
+        y_ref[i] = v;
+      }
+  for (const sk::IsaKernels* k : paths) {
+    const sk::ConvWeights cw = sk::relayout_conv_weights(*k, cc.wp.data(), M, g.kH, g.kW, g.C);
+    std::vector<float> y(y_ref.size(), -7.0f);
+    const int64_t rows = N * g.OH, mid = rows * 2 / 5;
+    for (int part = 0; part < 2; ++part)
+      sk::scales_conv_rows(*k, g, cc.xp_ref.data(), cw, scale.data(),
+                           with_bias ? bias.data() : nullptr, b, cc.x.data(),
+                           spatial ? S.data() : nullptr, channel ? cs.data() : nullptr, y.data(),
+                           part == 0 ? 0 : mid, part == 0 ? mid : rows);
+    const size_t bad = bit_diffs(y, y_ref);
+    check(bad == 0, std::string(k->name) + " " + tag0 + ": " + std::to_string(bad) +
+                        " outputs differ");
   }
 }
 
@@ -244,24 +312,30 @@ void test_linear_case(const std::vector<const sk::IsaKernels*>& paths, int64_t r
     check(acc == acc_ref, tag + ": int32 accumulators differ");
     std::vector<float> y(acc_ref.size());
     sk::gemm_float(*k, xp_ref.data(), lw, scale.data(), bias.data(), y.data(), 0, rows);
-    size_t fbad = 0;
+    std::vector<float> y_ref(acc_ref.size()), y_ref_nb(acc_ref.size());
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t m = 0; m < M; ++m) {
         const size_t idx = static_cast<size_t>(r * M + m);
         const float prod = static_cast<float>(acc_ref[idx]) * scale[static_cast<size_t>(m)];
-        fbad += !(y[idx] == prod + bias[static_cast<size_t>(m)]);
+        y_ref[idx] = prod + bias[static_cast<size_t>(m)];
+        y_ref_nb[idx] = prod + 0.0f;
       }
-    check(fbad == 0, tag + ": " + std::to_string(fbad) + " float outputs differ");
+    check(bit_diffs(y, y_ref) == 0,
+          tag + ": " + std::to_string(bit_diffs(y, y_ref)) + " float outputs differ");
+    // The whole layer on float rows (the fused row kernel where the path has one), in two
+    // sub-ranges, with and without bias.
+    std::vector<float> yl(acc_ref.size(), -7.0f);
+    sk::linear_float(*k, x.data(), beta.data(), lw, scale.data(), bias.data(), yl.data(), 0, rows / 2);
+    sk::linear_float(*k, x.data(), beta.data(), lw, scale.data(), bias.data(), yl.data(), rows / 2, rows);
+    check(bit_diffs(yl, y_ref) == 0,
+          tag + ": linear_float: " + std::to_string(bit_diffs(yl, y_ref)) + " outputs differ");
+    sk::linear_float(*k, x.data(), beta.data(), lw, scale.data(), nullptr, yl.data(), 0, rows);
+    check(bit_diffs(yl, y_ref_nb) == 0,
+          tag + ": linear_float without bias: " + std::to_string(bit_diffs(yl, y_ref_nb)) +
+              " outputs differ");
   }
 }
 
-// Elements whose bits differ (a NaN equals only the same NaN).
-template <typename T>
-size_t bit_diffs(const std::vector<T>& a, const std::vector<T>& b) {
-  size_t bad = 0;
-  for (size_t i = 0; i < a.size(); ++i) bad += std::memcmp(&a[i], &b[i], sizeof(T)) != 0;
-  return bad;
-}
 
 // ScalesConv2d's pass 1: pack_nchw_scales and the row function under it must give the packed
 // input, the per-row channel sums and the spatial dot / map bit for bit as the scalar reference
@@ -431,6 +505,105 @@ void test_dispatch() {
   check(!sk::check_conv_geometry(g).empty(), "stride 0 must be rejected");
 }
 
+// The measured choice (choose_kernels) takes the path that runs the work fastest, whichever is
+// newest: here a run function that is slower on the newest path, so on a CPU with two or more
+// paths the choice must fall elsewhere; the result is cached under its key.
+void test_measured_choice() {
+  const std::vector<sk::Path> paths = sk::supported_paths();
+  const sk::Path newest = paths.back();
+  auto spin_ms = [](double ms) {
+    const auto t0 = std::chrono::steady_clock::now();
+    while (std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() < ms) {
+    }
+  };
+  int calls = 0;
+  auto run = [&](const sk::IsaKernels& k, int64_t units) {
+    ++calls;
+    spin_ms(static_cast<double>(units) * (k.path == newest ? 0.4 : 0.1));
+  };
+  const sk::PathChoice c = sk::choose_kernels("test: the newest path is slower", run, 100);
+  if (paths.size() == 1) {
+    check(c.how == sk::ChoiceHow::kOnly && c.kernels->path == newest, "one path: no measurement");
+    return;
+  }
+  check(c.how == sk::ChoiceHow::kMeasured, "two or more paths: the choice is measured");
+  check(c.kernels->path != newest,
+        std::string("the measured choice took the slower newest path ") + sk::path_name(newest));
+  check(c.unit_ms[static_cast<int>(newest)] > c.unit_ms[static_cast<int>(c.kernels->path)],
+        "the recorded unit times favour the chosen path");
+  const int before = calls;
+  const sk::PathChoice again = sk::choose_kernels("test: the newest path is slower", run, 100);
+  check(again.how == sk::ChoiceHow::kCached && again.kernels == c.kernels && calls == before,
+        "the same key is not measured twice");
+  const sk::PathChoice fast_new = sk::choose_kernels(
+      "test: the newest path is faster",
+      [&](const sk::IsaKernels& k, int64_t units) {
+        spin_ms(static_cast<double>(units) * (k.path == newest ? 0.1 : 0.4));
+      },
+      100);
+  check(fast_new.kernels->path == newest, "the newest path, when it is the fastest");
+}
+
+// Sizes derived from attributes: huge dilations and pads on a tiny input must neither wrap a size
+// computation nor make a path's row scratch grow with the dilation instead of the input (issue 16:
+// the scratch of [1, 256, 1, 1] with dilations [2^31-1, 2^30-64] wrapped to 0 and the AVX2 path
+// wrote through it). Every path must give the right accumulators on them, and a geometry whose
+// buffers could not exist must be rejected with a message.
+void test_huge_attributes(const std::vector<const sk::IsaKernels*>& paths) {
+  {
+    sk::ConvGeometry g;
+    g.N = 1; g.C = 256; g.H = 1; g.W = 1; g.M = 4; g.kH = 2; g.kW = 2;
+    g.dH = (int64_t{1} << 31) - 1; g.dW = (int64_t{1} << 30) - 64;
+    g.pT = (int64_t{1} << 31) - 1; g.pL = (int64_t{1} << 30) - 64;
+    sk::ConvGeometry probe = g;
+    check(sk::check_conv_geometry(probe).empty() && probe.OH == 1 && probe.OW == 1,
+          "issue-16 geometry: valid, output 1x1");
+    for (const sk::IsaKernels* k : paths) {
+      const int64_t words = sk::conv_row_scratch_words(*k, probe);
+      check(words >= 0 && words <= 16 * probe.CW * (probe.OW + probe.W + 256),
+            std::string(k->name) + ": issue-16 geometry asks for " + std::to_string(words) +
+                " scratch words");
+    }
+    test_conv_case(paths, g);
+    test_conv_case(paths, g, /*opposite=*/true);  // every product -1 ... the one valid tap: -256
+  }
+  // Dilation d on a 1-pixel input with pads d (3x3): one valid tap whatever d is. The scratch
+  // must stay a few input rows per output row (it grew as ~d^2: 63 MB at 2000, 14 GB at 30000).
+  for (int64_t d : {int64_t{2}, int64_t{2000}, int64_t{30000}, int64_t{1} << 30}) {
+    sk::ConvGeometry g;
+    g.N = 1; g.C = 70; g.H = 1; g.W = 1; g.M = 9; g.kH = 3; g.kW = 3;
+    g.dH = g.dW = d; g.pT = g.pL = g.pB = g.pR = d;
+    sk::ConvGeometry probe = g;
+    if (!sk::check_conv_geometry(probe).empty()) {
+      check(false, "dilation " + std::to_string(d) + " on a 1-pixel input rejected");
+      continue;
+    }
+    for (const sk::IsaKernels* k : paths) {
+      const int64_t words = sk::conv_row_scratch_words(*k, probe);
+      check(words <= 16 * probe.CW * (probe.OW + probe.W + 256),
+            std::string(k->name) + ": dilation " + std::to_string(d) + " asks for " +
+                std::to_string(words) + " scratch words");
+    }
+    if (d <= 30000) test_conv_case(paths, g);
+  }
+  // Buffers that could not exist: a clear error, no wrapped size.
+  {
+    sk::ConvGeometry g;
+    g.N = 1; g.C = 8; g.H = 4; g.W = 4; g.M = (int64_t{1} << 31) - 1; g.kH = 1; g.kW = 1;
+    g.pL = g.pR = (int64_t{1} << 31) - 1;  // OW ~ 2^32: the output would need ~2^65 elements
+    const std::string err = sk::check_conv_geometry(g);
+    check(err.find("too large") != std::string::npos,
+          "an output of 2^65 elements must be rejected, got: '" + err + "'");
+    g.M = int64_t{1} << 20; g.pL = g.pR = 0; g.kH = g.kW = (int64_t{1} << 15);
+    g.H = g.W = (int64_t{1} << 15);
+    g.C = 1;  // kH*kW*C = 2^30 fits int32, but the weights and their AVX2 lookup tables would
+              // need 2^30 * 2^20 * 256 bytes
+    const std::string err2 = sk::check_conv_geometry(g);
+    check(err2.find("too large") != std::string::npos,
+          "weights of 2^58 table bytes must be rejected, got: '" + err2 + "'");
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -443,6 +616,8 @@ int main() {
   std::printf("kernel paths supported here: %s\n", names.c_str());
 
   test_dispatch();
+  test_measured_choice();
+  test_huge_attributes(paths);
 
   // Hand-picked convolution shapes (channel counts around word boundaries, all-padding pixels).
   const int64_t fixed_c[] = {1, 2, 63, 64, 65, 127, 128, 129, 192, 255, 300};
@@ -485,6 +660,17 @@ int main() {
     test_conv_case(paths, g, /*opposite=*/true);
   }
   {
+    // The NEON pixel-lane kernel's 16-bit lanes at their limit: 455 words x 9 taps = 4095 tap
+    // words per block with every XOR bit set (16 per lane per word: 65520), and one word more
+    // (that kernel leaves it to the channels-in-lanes one).
+    sk::ConvGeometry g;
+    g.N = 1; g.C = 64 * 455; g.H = 3; g.W = 12; g.M = 8; g.kH = 3; g.kW = 3;
+    g.pT = g.pL = g.pB = g.pR = 1;
+    test_conv_case(paths, g, /*opposite=*/true);
+    g.C += 64;
+    test_conv_case(paths, g, /*opposite=*/true);
+  }
+  {
     // A long reduction: more words per accumulator (461 words x 9 taps at the centre pixel) than
     // the narrow counters of the NEON (4095 words) and AVX2 (31) kernels hold before a flush.
     sk::ConvGeometry g;
@@ -515,6 +701,33 @@ int main() {
     if (!sk::check_conv_geometry(probe).empty()) { --it; continue; }  // too small: draw again
     test_conv_case(paths, g);
   }
+  // ScalesConv2d's pass 2 on layer-like shapes (the fused transform of paths that have one) and
+  // random ones, every combination of branches.
+  for (int flags = 0; flags < 16; ++flags) {
+    sk::ConvGeometry g;
+    g.N = 2; g.C = (flags & 1) ? 64 : 40; g.H = 5; g.W = 37; g.kH = g.kW = 3;
+    g.pT = g.pL = g.pB = g.pR = 1;
+    test_scales_rows_case(paths, g, flags & 1, flags & 2, flags & 4, flags & 8);
+  }
+  {
+    // A column stride past the pixel-lane kernels' (5): the row buffer and transform_row.
+    sk::ConvGeometry g;
+    g.N = 1; g.C = 24; g.H = 7; g.W = 61; g.kH = g.kW = 1; g.sH = 1; g.sW = 5;
+    test_scales_rows_case(paths, g, true, true, false, true);
+  }
+  for (int it = 0; it < 40; ++it) {
+    sk::ConvGeometry g;
+    g.N = rand_int(1, 2); g.C = rand_int(1, 130); g.H = rand_int(1, 9); g.W = rand_int(1, 70);
+    g.kH = g.kW = (it % 3 == 0) ? 1 : 3;
+    g.dH = g.dW = (it % 5 == 0) ? 2 : 1;
+    g.sH = g.sW = (it % 4 == 0) ? 2 : 1;
+    g.pT = g.pB = (g.kH / 2) * g.dH; g.pL = g.pR = (g.kW / 2) * g.dW;
+    if (it % 7 == 0) { g.pL += 1; g.pB = 0; }
+    const int flags = static_cast<int>(rand_int(0, 15));
+    sk::ConvGeometry probe = g;
+    if (!sk::check_conv_geometry(probe).empty()) continue;
+    test_scales_rows_case(paths, g, flags & 1, flags & 2, (flags & 4) && g.sH == 1, flags & 8);
+  }
   // ScalesConv2d's pass 1: channel counts around the 8-channel groups and 64-bit words, widths
   // around the 8-pixel blocks, both strides, each optional output on and off.
   const int64_t pass1_c[] = {1, 8, 63, 64, 65, 130};
@@ -530,11 +743,15 @@ int main() {
   // Linear.
   const int64_t fixed_k[] = {1, 63, 64, 65, 128, 129, 300, 1000};
   for (int64_t k : fixed_k) test_linear_case(paths, 3, k, 17);
+  // One-word tokens with 65..128 outputs (the AVX-512 kernel keeps 16 weight vectors in
+  // registers), an odd number of tokens (its pairs and the last single one).
+  test_linear_case(paths, 5, 60, 120);
+  test_linear_case(paths, 7, 33, 97);
+  test_linear_case(paths, 4, 64, 128, /*opposite=*/true);
   test_linear_case(paths, 2, 64 * 4100 + 3, 9);  // 4101 words: past the NEON flush interval
   test_linear_case(paths, 2, 64 * 4100 + 3, 9, /*opposite=*/true);
   for (int it = 0; it < 60; ++it)
     test_linear_case(paths, rand_int(1, 9), rand_int(1, 300), ms[rand_int(0, 8)]);
 
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  return test::finish();
 }
