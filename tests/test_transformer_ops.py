@@ -285,6 +285,53 @@ def test_attention_extreme_logits_stay_finite():
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 
 
+def test_attention_non_finite_logits_give_nan_as_the_reference():
+    """A query whose only key has a -inf logit (0/0 in the softmax), or a +inf or NaN one, gets
+    NaN outputs on every path, as the reference's softmax; the other queries are untouched."""
+    rng = np.random.default_rng(6)
+    qkv, table, index = attention_inputs(rng, 1, 2, 3, 1, 2, 1, 1)  # 1x1 windows: one key each
+    qkv[0, 0, 0, :2] = 1.0
+    qkv[0, 0, 0, 2:4] = (-np.inf, 0.5)  # logit -inf
+    qkv[0, 1, 1, 2] = np.inf            # logit +inf or NaN
+    attrs = attrs_of(1, 2, 1, 0, 1)
+    with np.errstate(invalid="ignore"):
+        want = ref.window_attention(qkv, table, index, **attrs)
+    assert np.isnan(want[0, 0, 0]).all() and np.isnan(want[0, 1, 1]).all() and np.isfinite(want[0, 0, 1:]).all()
+    for path in PATHS:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("SCALES_EDGE_KERNEL", path)
+            got = session(attention_model(table, index, **attrs)).run(None, {"QKV": qkv})[0]
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6, equal_nan=True, err_msg=path)
+
+
+def test_the_ops_measure_their_path_or_take_the_forced_one(monkeypatch):
+    """ScalesLinear and WindowAttention choose their kernel path as the other ops do (ops/README.md):
+    measured per geometry (the fastest per unit wins) and recorded, or forced by SCALES_EDGE_KERNEL."""
+    from scales_edge.runtime.library import kernel_choices
+
+    rng = np.random.default_rng(8)
+    p = linear_params(rng, 37, 11, norm=True)
+    x = rng.standard_normal((2, 40, 37)).astype(np.float32)
+    qkv, table, index = attention_inputs(rng, 1, 10, 15, 3, 3, 5, 5)
+    runs = [(linear_model(p, activation="gelu"), {"X": x}),
+            (attention_model(table, index, **attrs_of(3, 3, 5, 2, 5)), {"QKV": qkv})]
+    before = len(kernel_choices())
+    for m, feed in runs:
+        session(m).run(None, feed)
+    made = kernel_choices()[before:]
+    assert [k["op"] for k in made] == ["ScalesLinear", "WindowAttention"]
+    assert "K=37 M=11 norm spatial gelu" in made[0]["shape"] and "heads=3 ws=5 shift=2 kws=5 C=9" in made[1]["shape"]
+    for k in made:
+        assert k["path"] in PATHS and k["how"] in ("measured", "cached", "only", "budget")
+        if k["how"] == "measured":
+            assert k["unit_ms"][k["path"]] == min(k["unit_ms"].values())
+    monkeypatch.setenv("SCALES_EDGE_KERNEL", "portable")
+    before = len(kernel_choices())
+    for m, feed in runs:
+        session(m).run(None, feed)
+    assert [(k["path"], k["how"]) for k in kernel_choices()[before:]] == [("portable", "forced")] * 2
+
+
 # --------------------------------------------------------------------------- errors and versions
 
 
