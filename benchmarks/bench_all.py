@@ -20,10 +20,12 @@
     (1 thread; benchmarks/bench_binary_linear.py): SCALES against the FP32 model exported with the
     same attention fusion (WindowAttention) and as before version 3 (standard ops), with the
     layout share of SCALES' kernel time from a profiled run.
-(b) SRResNet (64 channels, 16 blocks; random weights: speed does not depend on them) at 320x180 input:
-    x2 and x4 SCALES with an FP32 tail and with an INT8 tail, the FP32 network, its head+tail-only
-    floor (no body: what any binary body costs at least) and, at x4, the all-INT8 network (ORT static
-    QDQ quantization calibrated on photos).
+(b) SRResNet (16 blocks; random weights: speed does not depend on them) at 320x180 input, x2 and x4,
+    64 and 40 channels: SCALES in the paper's binarization scope (every conv but the first and the
+    last binary, issue 12; FP32 or INT8 first/last conv) and in the body-only scope with an FP32 or
+    INT8 tail, the FP32 network, the all-INT8 network (ORT static QDQ quantization calibrated on
+    photos) and, at 64 channels, the FP32 head+tail-only floor (no body: what any binary body of
+    the body-only scope costs at least).
 Every group is timed in one process with alternating runs (scales_edge.runtime.bench.benchmark) at 1
 thread and at all cores; ratios are of medians from the same run. Writes benchmarks/results/all.json
 and regenerates docs/benchmarks.md (CPU, flags, versions, tables, the issue's targets beside them).
@@ -105,25 +107,33 @@ def _all_int8(fp32_path: Path, out: Path, scale: int) -> Path:
     return out
 
 
-def model_files(d: Path, scale: int) -> dict[str, Path]:
+#: SRResNet groups of (b): results key -> (scale, channels)
+MODEL_GROUPS = {"x2": (2, 64), "x4": (4, 64), "x2_40ch": (2, 40), "x4_40ch": (4, 40)}
+
+
+def model_files(d: Path, scale: int, width: int = 64) -> dict[str, Path]:
     from scales_edge.export.quantize import quantize_head_tail
 
     files: dict[str, Path] = {}
-    scales = build_model("srresnet", scale=scale, num_feat=64, num_block=16, binary="scales").eval()
-    _random_scales_params(scales)
-    files["scales_fp32_tail"] = d / f"scales_x{scale}.onnx"
-    proto = export_onnx(scales, files["scales_fp32_tail"])
-    q, _ = quantize_head_tail(proto, scales)
-    files["scales_int8_tail"] = d / f"scales_x{scale}_int8tail.onnx"
-    onnx.save(q, files["scales_int8_tail"])
-    fp32 = build_model("srresnet", scale=scale, num_feat=64, num_block=16, binary="fp").eval()
-    files["fp32"] = d / f"fp32_x{scale}.onnx"
+    tag = f"x{scale}_{width}"
+    for scope, name in (("body+upsampler", "paper_scope"), ("body", "scales")):
+        scales = build_model("srresnet", scale=scale, num_feat=width, num_block=16, binary="scales",
+                             binary_scope=scope).eval()
+        _random_scales_params(scales)
+        fp_name = f"{name}_fp32_tail" if scope == "body" else name
+        files[fp_name] = d / f"{name}_{tag}.onnx"
+        proto = export_onnx(scales, files[fp_name])
+        q, _ = quantize_head_tail(proto, scales)
+        files[f"{name}_int8_tail"] = d / f"{name}_{tag}_int8tail.onnx"
+        onnx.save(q, files[f"{name}_int8_tail"])
+    fp32 = build_model("srresnet", scale=scale, num_feat=width, num_block=16, binary="fp").eval()
+    files["fp32"] = d / f"fp32_{tag}.onnx"
     export_onnx(fp32, files["fp32"])
-    floor = build_model("srresnet", scale=scale, num_feat=64, num_block=0, binary="fp").eval()
-    files["fp32_head_tail_floor"] = d / f"floor_x{scale}.onnx"
-    export_onnx(floor, files["fp32_head_tail_floor"])
-    if scale == 4:
-        files["all_int8"] = _all_int8(files["fp32"], d / f"int8_x{scale}.onnx", scale)
+    if width == 64:
+        floor = build_model("srresnet", scale=scale, num_feat=64, num_block=0, binary="fp").eval()
+        files["fp32_head_tail_floor"] = d / f"floor_{tag}.onnx"
+        export_onnx(floor, files["fp32_head_tail_floor"])
+    files["all_int8"] = _all_int8(files["fp32"], d / f"int8_{tag}.onnx", scale)
     return files
 
 
@@ -261,6 +271,17 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
         out.append(("x4 with INT8 tail >= 2.5x faster than FP32 SRResNet x4", fmt(rx), yes(rx and rx >= 2.5)))
         rx = _ratio(x4, "scales_int8_tail", "all_int8")
         out.append(("x4 with INT8 tail faster than all-INT8 SRResNet x4", fmt(rx), yes(rx and rx > 1)))
+    # issue 12: the paper's binarization scope (every conv but the first and the last binary)
+    for key, width, goal in (("x4", 64, 7.0), ("x4_40ch", 40, 10.0)):
+        rx = _ratio(m1.get(key, {}), "paper_scope", "fp32")
+        if rx is not None:
+            out.append((f"SRResNet-SCALES x4 paper scope >= {goal:g}x faster than FP32 SRResNet x4 at {width} ch (issue 12)",
+                        fmt(rx), yes(rx >= goal)))
+    for key, width in (("x4", 64), ("x4_40ch", 40)):
+        rx = _ratio(m1.get(key, {}), "paper_scope", "all_int8")
+        if rx is not None:
+            out.append((f"SRResNet-SCALES x4 paper scope >= 3x faster than all-INT8 SRResNet x4 at {width} ch (issue 12)",
+                        fmt(rx), yes(rx >= 3)))
     return out
 
 
@@ -280,7 +301,7 @@ def write_doc(results: dict, path: Path) -> None:
         f"- ONNX Runtime {m.get('onnxruntime')}, Python {m.get('python')}, torch {results['versions']['torch']},"
         f" onnx {results['versions']['onnx']}" + (f", OpenVINO {results['versions']['openvino']}" if results['versions'].get('openvino') else ""),
         "",
-        "## Targets (issues 13, 4, 7 and 17)",
+        "## Targets (issues 13, 12, 4, 7 and 17)",
         "",
         "| target | measured | met |",
         "| --- | --- | --- |",
@@ -308,11 +329,12 @@ def write_doc(results: dict, path: Path) -> None:
         "",
     ]
     if results.get("models"):
-        lines += ["## (b) SRResNet (64 ch, 16 blocks) at 320x180 input", ""]
+        lines += ["## (b) SRResNet (16 blocks) at 320x180 input", ""]
         for th, groups in results["models"].items():
             for sc, rows in groups.items():
                 base = rows["fp32"]["median_ms"]
-                lines += [f"{sc}, {th} thread(s), {results['model_runs']} runs:", "",
+                scale, width = MODEL_GROUPS.get(sc, (sc, 64))
+                lines += [f"x{scale}, {width} channels, {th} thread(s), {results['model_runs']} runs:", "",
                           "| model | median ms | MB on disk | vs FP32 |", "| --- | --- | --- | --- |"]
                 for name, r in rows.items():
                     lines.append(f"| {name} | {r['median_ms']:.0f} | {r['file_bytes'] / 1e6:.2f} | {base / r['median_ms']:.2f}x |")
@@ -358,8 +380,11 @@ def write_doc(results: dict, path: Path) -> None:
                          "kernel time (a separate profiled run).")
         lines.append("")
     lines += [
-        "Model names: `scales_fp32_tail` / `scales_int8_tail`: SRResNet-SCALES as `scales-edge export` writes it",
-        "(fused `ScalesConv2d` body) with its FP head/tail in FP32 or INT8 (`--tail int8`);",
+        "Model names: `paper_scope` / `paper_scope_int8_tail`: SRResNet-SCALES in the paper's binarization",
+        "scope (`binary_scope=\"body+upsampler\"`, the default: every conv but `conv_first` and `conv_last`",
+        "binary, the upsamplers as version 3's shuffling `ScalesConv2d`) with those two convs in FP32 or INT8;",
+        "`scales_fp32_tail` / `scales_int8_tail`: SRResNet-SCALES with only its body binary",
+        "(`binary_scope=\"body\"`, fused `ScalesConv2d` body) with its FP head/tail in FP32 or INT8 (`--tail int8`);",
         "`fp32`: SRResNet with FP32 convs; `fp32_head_tail_floor`: the same without its 16 blocks;",
         "`all_int8`: the FP32 network quantized whole (ORT static QDQ, uint8 activations, int8 per-channel",
         "weights, calibrated on the same photo crops as the INT8 tail).",
@@ -433,13 +458,13 @@ def main() -> None:
             for name, r in results["swinir_light_e2e"]["models"].items():
                 print(f"  {name:24s} {r['median_ms']:9.1f} ms")
         if not args.no_models:
-            files = {sc: model_files(d, sc) for sc in (2, 4)}
+            files = {key: model_files(d, sc, width) for key, (sc, width) in MODEL_GROUPS.items()}
             for th in threads:
                 results["models"][str(th)] = {}
-                for sc in (2, 4):
-                    print(f"(b) SRResNet x{sc}, {th} thread(s)", flush=True)
-                    rows = bench_models(files[sc], args.model_runs, th)
-                    results["models"][str(th)][f"x{sc}"] = rows
+                for key, (sc, width) in MODEL_GROUPS.items():
+                    print(f"(b) SRResNet x{sc}, {width} channels, {th} thread(s)", flush=True)
+                    rows = bench_models(files[key], args.model_runs, th)
+                    results["models"][str(th)][key] = rows
                     for name, r in rows.items():
                         print(f"  {name:24s} {r['median_ms']:9.1f} ms  {r['file_bytes'] / 1e6:6.2f} MB")
     print("\ntargets:")

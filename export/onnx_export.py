@@ -8,7 +8,9 @@ pass re-types them as ``uint64`` (the same bits), as docs/ops.md requires.
 
 With ``fuse=True`` (the default) a whole SCALES convolution (:class:`ScalesConv2d`: binary core,
 spatial and channel re-scaling, skip) becomes one ``scales_edge::ScalesConv2d`` (op-domain
-version 2), which reads its input once and applies the re-scalings as it stores its output. In a
+version 2), which reads its input once and applies the re-scalings as it stores its output; an
+upsampling one (``upscale`` r > 1: conv, pixel shuffle, repeated-input skip) becomes one
+``ScalesConv2d`` with ``pixel_shuffle = r`` (version 3), which stores its output shuffled. In a
 window-attention Transformer (SwinIR, HAT; version 3) each binary linear becomes one
 ``ScalesLinear`` (core, spatial re-scaling, and the GELU or residual add its block applies right
 after it), and the attention between ``qkv`` and ``proj`` of every block, binary or full
@@ -35,7 +37,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from ..fileio import atomic_path
 from ..nn import BinaryConv2dBase, ScalesConv2d, binary_layers
-from ..runtime.contract import DOMAIN, OPS
+from ..runtime.contract import DOMAIN, OPS, node_version
 from ..runtime.tileplan import PLAN_KEY, plan_metadata
 from .packing import pack_conv_weight, pack_linear_weight
 from .symbolic import (  # noqa: F401 (ExportError is this module's too)
@@ -53,10 +55,11 @@ from .symbolic import (  # noqa: F401 (ExportError is this module's too)
 from .quantize import TAILS, quantize_head_tail
 
 #: The newest op-domain version this exporter writes (docs/ops.md); a model imports the lowest
-#: version that has every op it uses: 1 without the fused ops, 2 with ScalesConv2d, 3 with
-#: ScalesLinear or WindowAttention.
+#: version that has every op and attribute it uses (runtime/contract.py): 1 without the fused ops,
+#: 2 with ScalesConv2d, 3 with an upsampling ScalesConv2d, ScalesLinear or WindowAttention.
 DOMAIN_VERSION = 3
 FUSED_SINCE_VERSION = 2
+SHUFFLED_SINCE_VERSION = 3
 DEFAULT_OPSET = 17
 #: Opsets of the standard ops the export writes: from the oldest every architecture of the zoo
 #: exports at (tested), to the newest torch's TorchScript exporter writes (max_opset()).
@@ -109,8 +112,8 @@ def custom_op_cores(model: nn.Module, fuse: bool = False, fuse_transformer: bool
                 packed = _as_int64_bits(pack_conv_weight(wsign.numpy()))
                 geometry = (layer.kernel_size, layer.stride, layer.padding, layer.dilation)
                 if fuse and isinstance(layer, ScalesConv2d):
-                    sw, sb, cw, skip, from_output = _branch_args(layer)
-                    args = (p.beta, packed, p.scale, bias, sw, sb, cw, wsign, *geometry, skip, from_output)
+                    sw, sb, cw, skip, from_output, r = _branch_args(layer)
+                    args = (p.beta, packed, p.scale, bias, sw, sb, cw, wsign, *geometry, skip, from_output, r)
 
                     def whole(x, args=args, name=name):
                         called.append(name)
@@ -374,24 +377,30 @@ def export_onnx(
     return proto
 
 
-def default_domain_version(model: nn.Module) -> int | None:
-    """The op-domain version ``export_onnx(model)`` writes by default (None: no ``scales_edge`` op):
-    3 with window attention (fused attention and linears), 2 with a SCALES convolution, else 1."""
-    if _window_attention_modules(model):
-        return 3
-    layers = binary_layers(model)
-    if any(isinstance(m, ScalesConv2d) for _, m in layers):
-        return FUSED_SINCE_VERSION
-    return 1 if layers else None
+def export_domain_version(model: nn.Module, fuse: bool = True) -> int | None:
+    """The op-domain version an export of ``model`` imports (``binary_as="custom"``): 3 with window
+    attention (fused: ``WindowAttention``, and ``ScalesLinear`` for its binary linears, also in an
+    FP Transformer) or an upsampling ScalesConv2d (fused), 2 with another ScalesConv2d (fused), 1
+    with binary layers only; None without any ``scales_edge`` op."""
+    if fuse and _window_attention_modules(model):
+        return OPS["WindowAttention"].since
+    layers = [m for _, m in binary_layers(model)]
+    if not layers:
+        return None
+    scales = [m for m in layers if isinstance(m, ScalesConv2d)]
+    if not (fuse and scales):
+        return 1
+    return SHUFFLED_SINCE_VERSION if any(m.upscale > 1 for m in scales) else FUSED_SINCE_VERSION
 
 
 def needed_domain_version(proto: onnx.ModelProto) -> int:
-    """The lowest op-domain version that has every ``scales_edge`` op of ``proto`` (1 if none)."""
-    ops = {n.op_type for n in proto.graph.node if n.domain == DOMAIN}
-    unknown = ops - set(OPS)
+    """The lowest op-domain version that has every ``scales_edge`` op and attribute of ``proto`` (1
+    if none)."""
+    nodes = [n for n in proto.graph.node if n.domain == DOMAIN]
+    unknown = {n.op_type for n in nodes} - set(OPS)
     if unknown:
         raise ExportError(f"unknown {DOMAIN} op(s) {sorted(unknown)}")
-    return max((OPS[op].since for op in ops), default=1)
+    return max((node_version(n) for n in nodes), default=1)
 
 
 class _Wrapper(nn.Module):

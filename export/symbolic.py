@@ -55,11 +55,14 @@ class _BinaryConv2dFn(torch.autograd.Function):
         return y
 
 
-def _set_conv_output_type(y, x, m: int | None, k: int, stride: int, pad: int, dil: int) -> None:
+def _set_conv_output_type(y, x, m: int | None, k: int, stride: int, pad: int, dil: int, r: int = 1) -> None:
     sizes = x.type().varyingSizes() if x.type().kind() == "TensorType" else None
     if sizes is not None and len(sizes) == 4:
         oh = _out_size(sizes[2], k, stride, pad, pad, dil)
         ow = _out_size(sizes[3], k, stride, pad, pad, dil)
+        if r > 1:  # pixel-shuffled output
+            m = None if m is None else m // (r * r)
+            oh, ow = (None if v is None else v * r for v in (oh, ow))
         y.setType(x.type().with_sizes([sizes[0], m, oh, ow]))
 
 
@@ -80,21 +83,24 @@ class _ScalesConv2dFn(torch.autograd.Function):
     empty (omitted) optional inputs."""
 
     @staticmethod
-    def forward(ctx, x, beta, packed, scale, bias, sw, sb, cw, wsign, k, stride, pad, dil, skip, from_output):  # type: ignore[override]
+    def forward(ctx, x, beta, packed, scale, bias, sw, sb, cw, wsign, k, stride, pad, dil, skip, from_output, r):  # type: ignore[override]
         y = _BinaryConv2dFn.forward(ctx, x, beta, packed, scale, bias, wsign, k, stride, pad, dil)
         if sw.numel():
             y = y * torch.sigmoid(F.conv2d(x, sw.view(1, -1, 1, 1), sb, stride))
+        if r > 1:
+            y = F.pixel_shuffle(y, r)
         if cw.numel():
             pooled = (y if from_output else x).mean(dim=(2, 3)).unsqueeze(1)
             cs = torch.sigmoid(F.conv1d(pooled, cw.view(1, 1, -1), padding=cw.numel() // 2))
             y = y * cs.squeeze(1)[:, :, None, None]
         if skip:
-            y = y + x
+            y = y + (x if r == 1 else x.repeat_interleave(r, 2).repeat_interleave(r, 3))
         return y
 
     @staticmethod
-    def symbolic(g, x, beta, packed, scale, bias, sw, sb, cw, wsign, k, stride, pad, dil, skip, from_output):
-        k, stride, pad, dil, skip, from_output = map(_const_int, (k, stride, pad, dil, skip, from_output))
+    def symbolic(g, x, beta, packed, scale, bias, sw, sb, cw, wsign, k, stride, pad, dil, skip, from_output, r):
+        k, stride, pad, dil, skip, from_output, r = map(_const_int, (k, stride, pad, dil, skip, from_output, r))
+        shuffle = {"pixel_shuffle_i": r} if r > 1 else {}  # version 3's attribute, only when used
         y = g.op(
             f"{DOMAIN}::ScalesConv2d",
             x, beta, packed, scale, bias, sw, sb, cw,
@@ -105,9 +111,10 @@ class _ScalesConv2dFn(torch.autograd.Function):
             group_i=1,
             skip_i=skip,
             channel_from_output_i=from_output,
+            **shuffle,
         )
         m = int(wsign.type().sizes()[0]) if wsign.type().sizes() else None
-        _set_conv_output_type(y, x, m, k, stride, pad, dil)
+        _set_conv_output_type(y, x, m, k, stride, pad, dil, r)
         return y
 
 
@@ -193,7 +200,8 @@ def _as_int64_bits(packed: np.ndarray) -> Tensor:
 
 def _branch_args(layer: ScalesConv2d) -> tuple:
     """The fused op's extra arguments: spatial 1x1 weights and bias, channel Conv1d taps (empty
-    tensors for an absent branch), skip, and whether the channel branch pools the output."""
+    tensors for an absent branch), skip, whether the channel branch pools the output, and the
+    pixel shuffle of an upsampling layer (1: none)."""
     empty = torch.zeros(0)
     if layer.spatial is not None:
         sw = layer.spatial.weight.detach().reshape(-1).clone()
@@ -201,7 +209,7 @@ def _branch_args(layer: ScalesConv2d) -> tuple:
     else:
         sw = sb = empty
     cw = layer.channel.weight.detach().reshape(-1).clone() if layer.channel is not None else empty
-    return sw, sb, cw, int(layer.skip), int(not layer.channel_from_input)
+    return sw, sb, cw, int(layer.skip), int(not layer.channel_from_input), int(layer.upscale)
 
 
 def _linear_branch_args(layer: BinaryLinearBase) -> tuple[Tensor, Tensor]:

@@ -147,7 +147,12 @@ int Plan::auto_overlap(int tile) const {
   return exact ? std::min(exact_overlap, cap) : cap;
 }
 
-int Plan::stats_tile(int tile) const { return window ? tile : tile * std::max(1, scale); }
+int Plan::stats_tile(int tile) const {
+  if (window) return tile;
+  double finest = 1.0;  // pools at a higher resolution (a binary upsampler's) shrink the factor
+  for (const Pool& p : pools) finest = std::max(finest, p.scale);
+  return tile * std::max(1, static_cast<int>(std::lround(scale / finest)));
+}
 
 int Plan::tail_tile(int tile) const { return std::max(1, 2 * tile / std::max(1, scale)); }
 

@@ -64,7 +64,8 @@ OPS: dict[str, OpSpec] = {
         OpSpec("BinaryLinear", 1, _CONV_INPUTS, 4),
         OpSpec(
             "ScalesConv2d", 2, _CONV_INPUTS + ("spatial_weight", "spatial_bias", "channel_weight"), 4,
-            {**_CONV_ATTRS, "skip": _INT, "channel_from_output": _INT},
+            {**_CONV_ATTRS, "skip": _INT, "channel_from_output": _INT, "pixel_shuffle": _INT},
+            added={"pixel_shuffle": 3},
         ),
         OpSpec(
             "ScalesLinear", 3,
@@ -128,6 +129,15 @@ def _nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
             elif a.type == AttributeProto.GRAPHS:
                 for g in a.graphs:
                     yield from _nodes(g)
+
+
+def node_version(node: onnx.NodeProto) -> int:
+    """The lowest domain version that has the node's op and every attribute it sets (1 for an op
+    the table does not have)."""
+    spec = OPS.get(node.op_type)
+    if spec is None:
+        return 1
+    return max([spec.since] + [spec.added.get(a.name, 0) for a in node.attribute])
 
 
 def domain_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:

@@ -11,7 +11,8 @@ Public functions
     pack_bits(values, axis) / unpack_bits(words, length, axis)
     binary_conv2d_acc(...) / binary_conv2d(...)
     binary_linear_acc(...) / binary_linear(...)
-    scales_conv2d(...)                       the fused SCALES convolution (version 2)
+    scales_conv2d(...)                       the fused SCALES convolution (version 2; its
+                                             pixel_shuffle attribute: version 3)
     scales_linear(...)                       the fused SCALES linear layer (version 3)
     window_attention(...)                    windowed multi-head attention (version 3)
     custom_ops()                             OpRun classes for onnx.reference.ReferenceEvaluator
@@ -265,9 +266,16 @@ def _sigmoid32(v: np.ndarray) -> np.ndarray:
     return (np.float32(1) / (np.float32(1) + np.exp(-v))).astype(np.float32)
 
 
+def _pixel_shuffle(z: np.ndarray, r: int) -> np.ndarray:
+    """Y[n, f, h*r + i, w*r + j] = Z[n, f*r*r + i*r + j, h, w] (DepthToSpace, mode CRD)."""
+    n, m, h, w = z.shape
+    f = m // (r * r)
+    return z.reshape(n, f, r, r, h, w).transpose(0, 1, 4, 2, 5, 3).reshape(n, f, h * r, w * r)
+
+
 def scales_conv2d(X, beta, W_packed, scale, bias=None, spatial_weight=None, spatial_bias=None,
                   channel_weight=None, kernel_shape=None, strides=None, pads=None, dilations=None,
-                  group=1, skip=0, channel_from_output=0) -> np.ndarray:
+                  group=1, skip=0, channel_from_output=0, pixel_shuffle=1) -> np.ndarray:
     """ScalesConv2d (version 2): ``Y = ((BinaryConv2d(X) * S) * Cs) + X`` in float32, each factor
     or term present only with its input or attribute (docs/ops.md).
 
@@ -275,6 +283,13 @@ def scales_conv2d(X, beta, W_packed, scale, bias=None, spatial_weight=None, spat
     Cs = sigmoid(Conv1d over the channel axis (zero padding k//2, no bias) of the per-channel mean
          of X, or with ``channel_from_output=1`` of ``BinaryConv2d(X) * S``)
     The reference sums in float64 and rounds each sum to float32 once.
+
+    ``pixel_shuffle = r > 1`` (version 3): the op's ``M = r²·F`` channels ``BinaryConv2d(X) * S``
+    are pixel-shuffled to ``[N, F, OH*r, OW*r]`` first; ``Cs`` then has one entry per feature
+    ``f`` (pooled from ``X[f]``, or from the shuffled plane ``f``) and the skip adds ``X[f]`` to
+    each of the ``r x r`` pixels of its LR pixel (the input repeated ``r²`` times along the
+    channels, shuffled). Multiplying and adding after the shuffle is the same arithmetic per
+    element as the contract's order before it.
     """
     op = "ScalesConv2d"
     y = binary_conv2d(X, beta, W_packed, scale, bias, kernel_shape=kernel_shape, strides=strides,
@@ -283,6 +298,12 @@ def scales_conv2d(X, beta, W_packed, scale, bias=None, spatial_weight=None, spat
     n, c, h, w = X.shape
     m, oh, ow = y.shape[1:]
     st = _ints(op, "strides", strides, 2, 1, 1)
+    r = int(pixel_shuffle)
+    if r < 1:
+        raise _err(op, f"attribute 'pixel_shuffle' = {r} is invalid; it must be >= 1")
+    if r > 1 and (m % (r * r) or st != [1, 1]):
+        raise _err(op, f"pixel_shuffle {r} needs M a multiple of {r * r} and strides [1, 1] "
+                       f"(M = {m}, strides {st})")
     flags = {}
     for name, value in (("skip", skip), ("channel_from_output", channel_from_output)):
         if int(value) not in (0, 1):
@@ -300,24 +321,30 @@ def scales_conv2d(X, beta, W_packed, scale, bias=None, spatial_weight=None, spat
         dot = np.einsum("nchw,c->nhw", sub.astype(np.float64), sw.astype(np.float64))
         S = _sigmoid32(dot.astype(np.float32) + sb[0])
         y = (y * S[:, None]).astype(np.float32)
+    f = m // (r * r)  # output channels (features); M when r = 1
+    if r > 1:
+        y = _pixel_shuffle(y, r)
     if channel_weight is not None:
         cw = _float_array(op, "channel_weight", channel_weight)
         if cw.ndim != 1 or cw.size < 1 or cw.size % 2 != 1:
             raise _err(op, f"input 'channel_weight' must be [k] with k odd, got shape {list(cw.shape)}")
         source = y if flags["channel_from_output"] else X
-        if not flags["channel_from_output"] and c != m:
-            raise _err(op, f"channel re-scaling from the input needs C == M (C = {c}, M = {m})")
-        mean = source.astype(np.float64).mean(axis=(2, 3)).astype(np.float32)  # [N, M]
+        if not flags["channel_from_output"] and c != f:
+            what = "M" if r == 1 else "F = M / r²"
+            raise _err(op, f"channel re-scaling from the input needs C == {what} (C = {c}, {what} = {f})")
+        mean = source.astype(np.float64).mean(axis=(2, 3)).astype(np.float32)  # [N, F]
         k = cw.size
         padded = np.pad(mean.astype(np.float64), ((0, 0), (k // 2, k // 2)))
-        conv = sum(cw[t].astype(np.float64) * padded[:, t:t + m] for t in range(k))
+        conv = sum(cw[t].astype(np.float64) * padded[:, t:t + f] for t in range(k))
         Cs = _sigmoid32(conv.astype(np.float32))
         y = (y * Cs[:, :, None, None]).astype(np.float32)
     if flags["skip"]:
-        if (c, h, w) != (m, oh, ow):
+        if (c, h, w) != (f, oh, ow):
+            what = "M" if r == 1 else "F"
             raise _err(op, f"the skip needs an output of the input's shape: C, H, W = {[c, h, w]} "
-                           f"but M, OH, OW = {[m, oh, ow]}")
-        y = (y + X).astype(np.float32)
+                           f"but {what}, OH, OW = {[f, oh, ow]}")
+        up = X if r == 1 else np.repeat(np.repeat(X, r, axis=2), r, axis=3)
+        y = (y + up).astype(np.float32)
     return y
 
 
@@ -597,7 +624,8 @@ if _OpRun is not None:
             return (binary_linear(X, beta, W, scale, bias),)
 
     class ScalesConv2d(_OpRun):
-        """``scales_edge.ScalesConv2d`` v2 for ``onnx.reference.ReferenceEvaluator``."""
+        """``scales_edge.ScalesConv2d`` v2 (and v3's ``pixel_shuffle``) for
+        ``onnx.reference.ReferenceEvaluator``."""
 
         op_domain = DOMAIN
 
@@ -605,13 +633,14 @@ if _OpRun is not None:
                  channel_weight=None, **attrs):
             _reject_unknown("ScalesConv2d", attrs,
                             ("kernel_shape", "strides", "pads", "dilations", "group", "skip",
-                             "channel_from_output"))
+                             "channel_from_output", "pixel_shuffle"))
             return (scales_conv2d(X, beta, W, scale, bias, spatial_weight, spatial_bias,
                                   channel_weight, kernel_shape=attrs.get("kernel_shape"),
                                   strides=attrs.get("strides"), pads=attrs.get("pads"),
                                   dilations=attrs.get("dilations"), group=attrs.get("group", 1),
                                   skip=attrs.get("skip", 0),
-                                  channel_from_output=attrs.get("channel_from_output", 0)),)
+                                  channel_from_output=attrs.get("channel_from_output", 0),
+                                  pixel_shuffle=attrs.get("pixel_shuffle", 1)),)
 
     class ScalesLinear(_OpRun):
         """``scales_edge.ScalesLinear`` v3 for ``onnx.reference.ReferenceEvaluator``."""

@@ -228,10 +228,13 @@ class TilingPlan:
 
     # ------------------------------------------------------------------ tile geometry
     def stats_tile(self, tile: int) -> int:
-        """Core side of the statistics passes' tiles (see ``TiledRunner.stats_tile``)."""
+        """Core side of the statistics passes' tiles (see ``TiledRunner.stats_tile``): ``tile``
+        times the scale over the finest pool's resolution (pools at the output resolution, as in
+        the paper scope's binary HR conv, give the output tiles' size)."""
         if self.geometry.window:
             return tile
-        return tile * max(1, int(round(self.geometry.scale)))
+        finest = max((p.scale for p in self.geometry.pools), default=1.0)
+        return tile * max(1, int(round(self.geometry.scale / max(finest, 1.0))))
 
     def tail_tile(self, tile: int) -> int:
         """Core side (LR pixels) of the tail's sub-tiles: ``2 * tile`` output pixels."""

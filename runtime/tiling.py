@@ -32,8 +32,9 @@ demo model gives identical 8-bit images when one statistics tile covers the imag
 otherwise. An ``overlap`` below the radius trades exactness for speed (the error then decays
 with the distance from the tile border).
 
-A fused ``ScalesConv2d`` (op-domain version 2) pools inside the op; the runner expands it first
-(:func:`scales_edge.runtime.unfuse.unfuse`), so its pool is a graph node like the others.
+A fused ``ScalesConv2d`` (op-domain versions 2 and 3) pools inside the op; the runner expands it
+first (:func:`scales_edge.runtime.unfuse.unfuse`), so its pool is a graph node like the others (an
+upsampling one's nearest ``Resize`` and ``DepthToSpace`` are followed like the exporter's own).
 
 The graphs a tiled run executes (statistics graphs; the model with pools as inputs, cut before its
 upsampling tail so that the tail runs on sub-tiles and a tile's memory stays near its LR body's)
@@ -741,10 +742,14 @@ class TiledRunner:
         return means or []
 
     def stats_tile(self, tile: int) -> int:
-        """Core side of the statistics passes' tiles. They run the body only (at LR resolution,
-        no upsampled tail), whose activations per pixel are about ``scale**2`` times smaller than
-        the tail's, so ``tile * scale`` keeps their memory near the output tiles' and needs fewer,
-        wider tiles (less overlap to recompute, and one pass when one tile covers the image).
+        """Core side of the statistics passes' tiles. They run the graph only up to the last
+        pool's input: with a full-precision tail that is the LR body, whose activations per pixel
+        are about ``scale**2`` times smaller than the tail's, so ``tile * scale`` keeps their
+        memory near the output tiles' and needs fewer, wider tiles (less overlap to recompute,
+        and one pass when one tile covers the image). Pools at a higher resolution (the binary
+        upsampler and HR convs of the paper's scope pool their inputs at 2x, 4x) shrink the
+        factor to ``scale / (highest pool resolution)``: with a pool at the output resolution
+        the statistics tiles are the output tiles' size.
         Not for window-attention models: their LR body (attention matrices of every window) is
         what takes the memory, so their statistics tiles are the output tiles' size."""
         if self.stats_tile_override:

@@ -1,11 +1,15 @@
-"""Rewrite the fused SCALES layers as version-1 ops: ``ScalesConv2d`` (op-domain version 2) as
-``BinaryConv2d`` plus standard ops, ``ScalesLinear`` (version 3) as ``BinaryLinear`` plus standard ops.
+"""Rewrite the fused SCALES layers as version-1 ops: ``ScalesConv2d`` (op-domain versions 2 and 3)
+as ``BinaryConv2d`` plus standard ops, ``ScalesLinear`` (version 3) as ``BinaryLinear`` plus
+standard ops.
 
 The result computes what the fused op computes (docs/ops.md), with the re-scaling branches as the
 same standard ops the exporter writes with ``fuse=False`` (1x1 ``Conv`` + ``Sigmoid``;
 ``ReduceMean`` over H, W + ``Conv`` along the channels + ``Sigmoid``; ``Mul``; ``Add``; for a linear
 ``LayerNormalization``, ``MatMul`` + ``Add`` + ``Sigmoid``, the GELU as ``Erf`` and its arithmetic,
-the residual ``Add``).
+the residual ``Add``). Version 3's upsampling conv (``pixel_shuffle`` r) becomes
+``BinaryConv2d → Mul S → DepthToSpace (CRD) → Mul Cs → Add``, its skip term the input upsampled by
+a nearest ``Resize`` (``asymmetric``, ``floor``: each feature copied to its r x r pixels, the input
+repeated r² times and shuffled).
 Graph tools that need to see inside a SCALES layer use it: tiling (whose exactness rests on making
 the channel means graph inputs; it only needs the convolutions expanded) and OP counting.
 ``WindowAttention`` (version 3) is no binary layer and stays; a graph that keeps it keeps version 3.
@@ -17,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .contract import OPS
+from .contract import node_version
 
 DOMAIN = "scales_edge"
 FUSED_OP = "ScalesConv2d"
@@ -49,18 +53,21 @@ def unfuse(proto: onnx.ModelProto, ops: tuple[str, ...] = FUSED_OPS) -> onnx.Mod
     new_inits: list[onnx.TensorProto] = []
     added: set[str] = set()
 
-    def const_ints(name: str, values: list[int]) -> str:
-        """An int64 initializer shared by every expanded op."""
+    def const(name: str, values: np.ndarray) -> str:
+        """An initializer shared by every expanded op."""
         if name not in added:
-            new_inits.append(numpy_helper.from_array(np.array(values, np.int64), name))
+            new_inits.append(numpy_helper.from_array(values, name))
             added.add(name)
         return name
 
+    def const_ints(name: str, values: list[int]) -> str:
+        return const(name, np.array(values, np.int64))
+
+    def const_floats(name: str, values: list[float]) -> str:
+        return const(name, np.array(values, np.float32))
+
     def const_float(name: str, value: float) -> str:
-        if name not in added:
-            new_inits.append(numpy_helper.from_array(np.array(value, np.float32), name))
-            added.add(name)
-        return name
+        return const(name, np.array(value, np.float32))
 
     for node in graph.node:
         if node.domain == DOMAIN and node.op_type == FUSED_LINEAR and FUSED_LINEAR in ops:
@@ -78,6 +85,7 @@ def unfuse(proto: onnx.ModelProto, ops: tuple[str, ...] = FUSED_OPS) -> onnx.Mod
         new_nodes.append(helper.make_node("BinaryConv2d", [v for v in ins[:5]], [core], name=node.name or base,
                                           domain=DOMAIN, **conv_attrs))
         cur = core
+        r = int(attrs.get("pixel_shuffle", 1))
         if ins[5]:
             sw = numpy_helper.to_array(inits[ins[5]])
             w4 = numpy_helper.from_array(sw.reshape(1, -1, 1, 1).astype(np.float32), f"{base}/spatial.weight")
@@ -90,6 +98,10 @@ def unfuse(proto: onnx.ModelProto, ops: tuple[str, ...] = FUSED_OPS) -> onnx.Mod
                 helper.make_node("Mul", [cur, f"{base}/S"], [f"{base}/mul_S"], name=f"{base}/Mul"),
             ]
             cur = f"{base}/mul_S"
+        if r > 1:
+            new_nodes.append(helper.make_node("DepthToSpace", [cur], [f"{base}/shuffled"], name=f"{base}/DepthToSpace",
+                                              blocksize=r, mode="CRD"))
+            cur = f"{base}/shuffled"
         if ins[7]:
             cw = numpy_helper.to_array(inits[ins[7]])
             k = int(cw.size)
@@ -116,7 +128,15 @@ def unfuse(proto: onnx.ModelProto, ops: tuple[str, ...] = FUSED_OPS) -> onnx.Mod
             ]
             cur = f"{base}/mul_Cs"
         if attrs.get("skip", 0):
-            new_nodes.append(helper.make_node("Add", [cur, x], [f"{base}/skip"], name=f"{base}/Add"))
+            identity = x
+            if r > 1:
+                identity = f"{base}/repeated"
+                roi = "" if opset >= 13 else const_floats("unfused/empty_roi", [])
+                new_nodes.append(helper.make_node(
+                    "Resize", [x, roi, const_floats(f"unfused/scales_x{r}", [1, 1, r, r])], [identity],
+                    name=f"{base}/Resize", mode="nearest", coordinate_transformation_mode="asymmetric",
+                    nearest_mode="floor"))
+            new_nodes.append(helper.make_node("Add", [cur, identity], [f"{base}/skip"], name=f"{base}/Add"))
             cur = f"{base}/skip"
         # The last node writes the op's output name.
         last = new_nodes[-1]
@@ -131,7 +151,7 @@ def unfuse(proto: onnx.ModelProto, ops: tuple[str, ...] = FUSED_OPS) -> onnx.Mod
     keep = [t for t in graph.initializer if t.name in used or t.name in {i.name for i in graph.input}]
     del graph.initializer[:]
     graph.initializer.extend(keep)
-    version = max((OPS[n.op_type].since if n.op_type in OPS else 1 for n in graph.node if n.domain == DOMAIN), default=1)
+    version = max((node_version(n) for n in graph.node if n.domain == DOMAIN), default=1)
     for imp in out.opset_import:
         if imp.domain == DOMAIN:
             imp.version = version

@@ -31,7 +31,8 @@ PARITY_PSNR_DB = 60.0
 #: FP-head/tail PyTorch model. Measured (ORT 1.32, x86-64): the trained demo model gives 40.4 dB on
 #: random input and 46.5-49.2 dB on photos (held-out PSNR moves by 0.01 dB); untrained zoo models
 #: give 50-67 dB, except RDN (34.4 dB: its two quantized head convs feed the tail through the long
-#: skip). Nearly all of the difference comes from the head: its quantization noise flips a few
+#: skip; 28.8 dB in the paper's binarization scope, where its one FP head conv feeds a binary conv
+#: and, through the long skip, the binary upsampler: below this bar, for an untrained model). Nearly all of the difference comes from the head: its quantization noise flips a few
 #: binarized activations downstream (2.4% of them in the demo model, which costs 0.005 dB on the
 #: held-out photos). 30 dB passes all of these with a margin; a broken quantization (ranges that clip, a
 #: wrong scale) lands far below it.

@@ -56,7 +56,7 @@ from torch import nn
 
 from .errors import CheckpointError, ConfigError
 from .fileio import atomic_path
-from .models import build_model, full_config
+from .models import build_model, full_config, stored_config
 from .models.infer import (
     REGENERABLE_BUFFERS,
     Inference,
@@ -289,6 +289,24 @@ class Checkpoint:
         return model.eval()
 
 
+def warm_start(model: nn.Module, path: str | os.PathLike) -> list[str]:
+    """Copy into ``model`` every tensor of checkpoint ``path`` (any format :func:`load_checkpoint`
+    reads) whose name and shape are the model's, e.g. a body-scope model's weights into the same
+    model in the paper scope, whose binary upsampler convs keep the FP convs' names (BasicSR's
+    ``pretrain_network_g`` with ``strict_load_g: false``). The model's other tensors keep their
+    values. Returns the names copied; none is an error."""
+    path = Path(path)
+    state, _, _ = _extract_state(read_checkpoint(path), path)
+    own = model.state_dict()
+    take = [k for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)]
+    if not take:
+        raise CheckpointError(f"{path}: none of its tensors has the name and shape of one of the model's; nothing to start from")
+    with torch.no_grad():
+        for k in take:
+            own[k].copy_(state[k])
+    return take
+
+
 def inspect_checkpoint(path: str | os.PathLike, arch: str | None = None, **config: Any) -> Checkpoint:
     """Read a checkpoint and settle its configuration, allocating no model.
 
@@ -302,6 +320,7 @@ def inspect_checkpoint(path: str | os.PathLike, arch: str | None = None, **confi
     state, stored, kind = _extract_state(raw, path)
     shapes = StateShapes.of(state)
     if stored is not None:
+        stored = stored_config(stored)  # keys the checkpoint predates (binary_scope)
         if arch is not None and arch.lower() != str(stored["arch"]).lower():
             raise CheckpointError(f"{path}: checkpoint holds a {stored['arch']} model, not {arch}")
         conflicts = {k: (stored.get(k), v) for k, v in config.items() if k in stored and stored[k] != v}

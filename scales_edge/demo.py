@@ -159,6 +159,9 @@ def run_demo(
         "checkpoint": str(ckpt),
         "prebuilt": prebuilt,
         "config": config,
+        # which convs are binary: "body+upsampler" = all but the first and the last (the paper's);
+        # a config without the key predates it: "body"
+        "binary_scope": config.get("binary_scope", "body"),
         "parity": {**parity.to_dict(), "against": against},
         "quality": quality,
         **({"quality_skipped": skipped} if skipped else {}),

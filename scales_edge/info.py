@@ -84,7 +84,8 @@ def _result(**kw: Any) -> dict[str, Any]:
     # FP parameters take 4 bytes, the INT8 head/tail's weights 1 (their int32 biases count as FP)
     kw["weights_bytes"] = int(math.ceil(p["binary"] / 8)) + 4 * p["fp"] - 3 * kw["int8_params"]
     order = [
-        "model", "format", "arch", "scale", "channels", "binary", "tail", "bytes_on_disk", "params", "int8_params",
+        "model", "format", "arch", "scale", "channels", "binary", "binary_scope", "tail", "bytes_on_disk", "params",
+        "int8_params",
         "weights_bytes",
         "input_size", "output_size", "ops", "ops_binary_layers", "macs", "ops_convention", "custom_ops",
         "op_domain", "op_domain_version",
@@ -306,6 +307,7 @@ def onnx_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str,
     )
     channels = meta.get("scales_edge.channels")
     return _result(
+        binary_scope=_onnx_scope(meta),
         model=str(path),
         format="onnx",
         arch=meta.get("scales_edge.arch", "unknown"),
@@ -323,6 +325,20 @@ def onnx_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str,
         op_domain=DOMAIN,
         op_domain_version=version,
     )
+
+
+def _onnx_scope(meta: dict[str, str]) -> str | None:
+    """``binary_scope`` of the export's configuration; a CNN exported before the key existed
+    (a config with ``num_feat`` and no such key) binarized its body only. None: not a CNN."""
+    import json
+
+    try:
+        cfg = json.loads(meta.get("scales_edge.config") or "{}")
+    except ValueError:
+        return None
+    if not isinstance(cfg, dict):
+        return None
+    return cfg.get("binary_scope") or ("body" if "num_feat" in cfg else None)
 
 
 def _fold_shapes(proxy, h: int, w: int, path):
@@ -509,7 +525,7 @@ def module_info(model, size: tuple[int, int] = (180, 320), model_path: str | Pat
     import torch
     from torch import nn
 
-    from .export.onnx_export import default_domain_version
+    from .export.onnx_export import export_domain_version
     from .nn import BinaryConv2dBase, BinaryLinearBase, binary_layers
 
     cfg = dict(getattr(model, "config", {}) or {})
@@ -576,6 +592,7 @@ def module_info(model, size: tuple[int, int] = (180, 320), model_path: str | Pat
         scale=int(scale) if scale is not None else None,
         channels=cfg.get("num_feat", cfg.get("embed_dim")),
         binary=cfg.get("binary", "unknown"),
+        binary_scope=cfg.get("binary_scope"),
         bytes_on_disk=Path(model_path).stat().st_size if model_path is not None else None,
         params={"binary": p_bin, "fp": p_fp},
         input_size=[w, h],
@@ -583,5 +600,5 @@ def module_info(model, size: tuple[int, int] = (180, 320), model_path: str | Pat
         macs=totals,
         custom_ops=len(layers),
         op_domain=DOMAIN,
-        op_domain_version=default_domain_version(model),
+        op_domain_version=export_domain_version(model),
     )

@@ -195,6 +195,11 @@ def generate(seed: int = 0, scale: int = 1) -> list[Case]:
         if spec.since > 1:
             cases.append(base(f"{op} under domain version {spec.since - 1}", family="version", version=spec.since - 1,
                               expect="error"))
+        for name, since in spec.added.items():  # an attribute under a version before it
+            c = base(f"attribute {name} under domain version {since - 1}", family="version", version=since - 1,
+                     expect="error")
+            c.attrs.setdefault(name, 1)
+            cases.append(c)
 
         # extreme geometry
         if fz.sizes:

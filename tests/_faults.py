@@ -72,7 +72,7 @@ class Case:
     params: dict[str, np.ndarray | None]  # inputs 1.. by their spec name; None: absent ("")
     x: np.ndarray
     const: bool = True  # params as initializers (else graph inputs, fed at run time)
-    version: int | None = -999  # the domain import; -999: the op's own version; None: no import
+    version: int | None = -999  # the domain import; -999: the node's own version; None: no import
     expect: str = "ref"
     mode: str = "ort"
     ignore_attrs: tuple[str, ...] = ()  # attributes the reference leaves out (plain ORT ignores them)
@@ -102,7 +102,9 @@ class Case:
             inits.append(numpy_helper.from_array(np.zeros(1, np.float32), "extra"))
         graph = helper.make_graph([node], "fault", inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
                                   initializer=inits)
-        version = spec.since if self.version == -999 else self.version
+        # -999: the lowest version with the op and every attribute the node has
+        own = max([spec.since] + [spec.added.get(a, 0) for a in self.attrs])
+        version = own if self.version == -999 else self.version
         opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid(DOMAIN, version)] if version is not None else [])
         m = helper.make_model(graph, opset_imports=opsets)
         m.ir_version = 8
@@ -196,13 +198,17 @@ def _base_conv(rng):
 
 def _base_scales(rng):
     """A valid ScalesConv2d: which branches and flags are possible depends on the geometry."""
-    same = rng.random() < 0.7
+    shuffle = int(rng.choice([2, 3])) if rng.random() < 0.25 else 1  # version 3's pixel_shuffle r
+    same = shuffle > 1 or rng.random() < 0.7
     k, s, p, d = _conv_geometry(rng, same=same)
+    if shuffle > 1:
+        s = [1, 1]  # an upsampling layer is stride 1
     c = int(rng.choice([1, 3, 8, 64, 65]))
     skip = same and s == [1, 1] and rng.random() < 0.6
     from_output = rng.random() < 0.4
-    m = c if (skip or (not from_output and rng.random() < 0.9)) else int(rng.choice([2, 8, 17]))
-    from_output = from_output or m != c
+    f = c if (skip or (not from_output and rng.random() < 0.9)) else int(rng.choice([2, 8, 17]))
+    from_output = from_output or f != c
+    m = shuffle * shuffle * f  # the conv's channels; F = M / r^2 after the shuffle
     params = _conv_params(rng, c, m, k, bias=rng.random() < 0.7)
     if same and rng.random() < 0.7:
         params["spatial_weight"] = rng.normal(0, 0.3, c).astype(np.float32)
@@ -215,6 +221,8 @@ def _base_scales(rng):
         attrs["skip"] = int(skip)
     if from_output or rng.random() < 0.3:
         attrs["channel_from_output"] = int(from_output)
+    if shuffle > 1 or rng.random() < 0.1:
+        attrs["pixel_shuffle"] = shuffle
     return attrs, params, _x_for(rng, int(rng.integers(1, 3)), c, k, s, p, d, same)
 
 
@@ -277,7 +285,8 @@ def _ref_conv(x, p, attrs):
 def _ref_scales(x, p, attrs):
     return ref.scales_conv2d(x, p["beta"], p["W"], p["scale"], p.get("bias"), p.get("spatial_weight"),
                              p.get("spatial_bias"), p.get("channel_weight"), **_conv_kwargs(attrs),
-                             skip=attrs.get("skip", 0), channel_from_output=attrs.get("channel_from_output", 0))
+                             skip=attrs.get("skip", 0), channel_from_output=attrs.get("channel_from_output", 0),
+                             pixel_shuffle=attrs.get("pixel_shuffle", 1))
 
 
 def _ref_linear(x, p, attrs):

@@ -400,7 +400,9 @@ def test_srresnet_runner_parity_under_qemu(arm, tmp_path):
     assert report["runner"]["kernel"] == "auto"
     kernels = report["results"][0]["kernels"]
     assert kernels and {k["path"] for k in kernels} <= {"neon", "portable"}
-    assert {k["how"] for k in kernels} <= {"measured", "cached"}
+    # (emulated timings are slow: a session's measuring budget may run out before its last shapes,
+    # which then take the path that won most often: "budget")
+    assert {k["how"] for k in kernels} <= {"measured", "cached", "budget"} and "measured" in {k["how"] for k in kernels}
     assert Path(report["runner"]["ops_library"]).resolve() == arm.ops_lib.resolve()
     (res,) = report["results"]
     assert set(res) == set(BenchResult.__dataclass_fields__)

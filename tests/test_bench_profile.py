@@ -150,7 +150,7 @@ def _graph_groups(graph):
 
 def test_node_group_on_exported_srresnet(tmp_path):
     torch.manual_seed(0)
-    model = build_model("srresnet", scale=2, num_feat=16, num_block=2, binary="scales")
+    model = build_model("srresnet", scale=2, num_feat=16, num_block=2, binary="scales", binary_scope="body")
     graph = export_onnx(model, tmp_path / "m.onnx").graph
     groups, _ = _graph_groups(graph)
     layer_scopes = [f"/body/body.{b}/conv{c}/" for b in range(2) for c in (1, 2)]
@@ -207,7 +207,7 @@ def models(tmp_path_factory):
     require_installed_library()
     d = tmp_path_factory.mktemp("profile")
     torch.manual_seed(0)
-    model = build_model("srresnet", scale=2, num_feat=16, num_block=2, binary="scales")
+    model = build_model("srresnet", scale=2, num_feat=16, num_block=2, binary="scales", binary_scope="body")
     export_onnx(model, d / "m.onnx", fuse=False)  # version 1: the branches are separate nodes
     export_onnx(model, d / "fused.onnx")  # version 2: one ScalesConv2d per SCALES conv
     export_onnx(model, d / "ref.onnx", binary_as="fp32-reference")

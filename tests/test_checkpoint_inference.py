@@ -71,11 +71,11 @@ def test_inference_says_what_the_tensors_cannot_show():
     model = _model("edsr")
     inf = infer_config("edsr", StateShapes.of(model.state_dict()))
     assert inf.from_shapes == {"num_in_ch": 3, "num_feat": 8, "num_out_ch": 3, "num_block": 2}
-    assert inf.matched == {"scale": 2, "binary": "scales", "spatial": False, "channel": True}
+    assert inf.matched == {"scale": 2, "binary": "scales", "spatial": False, "channel": True, "binary_scope": "body+upsampler"}
     assert set(inf.defaulted) == {"res_scale", "img_range", "lsf", "skip"}
     assert inf.summary() == (
         "from its tensors: num_in_ch=3, num_feat=8, num_out_ch=3, num_block=2, scale=2, binary=scales, "
-        "spatial=false, channel=true; not visible in the tensors, defaults used: res_scale=1.0, "
+        "spatial=false, channel=true, binary_scope=body+upsampler; not visible in the tensors, defaults used: res_scale=1.0, "
         "img_range=255.0, lsf=true, skip=true"
     )
 
@@ -90,7 +90,7 @@ def test_given_options_are_kept_and_a_disagreement_is_named(tmp_path):
         load_checkpoint(path, arch="srresnet", num_feat=64)
     msg = str(info.value)
     assert "\n" not in msg
-    assert msg.startswith(f"{path} does not fit srresnet (scale=4, binary=fp): conv_first.weight: checkpoint (32,3,3,3) vs model (64,3,3,3); ")
+    assert msg.startswith(f"{path} does not fit srresnet (scale=4, binary=fp, binary_scope=body): conv_first.weight: checkpoint (32,3,3,3) vs model (64,3,3,3); ")
     assert msg.endswith("... and 14 more (17 shape mismatches)")
 
 

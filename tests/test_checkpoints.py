@@ -251,7 +251,7 @@ def test_unexpected_keys_are_listed(tmp_path):
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(path, arch="srresnet", binary="fp", **CFG)
     msg = str(info.value)
-    assert msg.endswith("does not fit srresnet (scale=2, binary=fp): unexpected extra.weight"), msg
+    assert msg.endswith("does not fit srresnet (scale=2, binary=fp, binary_scope=body): unexpected extra.weight"), msg
     assert "missing" not in msg
 
 
@@ -264,14 +264,14 @@ def test_shape_mismatch_names_key_and_shapes(tmp_path):
     msg = str(info.value)
     assert "\n" not in msg
     # the first mismatches, in model order, then how many more and of which kind
-    assert "does not fit srresnet (scale=2, binary=fp): conv_first.weight: checkpoint (16,3,3,3) vs model (8,3,3,3); " \
+    assert "does not fit srresnet (scale=2, binary=fp, binary_scope=body): conv_first.weight: checkpoint (16,3,3,3) vs model (8,3,3,3); " \
         "conv_first.bias: checkpoint (16,) vs model (8,); body.0.conv1.weight: checkpoint (16,16,3,3) vs model (8,8,3,3); " \
         "... and 8 more (11 shape mismatches)" in msg, msg
 
 
 def test_binary_checkpoint_into_fp_model_lists_the_extra_keys(tmp_path):
     path = tmp_path / "b.pth"
-    torch.save(tiny_model(seed=10, binary="scales").state_dict(), path)
+    torch.save(tiny_model(seed=10, binary="scales", binary_scope="body").state_dict(), path)
     with pytest.raises(CheckpointError, match=r"unexpected body.0.conv1.alpha; unexpected body.0.conv1.beta; .*more \(10 unexpected keys\)"):
         load_checkpoint(path, arch="srresnet", binary="fp", **CFG)
 
@@ -327,6 +327,67 @@ def test_empty_state_dict(tmp_path):
     torch.save({"params": {}}, path)
     with pytest.raises(CheckpointError, match="no parameters"):
         load_checkpoint(path, arch="srresnet")
+
+
+# ----------------------------------------------------------------------------- binary_scope
+
+
+def _without_scope(model, path):
+    """Save ``model`` in our format as a release before binary_scope would have: no such key."""
+    cfg = {k: v for k, v in model.config.items() if k != "binary_scope"}
+    torch.save({"format": "scales-edge", "version": 1, "config": cfg, "params": model.state_dict()}, path)
+    return path
+
+
+def test_config_without_binary_scope_means_body(tmp_path):
+    body = tiny_model(seed=7, binary_scope="body")
+    loaded = load_checkpoint(_without_scope(body, tmp_path / "old.pth"))
+    assert loaded.config["binary_scope"] == "body"
+    outputs_equal(body, loaded)
+    # agreeing with the rule is not a conflict; asking for the other scope is
+    load_checkpoint(tmp_path / "old.pth", binary_scope="body")
+    with pytest.raises(CheckpointError, match="binary_scope"):
+        load_checkpoint(tmp_path / "old.pth", binary_scope="body+upsampler")
+
+
+def test_paper_scope_round_trips(tmp_path):
+    model = tiny_model(seed=8, scale=4)
+    assert model.config["binary_scope"] == "body+upsampler"
+    loaded = load_checkpoint(save_checkpoint(model, tmp_path / "m.pth"))
+    assert loaded.config == model.config
+    outputs_equal(model, loaded)
+
+
+def test_unknown_binary_scope_is_one_line_naming_the_key(tmp_path):
+    model = tiny_model(seed=9)
+    payload = {"format": "scales-edge", "version": 1, "config": dict(model.config, binary_scope="everything"),
+               "params": model.state_dict()}
+    torch.save(payload, tmp_path / "m.pth")
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tmp_path / "m.pth")
+    first = str(info.value).splitlines()[0]
+    assert "binary_scope" in first and "everything" in first
+
+
+@pytest.mark.parametrize("stored,actual", [("body+upsampler", "body"), ("body", "body+upsampler")])
+def test_tensors_of_the_other_scope_are_named_in_the_first_line(tmp_path, stored, actual):
+    model = tiny_model(seed=10, binary_scope=actual)
+    payload = {"format": "scales-edge", "version": 1, "config": dict(model.config, binary_scope=stored),
+               "params": model.state_dict()}
+    torch.save(payload, tmp_path / "m.pth")
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tmp_path / "m.pth")
+    first = str(info.value).splitlines()[0]
+    assert f"binary_scope={stored!r}" in first and f"binary_scope={actual!r}" in first
+    # a foreign state dict: the scope is inferred from its tensors; asking for the other one is
+    # a one-line error that says which fits
+    torch.save({"params": model.state_dict()}, tmp_path / "p.pth")
+    loaded = load_checkpoint(tmp_path / "p.pth", arch="srresnet", **CFG)
+    assert loaded.config["binary_scope"] == actual
+    outputs_equal(model, loaded)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tmp_path / "p.pth", arch="srresnet", binary_scope=stored, **CFG)
+    assert "\n" not in str(info.value) and f"which are those of binary_scope={actual!r}" in str(info.value)
 
 
 # ----------------------------------------------------------------------------- integrity (issue 16)

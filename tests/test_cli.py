@@ -95,6 +95,8 @@ def test_demo_runs_end_to_end(tmp_path):
     assert len(summary["quality"]["images"]) == 3
     assert set(summary["quality"]["mean"]) == {"psnr", "ssim", "bicubic_psnr", "bicubic_ssim"}
     assert summary["bench"]["speedup_vs_fp32_reference"] > 0
+    assert summary["binary_scope"] == summary["config"]["binary_scope"] == "body+upsampler"
+    assert "binary_scope=body+upsampler" in res.output
     for name in ("chelsea", "coffee", "rocket"):
         img = cv2.imread(str(out / "images" / f"{name}_compare.png"))
         assert img is not None and img.shape[1] > img.shape[0]  # three tiles side by side

@@ -74,7 +74,7 @@ def _tiny(arch, binary="scales", scale=2, **kw):
 
 @pytest.mark.parametrize("fuse", [True, False])
 def test_export_structure_and_metadata(tmp_path, fuse):
-    model = _tiny("srresnet", scale=4)
+    model = _tiny("srresnet", scale=4, binary_scope="body")
     path = tmp_path / "m.onnx"
     proto = export_onnx(model, path, fuse=fuse)
     onnx.checker.check_model(onnx.load(path))
@@ -116,6 +116,37 @@ def test_export_structure_and_metadata(tmp_path, fuse):
     # Dynamic batch, height and width.
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param or d.dim_value for d in dims] == ["batch", 3, "height", "width"]
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_paper_scope_upsamplers_export_as_shuffling_ops(tmp_path, scale):
+    """binary_scope="body+upsampler": each upsampling step is one ScalesConv2d with pixel_shuffle
+    (op-domain version 3) whose packed weights hold its r²·C filters; no DepthToSpace is left."""
+    model = _tiny("srresnet", scale=scale)
+    proto = export_onnx(model, tmp_path / "m.onnx")
+    layers = dict(binary_layers(model))
+    ours = [n for n in proto.graph.node if n.domain == DOMAIN]
+    assert [n.name for n in ours] == list(layers) and all(n.op_type == "ScalesConv2d" for n in ours)
+    assert (DOMAIN, 3) in {(i.domain, i.version) for i in proto.opset_import}
+    assert {p.key: p.value for p in proto.metadata_props}["scales_edge.op_domain_version"] == "3"
+    assert not any(n.op_type == "DepthToSpace" for n in proto.graph.node)
+    inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    r = 3 if scale == 3 else 2
+    shuffled = [n for n in ours if layers[n.name].upscale > 1]
+    assert [n.name for n in shuffled] == (["upconv1", "upconv2"] if scale == 4 else ["upconv1"])
+    for node in ours:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        layer = layers[node.name]
+        assert attrs.get("pixel_shuffle", 1) == layer.upscale  # only written when it shuffles
+        assert inits[node.input[2]].shape == (layer.out_channels, 3, 3, 1)
+        assert attrs["skip"] == int(layer.skip) and attrs["channel_from_output"] == 0
+    assert all(inits[n.input[2]].shape == (40 * r * r, 3, 3, 1) for n in shuffled)
+    assert json.loads({p.key: p.value for p in proto.metadata_props}["scales_edge.config"])["binary_scope"] == "body+upsampler"
+    # --no-fuse: version 1 with the shuffle and the repeated-input skip as standard ops
+    v1 = export_onnx(model, tmp_path / "v1.onnx", fuse=False)
+    ops = [n.op_type for n in v1.graph.node]
+    assert ops.count("DepthToSpace") == len(shuffled) and ops.count("BinaryConv2d") == len(layers)
+    assert (DOMAIN, 1) in {(i.domain, i.version) for i in v1.opset_import}
 
 
 def test_fp_model_exports_without_custom_ops(tmp_path):
@@ -161,7 +192,7 @@ def test_export_cli(tmp_path):
     out = tmp_path / "m.onnx"
     res = CliRunner().invoke(app, ["export", str(ckpt), str(out), "--no-simplify"])
     assert res.exit_code == 0, res.output
-    assert out.is_file() and "4 binary ops" in res.output
+    assert out.is_file() and "6 binary ops" in res.output  # 2 blocks x 2, upconv1, conv_hr
     bad = CliRunner().invoke(app, ["export", str(tmp_path / "missing.pth"), str(out), "--overwrite"])
     assert bad.exit_code == 2 and "no such checkpoint" in bad.output
 

@@ -225,6 +225,17 @@ def test_an_attribute_added_by_a_later_version_is_refused_under_an_earlier_one(m
     monkeypatch.setitem(contract.OPS, "ScalesConv2d", replace(spec, added={"skip": spec.since + 1}))
     attrs, params, x = F.FUZZ["ScalesConv2d"].base(np.random.default_rng(1))
     attrs["skip"] = 0
-    case = F.Case("ScalesConv2d", "named", "", attrs, params, x)
+    case = F.Case("ScalesConv2d", "named", "", attrs, params, x, version=spec.since)
     with pytest.raises(contract.ContractError, match=f"attribute 'skip' exists from scales_edge version {spec.since + 1}"):
+        contract.check_model(case.model())
+
+
+def test_pixel_shuffle_needs_version_3():
+    """The real case of OpSpec.added: version 3's pixel_shuffle under version 2 is refused by the
+    loaders; the node's own version (the default) is 3."""
+    attrs, params, x = F.FUZZ["ScalesConv2d"].base(np.random.default_rng(3))
+    attrs["pixel_shuffle"] = 1
+    assert F.Case("ScalesConv2d", "named", "", dict(attrs), params, x).model().opset_import[1].version == 3
+    case = F.Case("ScalesConv2d", "named", "", attrs, params, x, version=2)
+    with pytest.raises(contract.ContractError, match="attribute 'pixel_shuffle' exists from scales_edge version 3"):
         contract.check_model(case.model())

@@ -26,7 +26,7 @@ def invoke(args):
 torch.set_num_threads(1)
 
 KEYS = {
-    "model", "format", "arch", "scale", "channels", "binary", "tail", "bytes_on_disk", "params", "int8_params",
+    "model", "format", "arch", "scale", "channels", "binary", "binary_scope", "tail", "bytes_on_disk", "params", "int8_params",
     "weights_bytes",
     "input_size", "output_size", "ops", "ops_binary_layers", "macs", "ops_convention", "custom_ops",
     "op_domain", "op_domain_version",
@@ -36,6 +36,16 @@ KEYS = {
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     d = tmp_path_factory.mktemp("info")
+    torch.manual_seed(0)
+    model = build_model("srresnet", scale=2, num_feat=8, num_block=1, binary_scope="body")
+    ckpt = save_checkpoint(model, d / "m.pth")
+    export_onnx(model, d / "m.onnx")
+    return d, ckpt, d / "m.onnx"
+
+
+@pytest.fixture(scope="module")
+def tiny_paper(tmp_path_factory):
+    d = tmp_path_factory.mktemp("info_paper")
     torch.manual_seed(0)
     model = build_model("srresnet", scale=2, num_feat=8, num_block=1)
     ckpt = save_checkpoint(model, d / "m.pth")
@@ -70,10 +80,34 @@ def test_info_counts_by_hand(tiny, tmp_path):
     assert info["weights_bytes"] == 2 * 576 // 8 + 4 * fp_params
     assert info["bytes_on_disk"] == onnx_path.stat().st_size
     assert (info["arch"], info["scale"], info["channels"], info["binary"]) == ("srresnet", 2, 8, "scales")
+    assert info["binary_scope"] == "body"
     assert info["input_size"] == [20, 10] and info["output_size"] == [40, 20]
     # the fused ScalesConv2d's version; its branches are counted as the version-1 ops it expands to
     assert info["custom_ops"] == 2 and info["op_domain"] == "scales_edge" and info["op_domain_version"] == 2
     assert "binary MACs / 64" in info["ops_convention"] and "OPs" in text
+
+
+@pytest.mark.parametrize("kind", ["onnx", "pth"])
+def test_info_counts_the_paper_scope_by_hand(tiny_paper, tmp_path, kind):
+    """binary_scope="body+upsampler": upconv1 (8 -> 32 at LR, shuffled) and conv_hr (8 -> 8 at
+    2x) are binary too; only conv_first and conv_last stay FP."""
+    d, ckpt, onnx_path = tiny_paper
+    info, text = _info(onnx_path if kind == "onnx" else ckpt, tmp_path, "--size", "20x10")
+    px = 20 * 10
+    # binary MACs per LR pixel: body 2*8*8*9, upconv1 8*32*9, conv_hr at 2x 4*8*8*9
+    binary = px * (2 * 576 + 2304 + 4 * 576)
+    # FP per LR pixel: conv_first 216, conv_last at 2x 4*8*3*9; spatial 1x1 branches: body 2*8,
+    # upconv1 8 (at LR), conv_hr 4*8 (at 2x); the channel Conv1d (k=5 over 8 pooled values, one
+    # per output feature also for upconv1) once per image: 4*5*8
+    branches = px * (16 + 8 + 32) + 160
+    fp = px * (216 + 864) + branches
+    assert info["macs"] == {"fp": fp, "fp_in_binary_layers": branches, "binary": binary}
+    assert info["ops"] == pytest.approx(fp + binary / 64)
+    # beta, scale, bias: 3 x 8 per 8 -> 8 conv (3 of them), 8 + 32 + 32 for upconv1
+    fp_params = (3 * 8 * 9 + 8) + (8 * 3 * 9 + 3) + 4 * 9 + 4 * 5 + 3 * 24 + 72
+    assert info["params"] == {"binary": 3 * 576 + 2304, "fp": fp_params, "total": 3 * 576 + 2304 + fp_params}
+    assert info["binary_scope"] == "body+upsampler" and "binary_scope=body+upsampler" in text
+    assert info["custom_ops"] == 4 and info["op_domain_version"] == 3
 
 
 def test_onnx_and_checkpoint_agree(tiny, tmp_path):
@@ -156,14 +190,36 @@ def test_paper_scale_numbers():
     fp = module_info(build_model("srresnet", scale=4, num_feat=64, binary="fp"), (160, 160))
     assert fp["params"]["fp"] == 1_517_571
     assert fp["ops"] == pytest.approx(64.98e9, rel=2e-3)
-    s64 = module_info(build_model("srresnet", scale=4, num_feat=64), (180, 320))
+    s64 = module_info(build_model("srresnet", scale=4, num_feat=64, binary_scope="body"), (180, 320))
     assert s64["params"]["binary"] == 32 * 64 * 64 * 9
     assert s64["macs"]["binary"] == 32 * 64 * 64 * 9 * 180 * 320
     assert s64["ops"] == pytest.approx(79.31e9, rel=1e-3)  # FP head and tail dominate
     assert s64["ops_binary_layers"] == pytest.approx(1.18e9, rel=1e-2)  # paper's ablation table: 1.74G
-    s40 = module_info(build_model("srresnet", scale=4, num_feat=40), (180, 320))
+    s40 = module_info(build_model("srresnet", scale=4, num_feat=40, binary_scope="body"), (180, 320))
     assert s40["ops"] == pytest.approx(31.41e9, rel=1e-3)
     assert s40["ops_binary_layers"] == pytest.approx(0.488e9, rel=1e-2)
+
+
+def test_paper_scope_ops_at_160x160():
+    """The paper's SCALES SRResNet x4 OPs (1.74G at 64 channels, 0.83G at 40; 160x160 LR input, as
+    its FP figure) come from binarizing every conv but the first and the last. Ours: binary MACs
+    (body, upconv1, upconv2, conv_hr) / 64 + conv_first and conv_last + the re-scaling branches;
+    without the branches 1.755G / 0.862G (docs/scope.md says how the two counts differ)."""
+    px = 160 * 160
+    for width, paper in ((64, 1.74e9), (40, 0.83e9)):
+        info = module_info(build_model("srresnet", scale=4, num_feat=width), (160, 160))
+        c = width
+        binary = px * (32 * c * c * 9 + 4 * c * c * 9) + 4 * px * 4 * c * c * 9 + 16 * px * c * c * 9
+        assert info["macs"]["binary"] == binary
+        head_tail = px * 3 * c * 9 + 16 * px * c * 3 * 9
+        spatial = px * c * 33 + 4 * px * c + 16 * px * c  # 1x1 C -> 1 at each binary conv's pixels
+        assert info["macs"]["fp"] - info["macs"]["fp_in_binary_layers"] == head_tail
+        assert info["macs"]["fp_in_binary_layers"] == spatial + 35 * 5 * c
+        without_branches = head_tail + binary / 64
+        assert without_branches == pytest.approx(paper, rel=0.04)
+        assert info["ops"] == pytest.approx(without_branches + spatial + 35 * 5 * c)
+    assert module_info(build_model("srresnet", scale=4), (160, 160))["ops"] == pytest.approx(1.842e9, rel=1e-3)
+    assert module_info(build_model("srresnet", scale=4, num_feat=40), (160, 160))["ops"] == pytest.approx(0.916e9, rel=1e-3)
 
 
 #: Small Transformers (window 4): SwinIR-light with shifted windows, HAT-S with CAB and OCAB.

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from scales_edge.errors import ConfigError
-from scales_edge.models import build_model, full_config, get_arch, list_archs
+from scales_edge.models import BINARY_SCOPES, build_model, full_config, get_arch, list_archs
 from scales_edge.nn import E2FIFConv2d, ScalesConv2d, binary_layers
 
 torch.set_num_threads(1)
@@ -20,7 +20,7 @@ TINY = {
     "rcan": dict(num_feat=16, num_group=2, num_block=1, squeeze_factor=4),
     "rdn": dict(num_feat=8, num_block=2, num_layer=2, growth=4),
 }
-# input channels of every binary conv of the TINY config, in module order
+# input channels of every binary conv of the TINY config, in module order, binary_scope="body"
 BINARY_CIN = {
     "srresnet": [8, 8, 8, 8],  # 2 blocks x (conv1, conv2)
     "edsr": [8, 8, 8, 8, 8],  # 2 blocks x 2 + conv_after_body
@@ -46,10 +46,36 @@ TAIL = {
 BINARY_TYPE = {"scales": ScalesConv2d, "e2fif": E2FIFConv2d}
 
 
+def paper_scope_layers(arch: str, scale: int) -> list[tuple[int, int]]:
+    """(input channels, upscale) of every binary layer of the TINY config with
+    binary_scope="body+upsampler", in module order: the body's, plus one binary layer per
+    upsampling step (×2 twice at ×4), SRResNet's conv_hr and RDN's sfe2."""
+    steps = [3] if scale == 3 else [2] * (scale // 2)
+    body = [(c, 1) for c in BINARY_CIN[arch]]
+    width = TINY[arch]["num_feat"]
+    if arch == "srresnet":
+        return body + [(width, r) for r in steps] + [(width, 1)]
+    if arch == "rdn":  # upsampler: num_feat -> growth, then growth -> growth
+        growth = TINY[arch]["growth"]
+        return [(width, 1)] + body + [(width if i == 0 else growth, r) for i, r in enumerate(steps)]
+    return body + [(width, r) for r in steps]
+
+
 def tiny(arch: str) -> dict:
     if arch not in TINY:
         pytest.skip(f"no tiny test configuration for the new arch {arch!r}; add one to tests/test_models.py")
     return dict(TINY[arch])
+
+
+def built_and_run(arch: str, binary: str, scale: int, **over) -> nn.Module:
+    """The TINY model, checked to map a 5x7 input to a finite (5s)x(7s) output."""
+    torch.manual_seed(0)
+    model = build_model(arch, scale=scale, binary=binary, **tiny(arch), **over).eval()
+    with torch.no_grad():
+        y = model(torch.rand(2, 3, 5, 7))
+    assert y.shape == (2, 3, 5 * scale, 7 * scale)
+    assert torch.isfinite(y).all()
+    return model
 
 
 def n_params(model: nn.Module) -> int:
@@ -60,6 +86,13 @@ def _cases():
     # Transformers (SwinIR, HAT) have their own build/run matrix in tests/test_transformers.py.
     for arch in (a for a in list_archs() if get_arch(a).family == "cnn"):
         for binary in get_arch(arch).binaries:
+            for scale in (2, 3, 4):
+                yield pytest.param(arch, binary, scale, id=f"{arch}-{binary}-x{scale}")
+
+
+def _paper_cases():
+    for arch in (a for a in list_archs() if get_arch(a).family == "cnn"):
+        for binary in ("scales", "e2fif"):
             for scale in (2, 3, 4):
                 yield pytest.param(arch, binary, scale, id=f"{arch}-{binary}-x{scale}")
 
@@ -76,13 +109,8 @@ def test_registry_lists_the_cnn_zoo():
 
 @pytest.mark.parametrize("arch,binary,scale", list(_cases()))
 def test_every_arch_scale_binary_builds_and_runs(arch, binary, scale):
-    torch.manual_seed(0)
-    model = build_model(arch, scale=scale, binary=binary, **tiny(arch)).eval()
-    x = torch.rand(2, 3, 5, 7)
-    with torch.no_grad():
-        y = model(x)
-    assert y.shape == (2, 3, 5 * scale, 7 * scale)
-    assert torch.isfinite(y).all()
+    """binary_scope="body": the residual body is binary, head and upsampling tail stay FP."""
+    model = built_and_run(arch, binary, scale, binary_scope="body")
 
     layers = binary_layers(model)
     if binary == "fp":
@@ -111,6 +139,54 @@ def test_every_arch_scale_binary_builds_and_runs(arch, binary, scale):
     assert type(all_convs[-1]) is nn.Conv2d and all_convs[-1].out_channels == 3
 
 
+@pytest.mark.parametrize("arch,binary,scale", list(_paper_cases()))
+def test_paper_scope_binarizes_every_conv_but_the_first_and_the_last(arch, binary, scale):
+    """binary_scope="body+upsampler" (the default of a binarized model): the upsampler convs
+    (each with its pixel shuffle, C -> r²C -> shuffle), SRResNet's conv_hr and RDN's sfe2 are
+    binary too; the FP convs left are the first, the last, the binary layers' own re-scaling
+    branches and RCAN's channel attention (1x1 convs on pooled 1x1 maps)."""
+    model = built_and_run(arch, binary, scale)
+    assert model.config["binary_scope"] == "body+upsampler"
+    layers = binary_layers(model)
+    assert [(m.in_channels, m.upscale) for _, m in layers] == paper_scope_layers(arch, scale)
+    assert all(type(m) is BINARY_TYPE[binary] for _, m in layers)
+    for _, m in layers:
+        assert m.out_channels == m.shuffled_channels * m.upscale**2
+    inside = tuple(n + "." for n, _ in layers)
+    fp = [
+        (n, m) for n, m in model.named_modules()
+        if type(m) is nn.Conv2d and not n.startswith(inside) and ".attention." not in n
+    ]
+    first, last = ("sfe1" if arch == "rdn" else "conv_first"), "conv_last"
+    assert [n for n, _ in fp] == [first, last]
+    assert fp[0][1].in_channels == 3 and fp[1][1].out_channels == 3
+
+
+def test_scope_defaults_and_choices():
+    for arch in (a for a in list_archs() if get_arch(a).family == "cnn"):
+        entry = get_arch(arch)
+        assert entry.scopes == BINARY_SCOPES == ("body", "body+upsampler")
+        assert entry.choices == {"binary_scope": BINARY_SCOPES}
+        assert entry.option_choices(build_model(arch).config)["binary_scope"] == BINARY_SCOPES
+        assert full_config(arch)["binary_scope"] == "body+upsampler"
+        assert full_config(arch, binary="e2fif")["binary_scope"] == "body+upsampler"
+        assert full_config(arch, binary="fp")["binary_scope"] == "body"
+        assert full_config(arch, binary_scope="body")["binary_scope"] == "body"
+    for arch in (a for a in list_archs() if get_arch(a).family == "transformer"):
+        assert get_arch(arch).scopes == () and "binary_scope" not in get_arch(arch).choices
+
+
+@pytest.mark.parametrize("scope", ["upsampler", "all", "", "BODY"])
+def test_unknown_scope_is_named(scope):
+    with pytest.raises(ConfigError, match="binary_scope"):
+        build_model("srresnet", binary_scope=scope, **TINY["srresnet"])
+
+
+def test_fp_model_has_no_upsampler_scope():
+    with pytest.raises(ConfigError, match="binary_scope"):
+        build_model("edsr", binary="fp", binary_scope="body+upsampler", **TINY["edsr"])
+
+
 @pytest.mark.parametrize("arch", ["srresnet", "edsr", "edsr_l", "rcan", "rdn"])
 @pytest.mark.parametrize("width", [40, 48])
 def test_channel_widths_40_and_48(arch, width):
@@ -121,7 +197,7 @@ def test_channel_widths_40_and_48(arch, width):
         if k in cfg:
             cfg[k] = 1
     model = build_model(arch, scale=4, binary="scales", **cfg).eval()
-    assert all(m.out_channels in (width, cfg.get("growth", width)) for _, m in binary_layers(model))
+    assert all(m.shuffled_channels in (width, cfg.get("growth", width)) for _, m in binary_layers(model))
     with torch.no_grad():
         y = model(torch.rand(1, 3, 5, 7))
     assert y.shape == (1, 3, 20, 28)
@@ -189,7 +265,7 @@ def test_ablation_parameter_counts(arch):
         "lsf_only": {"spatial": False, "channel": False},
         "no_lsf": {"lsf": False},
     }.items():
-        counts[name] = n_params(build_model(arch, scale=2, binary="scales", **switches, **cfg))
+        counts[name] = n_params(build_model(arch, scale=2, binary="scales", binary_scope="body", **switches, **cfg))
     spatial = sum(c + 1 for c in cins)  # 1x1 conv Cin -> 1 with bias, per binary conv
     channel = 5 * len(cins)  # conv1d k=5, no bias, per binary conv
     lsf = sum(1 + c for c in cins)  # alpha + one beta per input channel
@@ -200,15 +276,20 @@ def test_ablation_parameter_counts(arch):
 
 
 def test_ablation_counts_by_hand_srresnet_and_rdn():
-    """The same rule with the numbers written out: srresnet 4 convs of width 8; rdn widths 8..16."""
-    def diff(arch, **sw):
-        full = n_params(build_model(arch, scale=2, **TINY[arch]))
-        return full - n_params(build_model(arch, scale=2, **sw, **TINY[arch]))
+    """The same rule with the numbers written out: srresnet 4 body convs of width 8 (+ upconv1 and
+    conv_hr in the paper scope); rdn widths 8..16 (+ sfe2 and the upsampler conv, width 8)."""
+    def diff(arch, scope, **sw):
+        full = n_params(build_model(arch, scale=2, binary_scope=scope, **TINY[arch]))
+        return full - n_params(build_model(arch, scale=2, binary_scope=scope, **sw, **TINY[arch]))
 
-    assert diff("srresnet", spatial=False) == 4 * 9
-    assert diff("srresnet", channel=False) == 4 * 5
-    assert diff("rdn", spatial=False) == 9 + 13 + 17 + 9 + 13 + 17 + 17 + 9
-    assert diff("rdn", channel=False) == 8 * 5
+    assert diff("srresnet", "body", spatial=False) == 4 * 9
+    assert diff("srresnet", "body", channel=False) == 4 * 5
+    assert diff("rdn", "body", spatial=False) == 9 + 13 + 17 + 9 + 13 + 17 + 17 + 9
+    assert diff("rdn", "body", channel=False) == 8 * 5
+    assert diff("srresnet", "body+upsampler", spatial=False) == 6 * 9
+    assert diff("srresnet", "body+upsampler", channel=False) == 6 * 5
+    assert diff("rdn", "body+upsampler", spatial=False) == 9 + 9 + 13 + 17 + 9 + 13 + 17 + 17 + 9 + 9
+    assert diff("rdn", "body+upsampler", channel=False) == 10 * 5
 
 
 def test_ablation_switches_reach_every_layer():

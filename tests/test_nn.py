@@ -553,3 +553,104 @@ def test_scales_conv_valid_padding_is_rejected_or_works():
     with torch.no_grad():
         out = layer(torch.randn(1, 4, 7, 9))
     assert out.shape == (1, 4, 5, 7)
+
+
+# ----------------------------------------------------------------------------- upsampling layers
+
+
+def ref_pixel_shuffle(z: torch.Tensor, r: int) -> torch.Tensor:
+    """Y[n, f, h*r + i, w*r + j] = Z[n, f*r*r + i*r + j, h, w], written with explicit indexing."""
+    n, m, h, w = z.shape
+    f = m // (r * r)
+    y = torch.empty(n, f, h * r, w * r, dtype=z.dtype)
+    for c in range(f):
+        for i in range(r):
+            for j in range(r):
+                y[:, c, i::r, j::r] = z[:, c * r * r + i * r + j]
+    return y
+
+
+def ref_scales_upsampler(layer: ScalesConv2d, x: torch.Tensor) -> torch.Tensor:
+    """The upsampling SCALES conv as the issue describes it, before the shuffle: the conv's r²F
+    channels scaled, the channel scale of feature f on its r² channels, the input repeated r² times
+    along the channels (channel f*r² + k gets X[f]) as the skip, then the pixel shuffle."""
+    r = layer.upscale
+    with torch.no_grad():
+        z = ref_conv_core(x, layer.weight, layer.bias, layer.alpha, layer.beta, 1, 1, 1)
+        if layer.spatial is not None:
+            z = z * ref_spatial(x, layer.spatial.weight.flatten(), layer.spatial.bias, 1)
+        f = layer.out_channels // (r * r)
+        if layer.channel is not None:
+            if layer.in_channels == f:
+                cs = ref_channel(x, layer.channel.weight.flatten())  # [N, F, 1, 1]
+            else:  # pool the shuffled output, per output feature
+                cs = ref_channel(ref_pixel_shuffle(z, r), layer.channel.weight.flatten())
+            z = z * cs.repeat_interleave(r * r, dim=1)
+        if layer.in_channels == f:
+            z = z + x.repeat_interleave(r * r, dim=1)
+        return ref_pixel_shuffle(z, r)
+
+
+@pytest.mark.parametrize("r", [2, 3, 4])
+@pytest.mark.parametrize("cin,feat", [(4, 4), (5, 3)])
+@pytest.mark.parametrize("switches", [{}, {"spatial": False}, {"channel": False}, {"lsf": False}])
+def test_scales_upsampler_matches_the_repeat_skip_formula(r, cin, feat, switches):
+    torch.manual_seed(60 + r)
+    layer = ScalesConv2d(cin, feat * r * r, 3, upscale=r, **switches).eval()
+    randomize_(layer, seed=60 + r)
+    assert layer.shuffled_channels == feat and layer.skip == (cin == feat)
+    assert layer.channel_from_input == (cin == feat)
+    x = torch.randn(2, cin, 5, 7)
+    with torch.no_grad():
+        y = layer(x)
+    assert y.shape == (2, feat, 5 * r, 7 * r)
+    torch.testing.assert_close(y, ref_scales_upsampler(layer, x), rtol=1e-5, atol=1e-5)
+
+
+def test_upsampler_skip_copies_each_feature_to_its_r_by_r_pixels():
+    layer = ScalesConv2d(3, 3 * 9, 3, upscale=3, spatial=False, channel=False).eval()
+    with torch.no_grad():
+        layer.weight.zero_()  # core = 0 * conv + bias
+        layer.bias.zero_()
+    x = torch.randn(1, 3, 4, 5)
+    with torch.no_grad():
+        y = layer(x)
+    for i in range(3):
+        for j in range(3):
+            assert torch.equal(y[:, :, i::3, j::3], x)
+
+
+@pytest.mark.parametrize("r", [2, 3])
+def test_e2fif_upsampler_is_folded_batch_norm_plus_repeated_input(r):
+    torch.manual_seed(70)
+    layer = E2FIFConv2d(4, 4 * r * r, 3, upscale=r).eval()
+    randomize_(layer, seed=70)
+    x = torch.randn(2, 4, 6, 5)
+    z = _e2fif_ref_eval(layer, x) + x.repeat_interleave(r * r, dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), ref_pixel_shuffle(z, r), rtol=1e-5, atol=1e-5)
+
+
+def test_upsampler_geometry_is_checked():
+    with pytest.raises(ValueError, match="upscale"):
+        ScalesConv2d(4, 10, 3, upscale=2)  # 10 is not a multiple of 4
+    with pytest.raises(ValueError, match="upscale"):
+        ScalesConv2d(4, 16, 3, stride=2, upscale=2)
+    with pytest.raises(ValueError):
+        E2FIFConv2d(4, 16, 3, upscale=0)
+
+
+def test_binary_spec_upsampler():
+    up = BinarySpec("scales", spatial=False).upsampler(4, 4, 3)
+    assert type(up) is ScalesConv2d and up.upscale == 3 and up.out_channels == 36 and up.spatial is None
+    assert type(BinarySpec("e2fif").upsampler(4, 4, 2)) is E2FIFConv2d
+    fp = BinarySpec("fp").upsampler(4, 4, 2)
+    assert [type(m) for m in fp] == [nn.Conv2d, nn.PixelShuffle] and fp[0].out_channels == 16
+
+
+def test_upsampler_gradients_reach_every_parameter():
+    layer = ScalesConv2d(4, 16, 3, upscale=2).train()
+    randomize_(layer, seed=71)
+    layer(torch.randn(2, 4, 6, 6)).square().mean().backward()
+    for name, p in layer.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name

@@ -238,18 +238,19 @@ def test_runner_json_is_the_bench_schema(runner, model, tmp_path):
     assert r["tiling"] is None  # 24 x 16 fits in one tile: the model runs whole
     assert Path(r["onnxruntime_library"]).name.startswith("libonnxruntime.so")
     assert set(r["codecs"]) == {"zlib", "libpng", "libjpeg"}
-    # Every ScalesConv2d of the model (2 blocks x 2 convs) says which path it ran: measured once
-    # per distinct geometry (the blocks' first and second convs differ in their branches), then
-    # taken from that measurement.
+    # Every ScalesConv2d of the model (2 blocks x 2 convs; upconv1, upconv2 and conv_hr in the
+    # paper scope) says which path it ran: measured once per distinct geometry (the blocks' first
+    # and second convs differ in their branches), then taken from that measurement.
     kernels = res["kernels"]
-    assert [k["op"] for k in kernels] == ["ScalesConv2d"] * 4
+    assert [k["op"] for k in kernels] == ["ScalesConv2d"] * 7
     assert {k["path"] for k in kernels} <= set(LIB.paths())
     for shape in {k["shape"] for k in kernels}:
         hows = [k["how"] for k in kernels if k["shape"] == shape]
         assert hows.count("measured") == 1 and set(hows) <= {"measured", "cached"} or set(hows) == {"only"}
         measured = next(k for k in kernels if k["shape"] == shape and k["how"] != "cached")
         assert measured["unit_ms"][measured["path"]] == min(measured["unit_ms"].values())
-        assert "C=40 M=40 k=3x3" in shape and "H=16 W=24" in shape
+        assert any(f"C=40 M={m} k=3x3" in shape and f"H={16 * f} W={24 * f}" in shape
+                   for m, f in ((40, 1), (160, 1), (160, 2), (40, 4)))
     assert "median" in out.stderr  # the one-line summary
 
 
@@ -258,7 +259,7 @@ def test_runner_kernel_option(runner, model):
     report = json.loads(out.stdout)
     assert report["runner"]["kernel"] == "portable"
     kernels = report["results"][0]["kernels"]
-    assert len(kernels) == 4 and all(k["path"] == "portable" and k["how"] == "forced" for k in kernels)
+    assert len(kernels) == 7 and all(k["path"] == "portable" and k["how"] == "forced" for k in kernels)
 
 
 # ------------------------------------------------------------------------------ images, tiled

@@ -1,4 +1,5 @@
-"""scales_edge.ScalesConv2d (op-domain version 2): the fused SCALES convolution inside ONNX Runtime
+"""scales_edge.ScalesConv2d (op-domain version 2, and version 3's pixel_shuffle for upsampling
+convs): the fused SCALES convolution inside ONNX Runtime
 must equal the numpy reference (runtime/reference.py, itself checked against PyTorch's ScalesConv2d
 layer here) on every kernel path this machine runs, for every combination of branches, strides,
 dilations and channel counts; bad branch inputs give ORT errors naming the op; the version contract
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from _opslib import KernelLib, load_reference, require_library
+from _opslib import KernelLib, load_reference, ort_session as session, require_library
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -59,20 +60,12 @@ def model(p, attrs, version=2, c=None):
     return m
 
 
-def session(m, threads=1):
-    so = ort.SessionOptions()
-    so.register_custom_ops_library(str(LIB_PATH))
-    so.intra_op_num_threads = threads
-    so.log_severity_level = 4
-    return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
-
-
 def reference(x, p, attrs):
     return ref.scales_conv2d(
         x, p["beta"], p["W"], p["scale"], p.get("bias"), p.get("spatial_weight"), p.get("spatial_bias"),
         p.get("channel_weight"), kernel_shape=attrs["kernel_shape"], strides=attrs.get("strides"),
         pads=attrs.get("pads"), dilations=attrs.get("dilations"), skip=attrs.get("skip", 0),
-        channel_from_output=attrs.get("channel_from_output", 0))
+        channel_from_output=attrs.get("channel_from_output", 0), pixel_shuffle=attrs.get("pixel_shuffle", 1))
 
 
 def close(got, want):
@@ -198,3 +191,123 @@ def test_domain_versions():
         m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("scales_edge", version)])
         m.ir_version = 8
         close(session(m).run(None, {"X": x})[0], want)
+
+
+# ----------------------------------------------------------------------------- version 3: pixel_shuffle
+
+SHUFFLE_CASES = [
+    # C, F, r, attrs, branches (spatial, channel), H, W
+    (64, 64, 2, dict(skip=1), (True, True), 9, 13),
+    (40, 40, 2, dict(skip=1), (True, True), 7, 11),
+    (40, 40, 3, dict(skip=1), (True, True), 5, 9),
+    (16, 16, 4, dict(skip=1), (True, True), 6, 5),
+    (24, 24, 2, dict(skip=1), (False, True), 4, 7),
+    (24, 24, 3, dict(skip=1), (True, False), 3, 3),
+    (24, 24, 2, dict(), (False, False), 5, 4),
+    (16, 8, 2, dict(channel_from_output=1), (True, True), 6, 7),  # C != F: no skip, pool the output
+    (8, 12, 3, dict(channel_from_output=1), (False, True), 5, 5),
+    (3, 3, 2, dict(skip=1), (True, True), 1, 1),
+]
+
+
+@pytest.mark.parametrize("c,f,r,attrs,branches,h,w", SHUFFLE_CASES)
+def test_pixel_shuffle_matches_reference_on_every_path(monkeypatch, c, f, r, attrs, branches, h, w):
+    rng = np.random.default_rng(c * 100 + f * 10 + r + h * w)
+    attrs = dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], pixel_shuffle=r, **attrs)
+    p = params(rng, c, f * r * r, 3, spatial=branches[0], channel=branches[1])
+    x = rng.standard_normal((2, c, h, w)).astype(np.float32)
+    want = reference(x, p, attrs)
+    assert want.shape == (2, f, h * r, w * r)
+    for path in KernelLib(LIB_PATH).paths():
+        monkeypatch.setenv("SCALES_EDGE_KERNEL", path)
+        for threads in (1, 2):
+            got = session(model(p, attrs, version=3), threads).run(None, {"X": x})[0]
+            close(got, want)
+
+
+def test_pixel_shuffle_reference_is_version_2_then_depth_to_space():
+    """The contract's definition, independently: version 2's op without Cs and skip, a CRD
+    depth-to-space written as index arithmetic, then the per-feature Cs and the repeated input."""
+    rng = np.random.default_rng(31)
+    c, r = 8, 3
+    p = params(rng, c, c * r * r, 3)
+    x = rng.standard_normal((1, c, 4, 5)).astype(np.float32)
+    attrs = dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], skip=1)
+    core = ref.scales_conv2d(x, p["beta"], p["W"], p["scale"], p["bias"], p["spatial_weight"], p["spatial_bias"],
+                             None, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    z = np.empty((1, c, 4 * r, 5 * r), np.float32)
+    for m in range(c * r * r):
+        f, i, j = m // (r * r), (m % (r * r)) // r, m % r
+        z[0, f, i::r, j::r] = core[0, m]
+    mean = x.astype(np.float64).mean(axis=(2, 3))[0]
+    k = p["channel_weight"]
+    cs = np.array([sum(k[t] * (mean[f + t - 2] if 0 <= f + t - 2 < c else 0.0) for t in range(5)) for f in range(c)])
+    cs = (1 / (1 + np.exp(-cs.astype(np.float32)))).astype(np.float32)
+    skip = np.repeat(np.repeat(x, r, axis=2), r, axis=3)
+    want = z * cs[None, :, None, None] + skip
+    got = reference(x, p, dict(attrs, pixel_shuffle=r))
+    close(got, want)
+    close(ReferenceEvaluator(model(p, dict(attrs, pixel_shuffle=r), version=3), new_ops=ref.custom_ops()).run(None, {"X": x})[0], want)
+
+
+@pytest.mark.parametrize("r,c", [(2, 8), (3, 8), (2, 6)])
+def test_pixel_shuffle_equals_the_pytorch_upsampler(r, c):
+    """The op computes the PyTorch upsampling layer (conv, shuffle, repeated-input skip)."""
+    from scales_edge.export.packing import pack_conv_weight
+    from scales_edge.nn import ScalesConv2d
+
+    torch.manual_seed(r)
+    feat = 8
+    layer = ScalesConv2d(c, feat * r * r, upscale=r).eval()
+    with torch.no_grad():
+        layer.beta.uniform_(-0.3, 0.3)
+        layer.alpha.fill_(0.7)
+        layer.channel.weight.normal_(0, 1)
+        layer.spatial.weight.normal_(0, 0.3)
+    cp = layer.core_params()
+    p = dict(beta=cp.beta.numpy(), W=pack_conv_weight(cp.weight_sign.numpy()), scale=cp.scale.numpy(),
+             bias=cp.bias.numpy(), spatial_weight=layer.spatial.weight.detach().reshape(-1).numpy(),
+             spatial_bias=layer.spatial.bias.detach().numpy(),
+             channel_weight=layer.channel.weight.detach().reshape(-1).numpy())
+    attrs = dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], skip=int(layer.skip),
+                 channel_from_output=int(not layer.channel_from_input), pixel_shuffle=r)
+    x = torch.randn(2, c, 7, 6)
+    with torch.no_grad():
+        want = layer(x).numpy()
+    close(reference(x.numpy(), p, attrs), want)
+    close(session(model(p, attrs, version=3)).run(None, {"X": x.numpy()})[0], want)
+
+
+def test_pixel_shuffle_bad_attributes_are_errors():
+    rng = np.random.default_rng(12)
+    op = "scales_edge.ScalesConv2d"
+    k33 = dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    x = rng.standard_normal((1, 8, 6, 6)).astype(np.float32)
+    p = params(rng, 8, 32, 3)
+    _error(lambda: session(model(p, dict(k33, pixel_shuffle=0), version=3)), op, "'pixel_shuffle' = 0")
+    # M = 32 is not a multiple of 9
+    _error(lambda: session(model(p, dict(k33, pixel_shuffle=3), version=3)).run(None, {"X": x}), op,
+           "multiple of 9")
+    _error(lambda: session(model(p, dict(k33, pixel_shuffle=2, strides=[2, 2]), version=3)).run(None, {"X": x}),
+           op, "strides [1, 1]")
+    # skip and pooling the input need C == F (8 -> 2*2*4: F = 4)
+    p4 = params(rng, 8, 16, 3)
+    _error(lambda: session(model(p4, dict(k33, pixel_shuffle=2, skip=1, channel_from_output=1), version=3))
+           .run(None, {"X": x}), op, "skip needs")
+    _error(lambda: session(model(p4, dict(k33, pixel_shuffle=2), version=3)).run(None, {"X": x}), op,
+           "needs C == F")
+    for bad in (dict(pixel_shuffle=0), dict(pixel_shuffle=3)):
+        with pytest.raises(ValueError, match="ScalesConv2d"):
+            reference(x, p, dict(k33, **bad))
+    # and a good one still runs
+    close(session(model(p, dict(k33, pixel_shuffle=2, skip=1), version=3)).run(None, {"X": x})[0],
+          reference(x, p, dict(k33, pixel_shuffle=2, skip=1)))
+
+
+def test_version_3_runs_version_2_models_unchanged():
+    rng = np.random.default_rng(13)
+    k33 = dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], skip=1)
+    p = params(rng, 8, 8, 3)
+    x = rng.standard_normal((1, 8, 5, 6)).astype(np.float32)
+    for version in (2, 3):
+        close(session(model(p, k33, version=version)).run(None, {"X": x})[0], reference(x, p, k33))

@@ -27,11 +27,28 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def model_x4(tmp_path_factory):
-    """SRResNet-SCALES x4 (16 channels, 2 blocks): 4 ScalesConv2d with global channel pools."""
+    """SRResNet-SCALES x4 (16 channels, 2 blocks), body scope: 4 ScalesConv2d with global channel
+    pools, an FP upsampling tail."""
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("plan") / "m.onnx"
-    export_onnx(build_model("srresnet", scale=4, num_feat=16, num_block=2).eval(), path)
+    export_onnx(build_model("srresnet", scale=4, num_feat=16, num_block=2, binary_scope="body").eval(), path)
     return path
+
+
+def test_the_paper_scope_cut_hands_the_binary_upsampler_the_body_output(tmp_path):
+    """Paper scope: the upsampler convs are binary and pool; with the pools' values fed, the tail
+    still starts at upconv1 (its conv reads the body's output) and pools nothing itself."""
+    torch.manual_seed(0)
+    path = tmp_path / "p.onnx"
+    export_onnx(build_model("srresnet", scale=4, num_feat=16, num_block=2).eval(), path)
+    plan = TilingPlan(onnx.load(str(path)))
+    assert plan.kinds == ["stats_local", "stats_override", "body", "tail"]
+    tail = plan.model("tail")
+    first = tail.graph.node[0]
+    assert first.op_type == "BinaryConv2d" and first.input[0] == plan.tail.features[0]
+    assert not any(n.op_type == "GlobalAveragePool" for n in tail.graph.node)
+    assert {p.scale for p in plan.geometry.pools} == {1.0, 2.0, 4.0}  # body, upconv2, conv_hr inputs
+    assert plan.stats_tile(64) == 64  # a pool at the output resolution: statistics tiles of the output's size
 
 
 def test_the_cut_hands_the_tail_the_body_output(model_x4):

@@ -528,7 +528,7 @@ def test_cli_long_error_stays_on_one_line(tiny_photo_dir, tmp_path):
     )
     assert res.exit_code == 2
     errors = error_lines(res)
-    assert len(errors) == 1 and "some_unknown_option" in errors[0] and errors[0].rstrip().endswith("skip"), res.output
+    assert len(errors) == 1 and "some_unknown_option" in errors[0] and errors[0].rstrip().endswith("binary_scope"), res.output
 
 
 def test_cli_evaluate_missing_checkpoint_is_an_error(tiny_photo_dir, tmp_path):
@@ -589,3 +589,42 @@ def test_two_gloo_processes_train_like_one_on_the_same_global_batch(tiny_photo_d
     la = read_metrics(one)["train"][-1]["loss"]
     lb = read_metrics(two)["train"][-1]["loss"]
     assert lb == pytest.approx(la, rel=1e-4)
+
+
+# ----------------------------------------------------------------------------- --init (warm start)
+
+
+def test_init_starts_a_paper_scope_run_from_a_body_scope_checkpoint(tiny_photo_dir, tmp_path):
+    """--init copies the tensors of matching name and shape (the body, the head and tail, and the
+    upsampler convs' latent weights, which keep their names in the paper scope); the paper scope's
+    own tensors (thresholds, scales, branches of the upsampler convs) keep their initial values."""
+    from scales_edge.checkpoints import save_checkpoint
+
+    torch.manual_seed(5)
+    body = build_model("srresnet", binary_scope="body", **MODEL)
+    src = save_checkpoint(body, tmp_path / "body.pth")
+    out = tmp_path / "run"
+    res = cli("train", str(tiny_photo_dir), "--out", str(out), "--iters", "1", "--init", str(src), "--lr", "1e-12",
+              *[a for a in TINY if a != "1e-3" and a != "--lr"])
+    assert res.exit_code == 0, res.output
+    assert "initialized from" in (out / "train.log").read_text()
+    trained = params_of(out / "model.pth")
+    torch.manual_seed(0)  # the run's seed: the paper-scope model it builds before copying
+    fresh = build_model("srresnet", **MODEL).state_dict()
+    source = body.state_dict()
+    for k, v in trained.items():
+        if k in source and source[k].shape == v.shape:
+            torch.testing.assert_close(v, source[k], atol=1e-6, rtol=0)  # lr 1e-12: one step moves nothing visible
+        else:
+            torch.testing.assert_close(v, fresh[k], atol=1e-6, rtol=0)
+    assert "upconv1.alpha" in trained and "upconv1.alpha" not in source
+
+
+def test_init_with_nothing_in_common_or_no_file_is_one_line(tiny_photo_dir, tmp_path):
+    other = tmp_path / "o.pth"  # a BasicSR-style file of another network
+    torch.save({"params": {"conv_in.weight": torch.zeros(5, 3, 3, 3), "head.bias": torch.zeros(5)}}, other)
+    for init, message in ((other, "none of its tensors has the name and shape"), (tmp_path / "missing.pth", "no such checkpoint file")):
+        out = tmp_path / f"run_{init.stem}"
+        res = cli("train", str(tiny_photo_dir), "--out", str(out), "--iters", "1", "--init", str(init), *TINY)
+        assert res.exit_code == 2 and len(error_lines(res)) == 1 and message in error_lines(res)[0], res.output
+        assert not (out / "model.pth").exists()

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from _opslib import KernelLib, load_reference, require_library
+from _opslib import KernelLib, load_reference, ort_session as session, require_library
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -48,14 +48,6 @@ def _model(node, inputs, inits, version=3):
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("scales_edge", version)])
     m.ir_version = 8
     return m
-
-
-def session(m, threads=1):
-    so = ort.SessionOptions()
-    so.register_custom_ops_library(str(LIB_PATH))
-    so.intra_op_num_threads = threads
-    so.log_severity_level = 4
-    return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
 def _float_input(name, rank):

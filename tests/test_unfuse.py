@@ -19,9 +19,9 @@ CFGS = {
 }
 
 
-def _model(arch):
+def _model(arch, scale=2, scope="body+upsampler"):
     torch.manual_seed(3)
-    m = build_model(arch, binary="scales", scale=2, **CFGS[arch]).eval()
+    m = build_model(arch, binary="scales", scale=scale, binary_scope=scope, **CFGS[arch]).eval()
     with torch.no_grad():
         for name, p in m.named_parameters():
             if name.endswith("beta"):
@@ -36,9 +36,11 @@ def _ops(proto):
     return counts
 
 
+@pytest.mark.parametrize("scale,scope", [(2, "body+upsampler"), (3, "body+upsampler"), (4, "body")])
 @pytest.mark.parametrize("arch", sorted(CFGS))
-def test_unfused_equals_the_version_1_export(tmp_path, arch):
-    model = _model(arch)
+def test_unfused_equals_the_version_1_export(tmp_path, arch, scale, scope):
+    """Version 2 and 3 ops (the upsampling ones: DepthToSpace and a nearest Resize for the skip)."""
+    model = _model(arch, scale, scope)
     fused = export_onnx(model, tmp_path / "fused.onnx")
     v1 = export_onnx(model, tmp_path / "v1.onnx", fuse=False)
     assert has_fused(fused) and not has_fused(v1)
@@ -48,8 +50,10 @@ def test_unfused_equals_the_version_1_export(tmp_path, arch):
     assert {(i.domain, i.version) for i in un.opset_import if i.domain == DOMAIN} == {(DOMAIN, 1)}
     ops = _ops(un)
     assert ops.get("BinaryConv2d") == _ops(v1)["BinaryConv2d"] == _ops(fused)["ScalesConv2d"]
-    for op in ("Sigmoid", "ReduceMean", "Mul"):
+    for op in ("Sigmoid", "ReduceMean", "Mul", "Add", "DepthToSpace", "Resize"):
         assert ops.get(op, 0) == _ops(v1).get(op, 0), op
+    if scope == "body+upsampler":
+        assert ops["DepthToSpace"] == (2 if scale == 4 else 1) and "DepthToSpace" not in _ops(fused)
     onnx.save(un, tmp_path / "un.onnx")
     x = np.random.default_rng(0).random((1, 3, 21, 26), dtype=np.float32)
     got = make_session(tmp_path / "un.onnx").run(None, {"input": x})[0]

@@ -86,7 +86,11 @@ def test_geometry_of_srresnet(upscaler):
     # head conv (1) + 2 blocks x 2 convs (4) + upconv1 (1) + conv_hr, conv_last at 2x (0.5 + 0.5) + bilinear base
     assert g.radius == pytest.approx(7.0)
     assert g.scale == 2 and g.min_side == 1
-    assert len(g.pools) == 4  # one global channel pool per binary conv
+    # one global channel pool per binary conv: 4 in the body, upconv1's (LR), conv_hr's (at 2x)
+    assert len(g.pools) == 6
+    assert sorted(p.scale for p in g.pools) == [1, 1, 1, 1, 1, 2]
+    # a pool at the output resolution: the statistics tiles are the output tiles' size
+    assert upscaler.runner.stats_tile(24) == 24
 
 
 def test_tiled_equals_whole_image(upscaler):
@@ -136,6 +140,23 @@ def test_tiling_works_for_the_zoo(tmp_path, arch, kw):
     img = photo_crop("coffee", 60, 70)
     whole = up.upscale_image(img, tile=0)
     tiled = up.upscale_image(img, tile=20, overlap=up.runner.geometry.exact_overlap)
+    assert psnr(tiled, whole, 255) >= 60
+
+
+@pytest.mark.parametrize("scale", [3, 4])
+def test_tiling_paper_scope_pools_at_high_resolution(tmp_path, scale):
+    """The binary upsampler's and conv_hr's channel pools read 2x-4x maps: the statistics passes
+    cover them (their tiles no wider than the output tiles) and tiles stay exact."""
+    torch.manual_seed(1)
+    model = build_model("srresnet", scale=scale, num_feat=8, num_block=1)
+    export_onnx(model, tmp_path / "m.onnx")
+    up = Upscaler(str(tmp_path / "m.onnx"), threads=1)
+    g = up.runner.geometry
+    assert max(p.scale for p in g.pools) == scale and up.runner.stats_tile(16) == 16
+    img = photo_crop("coffee", 40, 46)
+    whole = up.upscale_image(img, tile=0)
+    tiled = up.upscale_image(img, tile=16, overlap=g.exact_overlap)
+    assert up.runner.last_passes >= 2
     assert psnr(tiled, whole, 255) >= 60
 
 
@@ -317,8 +338,11 @@ def test_gray_stays_gray(upscaler, tmp_path):
     assert res.exit_code == 0, res.output
     out = cv2.imread(str(tmp_path / "out" / "big.png"), cv2.IMREAD_UNCHANGED)
     assert out.ndim == 2 and out.shape == (80, 88) and out.dtype == np.uint8
-    rgb_out = upscaler.upscale_image(np.dstack([gray] * 3))  # replicate -> model -> luma
-    luma = cv2.cvtColor(rgb_out, cv2.COLOR_BGR2GRAY)
+    # replicate -> model -> luma (BT.601, of the float output: a random model's colours leave
+    # [0, 1], so the luma of the clipped 8-bit colour image may differ) -> 8 bits
+    x = np.repeat((gray.astype(np.float32) / 255)[None, None], 3, axis=1)
+    rgb = upscaler.run_tensor(x)[0]
+    luma = np.round(np.clip(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2], 0, 1) * 255)
     assert np.abs(out.astype(int) - luma.astype(int)).max() <= 1
 
 

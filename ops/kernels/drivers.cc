@@ -13,6 +13,7 @@
 
 #include "kernels.h"
 #include "reductions.h"
+#include "drivers_rows.h"
 #include "transform.h"
 
 namespace scales_edge {
@@ -221,40 +222,7 @@ namespace {
 
 float sigmoidf(float v) { return 1.0f / (1.0f + std::exp(-v)); }
 
-// Accumulators of the output rows [begin, end), one row at a time, handed to emit(n, oh, row)
-// with row[m * OW + ow].
-template <typename Emit>
-void for_each_acc_row(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
-                      const ConvWeights& w, int64_t begin, int64_t end, Emit emit) {
-  std::vector<int32_t> row(static_cast<size_t>(g.OW * g.Mp));
-  std::vector<uint64_t> scratch(static_cast<size_t>(conv_row_scratch_words(k, g)));
-  for (int64_t r = begin; r < end; ++r) {
-    const int64_t n = r / g.OH, oh = r % g.OH;
-    k.conv_row(g, xp + n * g.H * g.W * g.CW, w, oh, row.data(), g.OW, scratch.data());
-    emit(n, oh, row.data());
-  }
-}
-
 }  // namespace
-
-// True when k can convolve and transform rows of g in one pass (conv_rows_float).
-static bool fused_rows(const IsaKernels& k, const ConvGeometry& g) {
-  return k.conv_rows_float && k.conv_rows_contiguous && k.conv_rows_contiguous(g);
-}
-
-// Runs k.conv_rows_float over the work items [begin, end) (r = n*OH + oh), one image at a time;
-// t_at(n, oh) is the transform at row oh of image n.
-template <class TransformAt>
-static void fused_rows_run(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
-                           const ConvWeights& w, int64_t begin, int64_t end, TransformAt t_at) {
-  std::vector<uint64_t> scratch(static_cast<size_t>(conv_row_scratch_words(k, g)));
-  for (int64_t r = begin; r < end;) {
-    const int64_t n = r / g.OH, oh0 = r % g.OH;
-    const int64_t oh1 = std::min(g.OH, oh0 + (end - r));
-    k.conv_rows_float(g, xp + n * g.H * g.W * g.CW, w, oh0, oh1, t_at(n, oh0), scratch.data());
-    r += oh1 - oh0;
-  }
-}
 
 void conv_float(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
                 const ConvWeights& w, const float* scale, const float* bias, float* y,
@@ -293,13 +261,23 @@ std::string check_scales_branches(const ConvGeometry& g, const ScalesBranches& b
   if (b.channel_w && (b.channel_k < 1 || b.channel_k % 2 != 1))
     return "the channel re-scaling kernel has " + std::to_string(b.channel_k) +
            " taps; it must be odd";
-  const bool same_channels = g.C == g.M;
+  const int64_t r = b.shuffle;
+  if (r < 1 || r > 64)
+    return "pixel_shuffle " + std::to_string(r) + " is invalid; it must be in [1, 64]";
+  if (r > 1 && (g.M % (r * r) != 0 || g.sH != 1 || g.sW != 1))
+    return "pixel_shuffle " + std::to_string(r) + " needs M a multiple of " + std::to_string(r * r) +
+           " and strides [1, 1] (M = " + std::to_string(g.M) + ", strides " +
+           dims_str({g.sH, g.sW}) + ")";
+  const int64_t F = g.M / (r * r);  // output channels: M without a shuffle
+  const std::string out = r == 1 ? "M" : "F = M / r^2";
+  const bool same_channels = g.C == F;
   if (b.channel_w && b.channel_from_input && !same_channels)
-    return "channel re-scaling from the input needs C == M (C = " + std::to_string(g.C) +
-           ", M = " + std::to_string(g.M) + ")";
+    return "channel re-scaling from the input needs C == " + out + " (C = " + std::to_string(g.C) +
+           ", " + out + " = " + std::to_string(F) + ")";
   if (b.skip && (!same_channels || g.OH != g.H || g.OW != g.W))
     return "the skip needs an output of the input's shape: C, H, W = " +
-           dims_str({g.C, g.H, g.W}) + " but M, OH, OW = " + dims_str({g.M, g.OH, g.OW});
+           dims_str({g.C, g.H, g.W}) + " but " + (r == 1 ? "M" : "F") + ", OH, OW = " +
+           dims_str({F, g.OH, g.OW});
   if (b.spatial_w) {
     const int64_t sh = (g.H - 1) / g.sH + 1, sw = (g.W - 1) / g.sW + 1;
     if (sh != g.OH || sw != g.OW)

@@ -242,6 +242,9 @@ struct ScalesBranches {
   int64_t channel_k = 0;
   bool channel_from_input = true;  // pool X (needs C == M) or the spatially scaled output
   bool skip = false;               // add X (needs C == M, OH == H, OW == W)
+  // Version 3's pixel_shuffle r: the M = r*r*F channels are stored pixel-shuffled, Y [N, F,
+  // OH*r, OW*r]; Cs has F entries (one per feature), the skip adds X[n, m / (r*r)] (needs C == F).
+  int64_t shuffle = 1;
 };
 // Returns "" if the branches fit the geometry, else the problem.
 std::string check_scales_branches(const ConvGeometry& g, const ScalesBranches& b);
@@ -263,6 +266,14 @@ void scales_conv_rows(const IsaKernels& k, const ConvGeometry& g, const uint64_t
                       const ConvWeights& w, const float* scale, const float* bias,
                       const ScalesBranches& b, const float* x, const float* S, const float* cs,
                       float* y, int64_t begin, int64_t end);
+// Pass 2 of an upsampling layer (b.shuffle = r > 1), work items are output rows r = n*OH + oh:
+// each transformed value of channel m = f*r*r + i*r + j, pixel (oh, ow) is stored at
+// Y[n, f, oh*r + i, ow*r + j] (the pixel shuffle), with Cs[n*F + f] (null: not applied here) and
+// the skip X[n, f, oh, ow]; the arithmetic per value is scales_conv_rows'.
+void scales_conv_rows_shuffled(const IsaKernels& k, const ConvGeometry& g, const uint64_t* xp,
+                               const ConvWeights& w, const float* scale, const float* bias,
+                               const ScalesBranches& b, const float* x, const float* S,
+                               const float* cs, float* y, int64_t begin, int64_t end);
 // For the channel branch pooling the output: plane sums of y [N, M, P] (work items: planes
 // n*M + m) into sums[n*M + m], then y *= Cs per plane.
 void plane_sums(const float* y, int64_t P, double* sums, int64_t begin, int64_t end);

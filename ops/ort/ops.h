@@ -20,8 +20,8 @@ namespace ort {
 
 constexpr const char* kDomain = "scales_edge";
 // The domain's current version (docs/ops.md): the library implements versions 1 to this one.
-// BinaryConv2d and BinaryLinear are unchanged since version 1; ScalesConv2d exists from version 2;
-// ScalesLinear and WindowAttention from version 3.
+// BinaryConv2d and BinaryLinear are unchanged since version 1; ScalesConv2d exists from version 2
+// (version 3: its pixel_shuffle attribute); ScalesLinear and WindowAttention from version 3.
 constexpr int kDomainVersion = 3;
 
 // ---------------------------------------------------------------- BinaryConv2d
@@ -76,13 +76,15 @@ class BinaryConv2dKernel {
 };
 
 // ---------------------------------------------------------------- ScalesConv2d (version 2)
-// BinaryConv2d fused with the SCALES spatial and channel re-scalings and the skip.
+// BinaryConv2d fused with the SCALES spatial and channel re-scalings and the skip; version 3
+// adds pixel_shuffle (an upsampling layer's output stored depth-to-space).
 // Inputs: X, beta, W, scale, bias?, spatial_weight? [C], spatial_bias? [1], channel_weight? [k].
 class ScalesConv2dKernel {
  public:
   static constexpr const char* kName = "ScalesConv2d";
-  static constexpr std::array<const char*, 7> kAttributes{
-      "kernel_shape", "strides", "pads", "dilations", "group", "skip", "channel_from_output"};
+  static constexpr std::array<const char*, 8> kAttributes{
+      "kernel_shape", "strides", "pads", "dilations", "group", "skip", "channel_from_output",
+      "pixel_shuffle"};
   static constexpr size_t kInputs = 8;
   static constexpr int kSinceVersion = 2;
   explicit ScalesConv2dKernel(const OrtKernelInfo* info);
@@ -96,6 +98,7 @@ class ScalesConv2dKernel {
   bool skip_ = false;
   bool channel_from_input_ = true;
   bool has_spatial_ = false, has_channel_ = false;
+  int64_t shuffle_ = 1;  // version 3's pixel_shuffle
 };
 
 // ---------------------------------------------------------------- BinaryLinear

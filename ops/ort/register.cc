@@ -1,7 +1,7 @@
 // Entry point ONNX Runtime calls when the library is registered
 // (SessionOptions.register_custom_ops_library / RegisterCustomOpsLibrary): adds the custom-op
-// domain `scales_edge` (versions 1 to 3) with BinaryConv2d, BinaryLinear, ScalesConv2d (from 2),
-// ScalesLinear and WindowAttention (from 3).
+// domain `scales_edge` (versions 1 to 3) with BinaryConv2d, BinaryLinear, ScalesConv2d (from 2;
+// its pixel_shuffle from 3), ScalesLinear and WindowAttention (from 3).
 //
 // The library is built against one set of ORT headers (ORT_API_VERSION) but must run inside
 // whichever ONNX Runtime loads it, older or newer. It asks that runtime for the highest C API

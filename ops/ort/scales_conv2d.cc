@@ -1,8 +1,10 @@
-// scales_edge.ScalesConv2d (docs/ops.md, domain version 2): BinaryConv2d fused with SCALES'
+// scales_edge.ScalesConv2d (docs/ops.md, domain versions 2 and 3): BinaryConv2d fused with SCALES'
 // spatial re-scaling, channel re-scaling and skip:
 //   Y = ((BinaryConv2d(X) * S) * Cs) + X
 // Pass 1 reads X once to binarize+pack it, compute S and the channel sums; pass 2 convolves and
-// applies the whole output transform as each output row is stored.
+// applies the whole output transform as each output row is stored. Version 3's pixel_shuffle r
+// stores the M = r*r*F channels pixel-shuffled into [N, F, OH*r, OW*r] (an upsampling layer),
+// with one channel scale per feature and the input repeated r*r times as the skip.
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -45,6 +47,11 @@ ScalesConv2dKernel::ScalesConv2dKernel(const OrtKernelInfo* raw_info)
   if (node_has_input(info, 6) != has_spatial_)
     fail(kOp, "inputs 'spatial_weight' (5) and 'spatial_bias' (6) must be given together");
   has_channel_ = node_has_input(info, 7);
+  if (const std::optional<int64_t> r = attr_int(info, kOp, "pixel_shuffle")) {
+    if (*r < 1 || *r > 64)
+      fail(kOp, "attribute 'pixel_shuffle' = " + std::to_string(*r) + " is invalid; it must be in [1, 64]");
+    shuffle_ = *r;
+  }
 }
 
 void ScalesConv2dKernel::Compute(OrtKernelContext* raw_context) const {
@@ -56,6 +63,7 @@ void ScalesConv2dKernel::Compute(OrtKernelContext* raw_context) const {
   kernels::ScalesBranches b;
   b.skip = skip_;
   b.channel_from_input = channel_from_input_;
+  b.shuffle = shuffle_;
   if (has_spatial_) {
     b.spatial_w = float_vector(ctx, 5, "spatial_weight", g.C, "C", nullptr);
     b.spatial_b = *float_vector(ctx, 6, "spatial_bias", 1, "1", nullptr);
@@ -64,28 +72,36 @@ void ScalesConv2dKernel::Compute(OrtKernelContext* raw_context) const {
   const std::string problem = kernels::check_scales_branches(g, b);
   if (!problem.empty()) fail(kOp, problem + " (X " + shape_str(call.x_shape) + ")");
 
-  Ort::UnownedValue y_value = ctx.GetOutput(0, std::vector<int64_t>{g.N, g.M, g.OH, g.OW});
+  const int64_t r = shuffle_, F = g.M / (r * r);  // output channels (M without a shuffle)
+  Ort::UnownedValue y_value = ctx.GetOutput(0, std::vector<int64_t>{g.N, F, g.OH * r, g.OW * r});
   float* y = y_value.GetTensorMutableData<float>();
   const bool pool_input = b.channel_w && b.channel_from_input;
+  const bool pool_output = b.channel_w && !b.channel_from_input;
   std::vector<uint64_t> xp(static_cast<size_t>(g.N * g.H * g.W * g.CW));
   std::vector<float> S(b.spatial_w ? static_cast<size_t>(g.N * g.OH * g.OW) : 0);
   std::vector<double> row_sums(pool_input ? static_cast<size_t>(g.N * g.H * g.C) : 0);
-  std::vector<float> cs(b.channel_w ? static_cast<size_t>(g.N * g.M) : 0);
+  std::vector<float> cs(b.channel_w ? static_cast<size_t>(g.N * F) : 0);
+  // When the channel branch pools the output, the pool and Cs come before the skip
+  // (Y = conv * S * Cs + X), so pass 2 leaves the skip to the pass after the pool.
+  kernels::ScalesBranches pass2 = b;
+  if (pool_output) pass2.skip = false;
+  // Pass 2's store: rows in NCHW, or (pixel_shuffle r > 1) scattered into the shuffled layout.
+  auto* store = r > 1 ? &kernels::scales_conv_rows_shuffled : &kernels::scales_conv_rows;
 
   // Rows of both passes on path kp (a measurement writes rows that the real run writes again).
   auto rows_on = [&](const kernels::IsaKernels& kp, int64_t rows) {
-    const int64_t r = std::min(rows, g.OH), oh0 = (g.OH - r) / 2;
+    const int64_t n = std::min(rows, g.OH), oh0 = (g.OH - n) / 2;
     kernels::pack_nchw_scales(kp, g, call.x, call.beta, b, xp.data(),
                               S.empty() ? nullptr : S.data(),
-                              pool_input ? row_sums.data() : nullptr, 0, std::min(g.H, r * g.sH));
-    kernels::scales_conv_rows(kp, g, xp.data(), *call.weights, call.scale, call.bias, b, call.x,
-                              S.empty() ? nullptr : S.data(), pool_input ? cs.data() : nullptr, y,
-                              oh0, oh0 + r);
+                              pool_input ? row_sums.data() : nullptr, 0, std::min(g.H, n * g.sH));
+    store(kp, g, xp.data(), *call.weights, call.scale, call.bias, pass2, call.x,
+          S.empty() ? nullptr : S.data(), pool_input ? cs.data() : nullptr, y, oh0, oh0 + n);
   };
   std::string what;  // the branches, which change the work: "S Cs(in) +X"
   if (b.spatial_w) what += "S";
   if (b.channel_w) what += std::string(what.empty() ? "" : " ") + (pool_input ? "Cs(in)" : "Cs(out)");
   if (b.skip) what += std::string(what.empty() ? "" : " ") + "+X";
+  if (r > 1) what += std::string(what.empty() ? "" : " ") + "shuffle" + std::to_string(r);
   const kernels::IsaKernels& k = core_.pick(call, what, rows_on);
 
   // ---- pass 1: pack, S, per-row channel sums
@@ -102,33 +118,35 @@ void ScalesConv2dKernel::Compute(OrtKernelContext* raw_context) const {
     kernels::channel_scales(b, sums.data(), g.N, g.C, static_cast<double>(g.H * g.W), cs.data());
   }
 
-  // ---- pass 2: convolve and transform each output row. When the channel branch pools the
-  // output, the pool and Cs come before the skip (Y = conv * S * Cs + X), so pass 2 leaves the
-  // skip to the pass below.
-  const bool pool_output = b.channel_w && !b.channel_from_input;
-  kernels::ScalesBranches pass2 = b;
-  if (pool_output) pass2.skip = false;
+  // ---- pass 2: convolve and transform each output row
   parallel_rows(
       ctx, kName, g.N * g.OH,
       [&](int64_t begin, int64_t end) {
-        kernels::scales_conv_rows(k, g, xp.data(), *call.weights, call.scale, call.bias, pass2,
-                                  call.x, S.empty() ? nullptr : S.data(),
-                                  pool_input ? cs.data() : nullptr, y, begin, end);
+        store(k, g, xp.data(), *call.weights, call.scale, call.bias, pass2, call.x,
+              S.empty() ? nullptr : S.data(), pool_input ? cs.data() : nullptr, y, begin, end);
       },
       kernels::kRowGrain);
 
-  // ---- the channel branch pooling the output: one more pass over Y (then the skip)
+  // ---- the channel branch pooling the output: one more pass over Y (F planes of P values),
+  // then the skip (the input repeated over each r x r block when shuffled)
   if (pool_output) {
-    const int64_t P = g.OH * g.OW;
-    std::vector<double> sums(static_cast<size_t>(g.N * g.M));
-    parallel_rows(ctx, kName, g.N * g.M, [&](int64_t begin, int64_t end) {
+    const int64_t OW = g.OW * r, P = g.OH * r * OW;
+    std::vector<double> sums(static_cast<size_t>(g.N * F));
+    parallel_rows(ctx, kName, g.N * F, [&](int64_t begin, int64_t end) {
       kernels::plane_sums(y, P, sums.data(), begin, end);
     });
-    kernels::channel_scales(b, sums.data(), g.N, g.M, static_cast<double>(P), cs.data());
-    parallel_rows(ctx, kName, g.N * g.M, [&](int64_t begin, int64_t end) {
+    kernels::channel_scales(b, sums.data(), g.N, F, static_cast<double>(P), cs.data());
+    parallel_rows(ctx, kName, g.N * F, [&](int64_t begin, int64_t end) {
       kernels::scale_planes(y, P, cs.data(), begin, end);
-      if (b.skip)  // M == C and OH, OW == H, W (check_scales_branches): planes of X align
-        for (int64_t i = begin * P; i < end * P; ++i) y[i] += call.x[i];
+      if (!b.skip) return;
+      // F == C and OH, OW == H, W (check_scales_branches): plane p of Y takes plane p of X
+      for (int64_t p = begin; p < end; ++p)
+        for (int64_t row = 0; row < g.OH * r; ++row) {
+          const float* xs = call.x + (p * g.H + row / r) * g.W;
+          float* yr = y + p * P + row * OW;
+          for (int64_t w = 0; w < g.W; ++w)
+            for (int64_t j = 0; j < r; ++j) yr[w * r + j] += xs[w];
+        }
     });
   }
 }

@@ -146,6 +146,10 @@ def demo_cmd(
     res = {Path(r["model"]).name: r for r in b["results"]}
     table = Table("step", "result", title=f"scales-edge demo ({s['config']['arch']} x{s['config']['scale']}, "
                   f"{s['config']['num_feat']} channels, {s['config']['binary']}{', prebuilt' if s['prebuilt'] else ''})")
+    scope = s.get("binary_scope")
+    what = {"body+upsampler": "every conv but the first and the last (the paper's scope)",
+            "body": "the residual body; head, upsampler and HR convs FP32"}.get(scope, "")
+    table.add_row("binarized", f"binary_scope={scope}: {what}" if what else f"binary_scope={scope}")
     against = "PyTorch" if p["against"] == "PyTorch" else "numpy reference"
     table.add_row(f"parity (ORT vs {against})", f"{'PASS' if p['passed'] else 'FAIL'}: min PSNR {p['min_psnr_db'] if isinstance(p['min_psnr_db'], str) else round(p['min_psnr_db'], 1)} dB, "
                   f"max |err| {p['max_abs_error']:.1e}" + (f", sign flips {p['sign_flip_share']:.1e}" if against == "PyTorch" else ""))

@@ -51,7 +51,8 @@ def info_cmd(
     p, m = info["params"], info["macs"]
     table = Table("", "value", title=f"{model.name}")
     chans = f", {info['channels']} channels" if info["channels"] is not None else ""
-    table.add_row("architecture", f"{info['arch']} x{info['scale']}{chans}, binary={info['binary']}")
+    scope = f", binary_scope={info['binary_scope']}" if info.get("binary_scope") else ""
+    table.add_row("architecture", f"{info['arch']} x{info['scale']}{chans}, binary={info['binary']}{scope}")
     table.add_row("file", f"{info['format']}, {info['bytes_on_disk']:,} bytes on disk")
     stored = "1-bit + INT8 + FP32" if info["int8_params"] else "1-bit + FP32"
     table.add_row("parameters", f"{p['binary']:,} binary + {p['fp']:,} FP = {p['total']:,} ({info['weights_bytes']:,} bytes as {stored})")
@@ -62,6 +63,7 @@ def info_cmd(
     table.add_row("input -> output", f"{info['input_size'][0]}x{info['input_size'][1]} -> {info['output_size'][0]}x{info['output_size'][1]}")
     table.add_row("OPs", f"{_si(info['ops'])} = {_si(m['fp'])} FP MACs + {_si(m['binary'])} binary MACs / 64")
     table.add_row("OPs, binary layers only", f"{_si(info['ops_binary_layers'])} (FP branches {_si(m['fp_in_binary_layers'])} + binary / 64)")
+    table.add_row("OPs without the FP branches", f"{_si(info['ops'] - m['fp_in_binary_layers'])} (how the SCALES paper's figures come out closest)")
     version = info["op_domain_version"]
     table.add_row(
         "custom ops",

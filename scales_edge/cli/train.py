@@ -22,11 +22,16 @@ def archs_cmd() -> None:
     """
     from ..models import get_arch, list_archs
 
-    table = Table("arch", "family", "binarizations", "description")
+    table = Table("arch", "family", "binarizations", "binary_scope", "description")
     for name in list_archs():
         e = get_arch(name)
-        table.add_row(name, e.family, ", ".join(e.binaries), e.description)
+        scopes = ", ".join(e.scopes) if e.scopes else "-"
+        table.add_row(name, e.family, ", ".join(e.binaries), scopes, e.description)
     Console().print(table)
+    typer.echo(
+        "binary_scope (CNNs, --set binary_scope=...): body = the residual body is binary; body+upsampler "
+        "(default) = every conv but the first and the last, as in the SCALES paper."
+    )
 
 
 @command("train")
@@ -66,6 +71,11 @@ def train_cmd(
     ),
     repeat: Optional[int] = typer.Option(None, help="Patches per image per epoch [default: 100]."),
     seed: Optional[int] = typer.Option(None, help="Random seed: initial weights, patch order and crops [default: 0]."),
+    init: Optional[Path] = typer.Option(
+        None, help="A new run starts from this checkpoint's tensors that have the model's names and shapes (e.g. a "
+        "body-scope model into the paper scope; BasicSR's pretrain_network_g, not strict); the rest keep their "
+        "initial values."
+    ),
     amp: Optional[str] = typer.Option(None, help="Mixed precision: off, bf16 or fp16 (autocast; fp16 adds a grad scaler) [default: off]."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N; under torchrun, cuda means cuda:LOCAL_RANK."),
     workers: int = typer.Option(0, help="DataLoader worker processes (per process)."),
@@ -95,7 +105,7 @@ def train_cmd(
     options = dict(
         train_dir=train_dir, val_dir=val_dir, lr_dir=lr_dir, iters=iters, batch_size=batch_size, patch_size=patch_size,
         lr=lr, lr_step=lr_step, lr_gamma=lr_gamma, val_every=val_every, save_every=save_every, log_every=log_every,
-        repeat=repeat, seed=seed, amp=amp,
+        repeat=repeat, seed=seed, amp=amp, init=init,
     )  # fmt: skip
     given.update({k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None})
     model_kw = {k: v for k, v in dict(scale=scale, binary=binary, num_feat=num_feat, num_block=num_block).items() if v is not None}

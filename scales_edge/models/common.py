@@ -10,6 +10,15 @@ from ..nn import BinarySpec
 
 SUPPORTED_SCALES = (2, 3, 4)
 
+#: Which convs of a CNN are binary (config key ``binary_scope``). ``body``: the residual body only
+#: (head, upsampler and the convs after it stay FP). ``body+upsampler``: every conv except the first
+#: (reads the image) and the last (writes it): also the upsampler convs (each with its pixel shuffle
+#: as one binary layer, see scales_edge.nn.layers) and SRResNet's ``conv_hr``; the SCALES paper's
+#: scope, and the default for binarized models. A binary="fp" model has scope ``body``.
+BINARY_SCOPES = ("body", "body+upsampler")
+#: What a stored config without ``binary_scope`` means (checkpoints written before the key existed).
+LEGACY_SCOPE = "body"
+
 
 def frame_sizes(s, first: str = "conv_first", last: str = "conv_last", body: str | None = "body") -> dict:
     """Sizes every CNN of the zoo shows the same way (for the registry's ``sizes`` rules): input
@@ -37,24 +46,48 @@ def binary_spec(binary: str, lsf: bool, spatial: bool, channel: bool, skip: bool
         raise ConfigError(str(exc)) from None
 
 
+def resolve_scope(binary: str, scope: str | None) -> str:
+    """The binarization scope of a model: ``scope``, checked, or the default for ``binary``
+    (``body+upsampler`` for a binarized model, ``body`` for ``fp``, which binarizes nothing)."""
+    if scope is None:
+        return "body" if binary == "fp" else "body+upsampler"
+    if scope not in BINARY_SCOPES:
+        raise ConfigError(f"binary_scope must be one of {', '.join(BINARY_SCOPES)}, got {scope!r}")
+    if binary == "fp" and scope != "body":
+        raise ConfigError(f"binary_scope={scope!r} needs a binarized model; binary='fp' has binary_scope='body'")
+    return scope
+
+
 def conv3x3(cin: int, cout: int) -> nn.Conv2d:
     """A full-precision 3×3 convolution (head, tail)."""
     return nn.Conv2d(cin, cout, 3, 1, 1)
 
 
-class Upsample(nn.Sequential):
-    """Full-precision sub-pixel upsampler: (conv → pixel shuffle ×2) per factor of 2, or one ×3."""
+def upsample_steps(scale: int) -> list[int]:
+    """The pixel-shuffle factors of a sub-pixel upsampler: ×2 per factor of 2, or one ×3."""
+    if scale == 3:
+        return [3]
+    if scale in (2, 4):
+        return [2] * (scale // 2)
+    raise ConfigError(f"scale must be one of {SUPPORTED_SCALES}, got {scale!r}")
 
-    def __init__(self, scale: int, num_feat: int, out_feat: int | None = None) -> None:
+
+class Upsample(nn.Sequential):
+    """Sub-pixel upsampler: (conv → pixel shuffle ×2) per factor of 2, or one ×3.
+
+    Full precision (``upsample.0`` conv, ``upsample.1`` shuffle, ...: BasicSR's layout), or with a
+    ``spec`` one binary upsampling layer per step (``upsample.0``, ``upsample.1``; each holds its
+    shuffle, see :meth:`scales_edge.nn.BinarySpec.upsampler`)."""
+
+    def __init__(self, scale: int, num_feat: int, out_feat: int | None = None, spec: BinarySpec | None = None) -> None:
         out_feat = num_feat if out_feat is None else out_feat
         layers: list[nn.Module] = []
-        if scale == 3:
-            layers += [nn.Conv2d(num_feat, 9 * out_feat, 3, 1, 1), nn.PixelShuffle(3)]
-        elif scale in (2, 4):
-            for i in range(scale // 2):
-                layers += [nn.Conv2d(num_feat if i == 0 else out_feat, 4 * out_feat, 3, 1, 1), nn.PixelShuffle(2)]
-        else:
-            raise ConfigError(f"scale must be one of {SUPPORTED_SCALES}, got {scale!r}")
+        for i, r in enumerate(upsample_steps(scale)):
+            cin = num_feat if i == 0 else out_feat
+            if spec is not None:
+                layers.append(spec.upsampler(cin, out_feat, r))
+            else:
+                layers += [nn.Conv2d(cin, r * r * out_feat, 3, 1, 1), nn.PixelShuffle(r)]
         super().__init__(*layers)
 
 

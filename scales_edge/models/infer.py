@@ -206,7 +206,29 @@ def check_fits(config: Mapping[str, Any], shapes: StateShapes, source: str) -> N
         raise CheckpointError(f"{source}: cannot build {describe_config(config)}: {type(exc).__name__}: {exc}") from None
     err = mismatch_error(source, config, shapes.shapes, model)
     if err is not None:
-        raise err
+        why = scope_misfit(config, shapes)
+        raise err if why is None else CheckpointError(f"{source}: {why}")
+
+
+def scope_misfit(config: Mapping[str, Any], shapes: StateShapes) -> str | None:
+    """When ``binary_scope`` is why the tensors do not fit ``config``: which scope they are, in one
+    line (checked on the meta device); None when the config has no scope or no other scope fits."""
+    scope = config.get("binary_scope")
+    entry = get_arch(str(config["arch"]))
+    for other in entry.scopes:
+        if other == scope:
+            continue
+        cfg = {**config, "binary_scope": other}
+        try:
+            fits = mismatch_error("", cfg, shapes.shapes, meta_shapes(cfg)) is None
+        except ConfigError:
+            continue
+        if fits:
+            return (
+                f"binary_scope={scope!r} does not fit the tensors, which are those of binary_scope={other!r} "
+                f"(pass --set binary_scope={other} or fix the config)"
+            )
+    return None
 
 
 # ------------------------------------------------------------------------------ inference

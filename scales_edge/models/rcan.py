@@ -2,7 +2,8 @@
 
 Mean shift → ``conv_first`` (FP) → ``num_group`` residual groups (each ``num_block`` RCABs: conv →
 ReLU → conv → channel attention, plus identity; then a conv and the group's identity) →
-``conv_after_body`` + long skip → FP upsampler → ``conv_last`` → mean shift back. The 3×3 convs of the
+``conv_after_body`` + long skip → upsampler (FP, or binary with ``binary_scope="body+upsampler"``,
+the default) → ``conv_last`` (FP) → mean shift back. The 3×3 convs of the
 body are binarized per ``binary`` (the last conv of each residual branch has no skip of its own,
 see :meth:`scales_edge.nn.BinarySpec.conv`); the channel-attention squeeze/excite 1×1 convs act on pooled
 1×1 maps, cost nothing, and stay FP. Parameter names follow BasicSR.
@@ -13,7 +14,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..nn import BinarySpec
-from .common import ChannelAttention, MeanShift, Upsample, binary_spec, check_scale, frame_sizes
+from .common import BINARY_SCOPES, ChannelAttention, MeanShift, Upsample, binary_spec, check_scale, frame_sizes, resolve_scope
 from .edsr import DIV2K_RGB_MEAN
 from .infer import ratio
 from .registry import register
@@ -60,6 +61,7 @@ class ResidualGroup(nn.Module):
         "squeeze_factor": ratio(s.dim("conv_first.weight", 0), s.dim("body.0.residual_group.0.rcab.3.attention.1.weight", 0)),
     },
     repeats=("num_group", "num_block"),
+    choices={"binary_scope": BINARY_SCOPES},
 )
 class RCAN(nn.Module):
     def __init__(
@@ -78,17 +80,19 @@ class RCAN(nn.Module):
         spatial: bool = True,
         channel: bool = True,
         skip: bool = True,
+        binary_scope: str | None = None,
     ) -> None:
         super().__init__()
         self.scale = check_scale(scale)
         spec = binary_spec(binary, lsf, spatial, channel, skip)
+        self.binary_scope = resolve_scope(binary, binary_scope)
         self.shift = MeanShift(img_range, DIV2K_RGB_MEAN, num_in_ch)
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
         self.body = nn.Sequential(
             *[ResidualGroup(spec, num_feat, num_block, squeeze_factor, res_scale) for _ in range(num_group)]
         )
         self.conv_after_body = spec.conv(num_feat, num_feat, ends_residual=True)
-        self.upsample = Upsample(self.scale, num_feat)
+        self.upsample = Upsample(self.scale, num_feat, spec=spec if self.binary_scope == "body+upsampler" else None)
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -2,10 +2,18 @@
 
 ``sfe1``, ``sfe2`` (FP head) → ``num_block`` residual dense blocks (each ``num_layer`` dense
 conv+ReLU layers of growth ``growth``, then a 1×1 local fusion, plus the identity) → global fusion
-(1×1 then 3×3) + ``sfe1`` output → FP upsampler → ``conv_last``. Every conv between head and
-upsampler is binarized per ``binary``; the dense and fusion convs change the channel count, so they
-have no inner skip and their channel re-scaling pools their own output (see scales_edge.nn).
-Input and output in [0, 1], no mean shift.
+(1×1 then 3×3) + ``sfe1`` output → upsampler → ``conv_last``. Input and output in [0, 1], no mean
+shift.
+
+What is binary (``binary_scope``): with ``"body"`` every conv between the shallow feature
+extraction and the upsampler (the dense blocks and both global-fusion convs); ``sfe1``, ``sfe2``,
+the upsampler and ``conv_last`` stay FP. With ``"body+upsampler"`` (the paper's rule, every conv
+but the first and the last; the default) the head is ``sfe1`` alone, the conv that reads the
+image: ``sfe2`` (64 -> 64, 3×3, a body conv in all but name, with its skip) and the upsampler
+convs become binary too, and ``conv_last`` stays FP. The global-fusion convs are body convs in
+both scopes (they act on body features, like EDSR's ``conv_after_body``). The dense and fusion
+convs change the channel count, so they have no inner skip and their channel re-scaling pools
+their own output (see scales_edge.nn).
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..nn import BinarySpec
-from .common import Upsample, binary_spec, check_scale, frame_sizes
+from .common import BINARY_SCOPES, Upsample, binary_spec, check_scale, frame_sizes, resolve_scope
 from .registry import register
 
 
@@ -45,6 +53,7 @@ class DenseBlock(nn.Module):
         "growth": s.dim("blocks.0.convs.0.weight", 0),
     },
     repeats=("num_block", "num_layer"),
+    choices={"binary_scope": BINARY_SCOPES},
 )
 class RDN(nn.Module):
     def __init__(
@@ -61,19 +70,22 @@ class RDN(nn.Module):
         spatial: bool = True,
         channel: bool = True,
         skip: bool = True,
+        binary_scope: str | None = None,
     ) -> None:
         super().__init__()
         self.scale = check_scale(scale)
         spec = binary_spec(binary, lsf, spatial, channel, skip)
+        self.binary_scope = resolve_scope(binary, binary_scope)
+        paper = self.binary_scope == "body+upsampler"
         self.sfe1 = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
-        self.sfe2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.sfe2 = spec.conv(num_feat, num_feat) if paper else nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         self.blocks = nn.ModuleList(
             DenseBlock(spec, num_feat, growth, num_layer) for _ in range(num_block)
         )
         self.gff = nn.Sequential(
             spec.conv(num_block * num_feat, num_feat, kernel_size=1), spec.conv(num_feat, num_feat)
         )
-        self.upsample = Upsample(self.scale, num_feat, growth)
+        self.upsample = Upsample(self.scale, num_feat, growth, spec=spec if paper else None)
         self.conv_last = nn.Conv2d(growth, num_out_ch, 3, 1, 1)
 
     def forward(self, x: Tensor) -> Tensor:

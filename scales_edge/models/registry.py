@@ -45,6 +45,11 @@ class ArchEntry:
     repeats: tuple[str, ...] = ()
     choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """Values of ``binary_scope`` (CNNs); empty: the arch has no such key."""
+        return tuple(self.choices.get("binary_scope", ()))
+
     def option_choices(self, config: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
         """The values each discrete option of ``config`` (a full configuration) can take."""
         out: dict[str, tuple[Any, ...]] = {}
@@ -121,9 +126,27 @@ def full_config(arch: str, **config: Any) -> dict[str, Any]:
         raise ConfigError(
             f"{entry.name} supports binary={', '.join(entry.binaries)}, not {binary!r}"
         )
+    if entry.scopes:
+        # recorded concretely: unset means the default for the binarization
+        from .common import resolve_scope
+
+        resolved["binary_scope"] = resolve_scope(str(binary), resolved.get("binary_scope"))
     for key, value in resolved.items():
         _check_value(entry, key, value, defaults.get(key))
     return {"arch": entry.name, **resolved}
+
+
+def stored_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A configuration read back from a checkpoint, with the keys it predates set to what they
+    meant when it was written: a CNN config without ``binary_scope`` is ``"body"`` (only the
+    residual body was binary before the key existed)."""
+    from .common import LEGACY_SCOPE
+
+    cfg = dict(config)
+    arch = _REGISTRY.get(str(cfg.get("arch", "")).lower())
+    if arch is not None and arch.scopes and "binary_scope" not in cfg:
+        cfg["binary_scope"] = LEGACY_SCOPE
+    return cfg
 
 
 def _positive_int(v: Any) -> bool:
@@ -164,3 +187,4 @@ def build_model(arch: str, **config: Any) -> nn.Module:
         raise ConfigError(f"cannot build {entry.name} with {kwargs}: {exc}") from exc
     model.config = cfg  # type: ignore[assignment]
     return model
+

@@ -21,6 +21,27 @@ where ``S = X`` when ``C_in == C_out`` (the paper's layout) and ``S`` is the re-
 when the channel counts differ, so the per-channel scale always has ``C_out`` entries. The skip is
 only possible when ``C_in == C_out`` and ``stride == 1``; otherwise it is off (``layer.skip`` tells).
 
+**Binary upsampler convs** (``upscale=r > 1``, the paper-scope tail): a conv ``C_in -> r²·F``
+followed by ``PixelShuffle(r)``, whole, as one layer with output ``[N, F, r·H, r·W]``::
+
+    Y = PixelShuffle_r(core(X) * sigmoid(conv1x1(X)))            # spatial scale per LR pixel
+    Y = Y * sigmoid(conv1d_k5(GAP(S)))[:, :, None, None]          # one scale per output feature
+    Y = Y + NearestUpsample_r(X)                                  # skip (C_in == F)
+
+The skip is E2FIF's full-precision information flow: ``X`` repeated r² times along the channels
+(channel ``f·r² + k`` of the conv's output gets ``X[f]``), which after the shuffle is each input
+feature copied to its ``r × r`` output pixels, i.e. nearest-neighbour upsampling (exactly: both are
+copies). The channel-scale rule: **one scale per output feature ``F``, shared by its r² sub-pixel
+channels**, pooled from ``X`` when ``C_in == F`` (the usual case) and from the shuffled, spatially
+re-scaled output otherwise. Why: after the shuffle the r² channels of a feature are one feature map
+at the higher resolution, so they share a scale as they share the skip and the spatial scale
+(scaling the sub-pixel phases apart would imprint a fixed ``r × r`` pattern on the map); the
+``k = 5`` Conv1d then mixes neighbouring *features*, as in every other layer, instead of the
+sub-pixel phases of one feature; and pooling ``X`` keeps the pooling in the op's first pass over
+its input (no extra pass over an output ``r²`` times larger). Scaling each pre-shuffle channel by
+its scale multiplied before the shuffle is the same arithmetic, element by element, as scaling
+after it, so the order above is also what the fused ONNX op computes.
+
 With ``lsf=False`` the layer-wise scale ``alpha`` is fixed at 1 and the thresholds ``beta`` at 0
 (buffers, so the exported graph keeps the same shape). The paper's ablation rows are:
 LSF = ``spatial=False, channel=False``; LSF+channel; LSF+spatial; full SCALES.
@@ -79,10 +100,16 @@ class BinaryConv2dBase(nn.Module):
         padding: int | None = None,
         dilation: int = 1,
         bias: bool = True,
+        upscale: int = 1,
     ) -> None:
         super().__init__()
-        if min(in_channels, out_channels, kernel_size, stride, dilation) < 1:
-            raise ValueError("channels, kernel_size, stride and dilation must be positive")
+        if min(in_channels, out_channels, kernel_size, stride, dilation, upscale) < 1:
+            raise ValueError("channels, kernel_size, stride, dilation and upscale must be positive")
+        if upscale > 1 and (stride != 1 or out_channels % (upscale * upscale)):
+            raise ValueError(
+                f"an upsampling binary conv (upscale {upscale}) needs stride 1 and a multiple of "
+                f"{upscale * upscale} output channels; got stride {stride}, {out_channels} channels"
+            )
         same = dilation * (kernel_size - 1) // 2
         if kernel_size % 2 != 1 or (padding is not None and padding != same):
             # The re-scaling branches and the skip work at the input's resolution (/stride), so the
@@ -97,6 +124,10 @@ class BinaryConv2dBase(nn.Module):
         self.stride = stride
         self.dilation = dilation
         self.padding = same
+        # upscale r > 1: the conv's out_channels = r²·F are pixel-shuffled into F channels at r x
+        # the resolution (see the module docstring); F = shuffled_channels.
+        self.upscale = upscale
+        self.shuffled_channels = out_channels // (upscale * upscale)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         _init_latent(self.weight, self.bias)
@@ -104,13 +135,25 @@ class BinaryConv2dBase(nn.Module):
         self.core_override = None
 
     def extra_repr(self) -> str:
+        up = f", upscale={self.upscale}" if self.upscale > 1 else ""
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}"
+            f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}{up}"
         )
 
     def _conv(self, xs: Tensor, ws: Tensor) -> Tensor:
         return F.conv2d(xs, ws, None, self.stride, self.padding, self.dilation)
+
+    def _shuffle(self, y: Tensor) -> Tensor:
+        return F.pixel_shuffle(y, self.upscale) if self.upscale > 1 else y
+
+    def _identity(self, x: Tensor) -> Tensor:
+        """The skip's term: ``X``, or for an upsampling conv ``X`` repeated r² times along the
+        channels and shuffled, which is nearest-neighbour upsampling by r (an exact copy; PyTorch
+        and ONNX's ``Resize`` in ``asymmetric``/``floor`` mode pick the same source pixels)."""
+        if self.upscale == 1:
+            return x
+        return F.interpolate(x, scale_factor=self.upscale, mode="nearest")
 
     def core_params(self) -> CoreParams:
         raise NotImplementedError
@@ -137,8 +180,9 @@ class ScalesConv2d(BinaryConv2dBase):
         channel: bool = True,
         skip: bool = True,
         channel_kernel: int = 5,
+        upscale: int = 1,
     ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias, upscale)
         self.lsf = lsf
         if lsf:
             self.alpha = nn.Parameter(torch.ones(()))
@@ -153,8 +197,8 @@ class ScalesConv2d(BinaryConv2dBase):
             self.channel = nn.Conv1d(1, 1, channel_kernel, padding=channel_kernel // 2, bias=False)
         else:
             self.channel = None
-        self.channel_from_input = in_channels == out_channels
-        self.skip = bool(skip and in_channels == out_channels and stride == 1)
+        self.channel_from_input = in_channels == self.shuffled_channels
+        self.skip = bool(skip and in_channels == self.shuffled_channels and stride == 1)
 
     def core_params(self) -> CoreParams:
         with torch.no_grad():
@@ -186,10 +230,11 @@ class ScalesConv2d(BinaryConv2dBase):
         y = self.core(x)
         if self.spatial is not None:
             y = y * torch.sigmoid(self.spatial(x))
+        y = self._shuffle(y)
         if self.channel is not None:
             y = y * self.channel_scale(x if self.channel_from_input else y)
         if self.skip:
-            y = y + x
+            y = y + self._identity(x)
         return y
 
 
@@ -207,10 +252,11 @@ class E2FIFConv2d(BinaryConv2dBase):
         bias: bool = True,  # accepted for a uniform signature; the batch norm carries the bias
         *,
         skip: bool = True,
+        upscale: int = 1,
     ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias=False)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, False, upscale)
         self.bn = nn.BatchNorm2d(out_channels)
-        self.skip = bool(skip and in_channels == out_channels and stride == 1)
+        self.skip = bool(skip and in_channels == self.shuffled_channels and stride == 1)
 
     def core_params(self) -> CoreParams:
         with torch.no_grad():
@@ -234,8 +280,8 @@ class E2FIFConv2d(BinaryConv2dBase):
         return y * scale.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.core(x)
-        return y + x if self.skip else y
+        y = self._shuffle(self.core(x))
+        return y + self._identity(x) if self.skip else y
 
 
 class BinaryLinearBase(nn.Module):
@@ -422,6 +468,20 @@ class BinarySpec:
             spatial=self.spatial,
             channel=self.channel,
             skip=skip,
+        )
+
+    def upsampler(self, in_channels: int, out_channels: int, upscale: int) -> nn.Module:
+        """A sub-pixel upsampling step as one layer: 3×3 conv ``in -> upscale²·out`` then
+        ``PixelShuffle(upscale)``, binary with the skip of repeated input features (see the module
+        docstring); for ``fp`` the plain conv and shuffle (``nn.Sequential``)."""
+        cout = out_channels * upscale * upscale
+        if self.kind == "fp":
+            return nn.Sequential(nn.Conv2d(in_channels, cout, 3, 1, 1), nn.PixelShuffle(upscale))
+        if self.kind in ("e2fif", "bibert"):
+            return E2FIFConv2d(in_channels, cout, 3, skip=self.skip, upscale=upscale)
+        return ScalesConv2d(
+            in_channels, cout, 3, lsf=self.lsf, spatial=self.spatial, channel=self.channel, skip=self.skip,
+            upscale=upscale,
         )
 
     def linear(self, in_features: int, out_features: int, bias: bool = True) -> nn.Module:

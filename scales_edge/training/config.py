@@ -42,6 +42,7 @@ class TrainConfig:
     log_every: int = 100
     repeat: int = 100  # patches drawn per image per pass over the data
     seed: int = 0
+    init: str | None = None  # a new run starts from this checkpoint's tensors of matching name and shape
     amp: str = "off"  # mixed precision: off, bf16 or fp16 (autocast; a grad scaler for fp16)
     workers: int = 0
     threads: int | None = None

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..checkpoints import FORMAT, load_state, read_checkpoint, save_checkpoint
+from ..checkpoints import FORMAT, load_state, read_checkpoint, save_checkpoint, warm_start
 from ..data import imread, list_images, make_lr, modcrop
 from ..errors import CheckpointError, ConfigError
 from ..metrics import calculate_psnr, calculate_ssim, tensor_to_uint8, uint8_to_tensor
@@ -263,6 +263,9 @@ class _Run:
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         self.changes: dict[str, tuple[Any, Any]] = {}
+        self.warm: list[str] = []
+        if state is None and cfg.init:
+            self.warm = warm_start(self.model, cfg.init)
         if state is not None:
             load_state(self.model, state.params, source=str(state.path))
             self.optimizer.load_state_dict(state.train["optimizer"])
@@ -330,6 +333,10 @@ class _Run:
         per_epoch = self.sampler.iters_per_epoch()
         images = len(self.dataset.pairs)
         log.info(f"model: {mc['arch']} x{mc['scale']} ({options}), {params:,} parameters")
+        if self.warm:
+            own = self.model.state_dict()
+            log.info(f"initialized from {cfg.init}: {len(self.warm)} of {len(own)} tensors "
+                     f"({sum(own[k].numel() for k in self.warm):,} values) with their names and shapes")
         log.info(
             f"data: {images} image(s) from {cfg.train_dir}, LR patch {cfg.patch_size} (HR {cfg.patch_size * mc['scale']}), "
             f"{cfg.repeat} per image per epoch: {len(self.dataset):,} patches, {per_epoch:,} iterations per epoch"

@@ -466,6 +466,89 @@ void test_pass1_case(const std::vector<const sk::IsaKernels*>& paths, int64_t N,
   }
 }
 
+// ScalesConv2d's pass 2 for version 3's pixel_shuffle r: scales_conv_rows_shuffled must store
+// every value where the contract puts it (Y[n, m/r², oh*r + (m%r²)/r, ow*r + m%r]), computed as
+// float(acc) * scale + bias, then * S, * Cs[feature], + X[feature] (float32 operations in that
+// order, so bit for bit), from accumulators of conv_int32. Run in two sub-ranges of rows.
+void test_shuffled_store_case(const std::vector<const sk::IsaKernels*>& paths, int64_t N, int64_t C,
+                              int64_t H, int64_t W, int64_t r, bool spatial, bool channel,
+                              bool skip) {
+  sk::ConvGeometry g;
+  g.N = N; g.C = C; g.H = H; g.W = W; g.M = C * r * r; g.kH = 3; g.kW = 3;
+  g.pT = g.pL = g.pB = g.pR = 1;
+  char desc[160];
+  std::snprintf(desc, sizeof desc, "shuffled store N=%lld C=%lld H=%lld W=%lld r=%lld%s%s%s",
+                (long long)N, (long long)C, (long long)H, (long long)W, (long long)r,
+                spatial ? " S" : "", channel ? " Cs" : "", skip ? " skip" : "");
+  if (!sk::check_conv_geometry(g).empty()) {
+    check(false, std::string(desc) + ": geometry rejected");
+    return;
+  }
+  const int64_t M = g.M, F = C, OH = g.OH, OW = g.OW, R2 = r * r;
+  const std::vector<float> beta = random_floats(static_cast<size_t>(C), -0.3f, 0.3f);
+  const std::vector<float> x = random_activations(static_cast<size_t>(N * C * H * W), beta, H * W, C);
+  std::vector<uint64_t> wp(static_cast<size_t>(M * 9 * g.CW));
+  for (auto& v : wp) v = rng();
+  const std::vector<float> scale = random_floats(static_cast<size_t>(M), 0.01f, 0.2f);
+  const std::vector<float> bias = random_floats(static_cast<size_t>(M), -1.0f, 1.0f);
+  const std::vector<float> S = random_floats(static_cast<size_t>(N * OH * OW), 0.0f, 1.0f);
+  const std::vector<float> cs = random_floats(static_cast<size_t>(N * F), 0.0f, 1.0f);
+  sk::ScalesBranches b;
+  b.shuffle = r;
+  b.skip = skip;
+  const std::string problem = sk::check_scales_branches(g, b);
+  if (!problem.empty()) {
+    check(false, std::string(desc) + ": " + problem);
+    return;
+  }
+  for (const sk::IsaKernels* k : paths) {
+    const std::string tag = std::string(k->name) + " " + desc;
+    const sk::ConvWeights w = sk::relayout_conv_weights(*k, wp.data(), M, 3, 3, C);
+    std::vector<uint64_t> xp(static_cast<size_t>(N * H * W * g.CW));
+    sk::pack_nchw(*k, x.data(), beta.data(), N, C, H, W, xp.data(), 0, N * H);
+    std::vector<int32_t> acc(static_cast<size_t>(N * M * OH * OW));
+    sk::conv_int32(*k, g, xp.data(), w, acc.data(), 0, N * OH);
+    std::vector<float> want(static_cast<size_t>(N * F * OH * r * OW * r));
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t oh = 0; oh < OH; ++oh)
+          for (int64_t ow = 0; ow < OW; ++ow) {
+            const int64_t f = m / R2, i = (m % R2) / r, j = m % r;
+            const float prod = static_cast<float>(acc[static_cast<size_t>(((n * M + m) * OH + oh) * OW + ow)]) *
+                               scale[static_cast<size_t>(m)];
+            float v = prod + bias[static_cast<size_t>(m)];
+            if (spatial) v = v * S[static_cast<size_t>((n * OH + oh) * OW + ow)];
+            v = v * (channel ? cs[static_cast<size_t>(n * F + f)] : 1.0f);
+            if (skip) v = v + x[static_cast<size_t>(((n * C + f) * H + oh) * W + ow)];
+            want[static_cast<size_t>(((n * F + f) * OH * r + oh * r + i) * OW * r + ow * r + j)] = v;
+          }
+    std::vector<float> got(want.size(), -7.0f);
+    const int64_t rows = N * OH;
+    for (int64_t part = 0; part < 2; ++part)
+      sk::scales_conv_rows_shuffled(*k, g, xp.data(), w, scale.data(), bias.data(), b, x.data(),
+                                    spatial ? S.data() : nullptr, channel ? cs.data() : nullptr,
+                                    got.data(), part == 0 ? 0 : rows / 2, part == 0 ? rows / 2 : rows);
+    check(bit_diffs(got, want) == 0, tag + ": " + std::to_string(bit_diffs(got, want)) + " values differ");
+  }
+}
+
+void test_shuffle_geometry_checks() {
+  sk::ConvGeometry g;
+  g.N = 1; g.C = 4; g.H = 5; g.W = 5; g.M = 12; g.kH = 3; g.kW = 3;
+  g.pT = g.pL = g.pB = g.pR = 1;
+  check(sk::check_conv_geometry(g).empty(), "shuffle checks: geometry");
+  sk::ScalesBranches b;
+  b.shuffle = 2;  // M = 12 = 4 * 3: F = 3 features
+  check(sk::check_scales_branches(g, b).empty(), "pixel_shuffle 2 with M = 12 is valid");
+  b.skip = true;  // C = 4 != F = 3
+  check(sk::check_scales_branches(g, b).find("skip needs") != std::string::npos, "skip needs C == F");
+  b.skip = false;
+  b.shuffle = 3;  // 12 is not a multiple of 9
+  check(sk::check_scales_branches(g, b).find("multiple of 9") != std::string::npos, "M % r^2");
+  b.shuffle = 0;
+  check(!sk::check_scales_branches(g, b).empty(), "pixel_shuffle 0 is invalid");
+}
+
 void test_dispatch() {
   std::string err;
   check(sk::select_kernels("portable", &err) != nullptr, "portable path must always be selectable");
@@ -740,6 +823,14 @@ int main() {
           test_pass1_case(paths, 2, c, 5, w, s[0], s[1], (flags & 1) != 0, (flags & 2) != 0);
   test_pass1_case(paths, 1, 64, 6, 320, 1, 1, true, true);  // a benchmark-layer row
   test_pass1_case(paths, 1, 70, 4, 45, 1, 1, true, true, /*nans=*/true);
+  // ScalesConv2d's shuffled store (version 3): x2, x3, x4, odd sizes, each branch on and off.
+  test_shuffle_geometry_checks();
+  const int64_t shuffle_r[] = {2, 3, 4};
+  for (int64_t r : shuffle_r)
+    for (int flags = 0; flags < 8; ++flags)
+      test_shuffled_store_case(paths, 1 + (flags & 1), 5 + 31 * (r % 2), 3 + flags % 3, 7 + 2 * r, r,
+                               (flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0);
+  test_shuffled_store_case(paths, 1, 40, 9, 80, 2, true, true, true);  // demo width, a long row
   // Linear.
   const int64_t fixed_k[] = {1, 63, 64, 65, 128, 129, 300, 1000};
   for (int64_t k : fixed_k) test_linear_case(paths, 3, k, 17);
