@@ -260,6 +260,10 @@ def model_metadata(model: nn.Module, binary_as: str = "custom", domain_version: 
         "scales_edge.layout": "NCHW",
         "scales_edge.config": json.dumps(cfg, sort_keys=True),
     }
+    # a part of a model (one layer, in benchmarks and tests) has no scale: the key is left out
+    # rather than written empty, which the runtime's metadata check refuses
+    if meta["scales_edge.scale"] == "":
+        del meta["scales_edge.scale"]
     radius = _receptive_radius(cfg)
     if radius is not None:  # window-attention models: what tiling needs (runtime.tiling.window_radius)
         meta["scales_edge.receptive_radius"] = repr(radius)

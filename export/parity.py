@@ -85,10 +85,42 @@ def check_parity(
                 flips += int(np.count_nonzero(_signs(xt, beta, axis) != _signs(xo, beta, axis)))
                 total += xt.size
             diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
+            synced = None
+            if flips and check_signs:
+                synced = image_psnr(out, _synced_output(torch_model, layers, exposed, results, x))
             report.cases.append(
-                CaseResult(case, tuple(x.shape), float(diff.max()), float(diff.mean()), image_psnr(out, ref), flips, total)
+                CaseResult(case, tuple(x.shape), float(diff.max()), float(diff.mean()), image_psnr(out, ref), flips, total,
+                           synced)
             )
     finally:
         for h in hooks:
             h.remove()
     return report
+
+
+def _synced_output(model: nn.Module, layers: dict, exposed, results: dict, x: np.ndarray) -> np.ndarray:
+    """PyTorch's output when every binary layer binarizes ORT's input to it (its signs) instead of
+    its own; everything else (the scale, bias, branches, skips, FP layers) is PyTorch's own float
+    arithmetic. A wrong op would still show: its output feeds the next layers' float paths."""
+
+    def core_from(x_ort: np.ndarray):
+        def core(layer, x_own):
+            p = layer.core_params()
+            conv = isinstance(layer, BinaryConv2dBase)
+            shape = (1, -1, 1, 1) if conv else (-1,)
+            xs = torch.where(torch.from_numpy(x_ort) - p.beta.view(shape) >= 0, 1.0, -1.0)
+            y = layer._conv(xs, p.weight_sign) if conv else torch.nn.functional.linear(xs, p.weight_sign)
+            y = y * p.scale.view(shape)
+            return y if p.bias is None else y + p.bias.view(shape)
+
+        return core
+
+    try:
+        for name, xname, _ in exposed:
+            if name in layers:
+                layers[name].core_override = core_from(results[xname])
+        with torch.no_grad():
+            return model(torch.from_numpy(x)).numpy()
+    finally:
+        for layer in layers.values():
+            layer.core_override = None

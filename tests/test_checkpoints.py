@@ -528,7 +528,7 @@ def test_config_claiming_a_huge_model_is_refused_before_building(tmp_path, saved
 @pytest.mark.parametrize(
     "change,message",
     [
-        (dict(num_block=-1), "num_block must be a positive integer, got -1"),
+        (dict(num_block=-1), "num_block must be 0 or a positive integer, got -1"),
         (dict(num_feat=0), "num_feat must be a positive integer, got 0"),
         (dict(num_feat=8.0), "num_feat must be a positive integer, got 8.0"),
         (dict(spatial="no"), "spatial is true or false, not 'no'"),

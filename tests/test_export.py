@@ -233,3 +233,18 @@ def test_export_cli_fp32_reference(tmp_path):
         np.testing.assert_allclose(y, model(torch.from_numpy(x)).numpy(), atol=1e-4)
     bad = CliRunner().invoke(app, ["export", str(ckpt), str(out), "--as", "int4", "--overwrite"])
     assert bad.exit_code == 2 and "binary_as must be one of" in bad.output
+
+
+def test_a_single_layer_exports_without_a_scale_and_loads(tmp_path):
+    """A part of a model (one SCALES conv, as the layer benchmarks export) has no scale: the key is
+    left out, not written empty (which the runtime's metadata check refuses)."""
+    from scales_edge.nn import ScalesConv2d
+    from scales_edge.runtime import make_session
+
+    layer = ScalesConv2d(8, 8).eval()
+    proto = export_onnx(layer, tmp_path / "layer.onnx", sample_size=(6, 7))
+    assert "scales_edge.scale" not in {p.key for p in proto.metadata_props}
+    x = np.random.default_rng(0).standard_normal((1, 8, 6, 7)).astype(np.float32)
+    out = make_session(tmp_path / "layer.onnx", threads=1).run(None, {proto.graph.input[0].name: x})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(out, layer(torch.from_numpy(x)).numpy(), atol=1e-5)

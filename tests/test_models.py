@@ -364,3 +364,16 @@ def test_binary_body_does_not_double_the_identity(binary):
             stds.append(x.std().item())
     # Additive growth stays far below 2^8 = 256 over the last 8 blocks; doubling would reach it.
     assert stds[16] / stds[8] < 8, stds
+
+
+def test_zero_blocks_is_the_head_and_tail_network():
+    """A count of repeated blocks may be 0 (the benchmarks' FP32 head+tail floor); -1 may not."""
+    import torch
+
+    m = build_model("srresnet", scale=2, num_feat=8, num_block=0, binary="fp").eval()
+    assert not [k for k in m.state_dict() if k.startswith("body.")]
+    assert m(torch.rand(1, 3, 5, 6)).shape == (1, 3, 10, 12)
+    with pytest.raises(ConfigError, match="num_block must be 0 or a positive integer, got -1"):
+        build_model("srresnet", num_block=-1)
+    with pytest.raises(ConfigError, match="num_feat must be a positive integer, got 0"):
+        build_model("srresnet", num_feat=0)

@@ -167,3 +167,32 @@ def test_demo_checkpoint_parity(tmp_path):
     report = check_parity(tmp_path / "demo.onnx", model, make_inputs(), threads=1)
     assert {c.shape[2:] for c in report.cases} == {(17, 23), (64, 64), (180, 320)}
     assert report.passed, report.to_dict()
+    # where rounding flipped signs, the synchronized comparison is far above the bar
+    for c in report.cases:
+        assert c.psnr >= 60 or (c.synced_psnr is not None and c.synced_psnr >= 80), report.to_dict()
+    small = [c for c in report.cases if c.shape[2] <= 64]
+    assert all(c.sign_flips == 0 and c.psnr >= 100 for c in small), report.to_dict()
+
+
+def test_synced_parity_detects_a_wrong_op(tmp_path):
+    """Synchronizing the signs does not hide an op error: one binary conv of the demo model with
+    its packed weights inverted fails both comparisons."""
+    from scales_edge import load_checkpoint
+    from scales_edge.demo import DEMO_CHECKPOINT
+
+    model = load_checkpoint(DEMO_CHECKPOINT)
+    proto = export_onnx(model, tmp_path / "demo.onnx")
+    for t in proto.graph.initializer:
+        if t.name.startswith("body.3.conv1") and t.name.endswith("packed_weight"):
+            w = numpy_helper.to_array(t)
+            valid = np.uint64((1 << model.config["num_feat"]) - 1)  # C = 40 < 64: one word, padding bits stay 0
+            t.CopyFrom(numpy_helper.from_array(w ^ valid, t.name))
+            break
+    else:
+        raise AssertionError("no packed weight of body.3.conv1")
+    onnx.save(proto, tmp_path / "bad.onnx")
+    report = check_parity(tmp_path / "bad.onnx", model, make_inputs(sizes=((24, 32),)), threads=1)
+    assert not report.passed and report.cases
+    for case in report.cases:
+        assert case.sign_flips > 0 and case.psnr < 50, report.to_dict()
+        assert case.synced_psnr is not None and case.synced_psnr < 50, report.to_dict()  # far below the bar

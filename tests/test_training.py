@@ -445,7 +445,7 @@ def _bad_image_dir(tmp_path, kind):
         (["--amp", "fp8"], "--amp must be one of off, bf16, fp16, got 'fp8'"),
         (["--device", "tpu"], "--device must be auto, cpu, cuda or cuda:N, got 'tpu'"),
         (["--device", "cuda"], "--device cuda: CUDA is not available"),
-        (["--num-block", "-1"], "srresnet: num_block must be a positive integer, got -1"),
+        (["--num-block", "-1"], "srresnet: num_block must be 0 or a positive integer, got -1"),
         (["--scale", "5"], "srresnet: scale must be one of 2, 3, 4, not 5"),
         (["--repeat", "1", "--batch-size", "8"], "2 image(s) x --repeat 1 = 2 patches per epoch, fewer than one batch of 8"),
         (["--patch-size", "30"], "48x48 is smaller than an HR patch of 60 (--patch-size 30 at x2)"),

@@ -74,7 +74,7 @@ def validate_cmd(
         return
 
     from ..export.parity import check_parity
-    from ..runtime.validate import DEFAULT_SIZES, PARITY_PSNR_DB, make_inputs
+    from ..runtime.validate import DEFAULT_SIZES, PARITY_PSNR_DB, make_inputs, parity_verdict
 
     from ..runtime.memory import check_run_fits
 
@@ -89,17 +89,14 @@ def validate_cmd(
             f"{model.name} has an INT8 head/tail (quantized); PyTorch runs them in FP32, so the outputs differ by "
             f"the quantization: bar {report.threshold_db:g} dB instead of {PARITY_PSNR_DB:g} dB"
         )
-    table = Table("input", "max |err|", "mean |err|", "PSNR (dB)", "sign flips")
+    table = Table("input", "max |err|", "mean |err|", "PSNR (dB)", "sign flips", "PSNR, signs synced (dB)")
     for c in report.cases:
         table.add_row(
-            f"{c.name}", f"{c.max_abs:.2e}", f"{c.mean_abs:.2e}", f"{c.psnr:.2f}", f"{c.sign_flips}/{c.signs}"
+            f"{c.name}", f"{c.max_abs:.2e}", f"{c.mean_abs:.2e}", f"{c.psnr:.2f}", f"{c.sign_flips}/{c.signs}",
+            "-" if c.synced_psnr is None else f"{c.synced_psnr:.2f}",
         )
     Console().print(table)
-    verdict = "PASS" if report.passed else "FAIL"
-    typer.echo(
-        f"{verdict}: min PSNR {report.min_psnr:.2f} dB (threshold {report.threshold_db:g} dB), max |err| {report.max_abs:.2e}, "
-        f"sign flips {report.flip_share:.2e}"
-    )
+    typer.echo(parity_verdict(report))
     if json_out:
         write_json(json_out, {"model": str(model), "checkpoint": str(ckpt), **report.to_dict()})
     if not report.passed:

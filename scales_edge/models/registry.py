@@ -168,6 +168,10 @@ def _check_value(entry: ArchEntry, key: str, value: Any, default: Any) -> None:
     elif isinstance(default, (list, tuple)) or (_positive_int(default) and isinstance(value, (list, tuple))):
         if not isinstance(value, (list, tuple)) or not value or not all(_positive_int(v) for v in value):
             raise ConfigError(f"{entry.name}: {key} must be a list of positive integers, got {value!r}")
+    elif _positive_int(default) and key in entry.repeats:
+        # a count of repeated blocks: 0 is the network without them (head and tail only)
+        if not (_positive_int(value) or (isinstance(value, int) and not isinstance(value, bool) and value == 0)):
+            raise ConfigError(f"{entry.name}: {key} must be 0 or a positive integer, got {value!r}")
     elif _positive_int(default):
         if not _positive_int(value):
             raise ConfigError(f"{entry.name}: {key} must be a positive integer, got {value!r}")
