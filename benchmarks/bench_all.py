@@ -139,7 +139,18 @@ def model_files(d: Path, scale: int, width: int = 64) -> dict[str, Path]:
 
 def bench_models(files: dict[str, Path], runs: int, threads: int) -> dict:
     res = benchmark(list(files.values()), size=SIZE, threads=threads, runs=runs, warmup=1)
-    return {name: r.to_dict() for name, r in zip(files, res)}
+    return {name: kernel_counts(r.to_dict()) for name, r in zip(files, res)}
+
+
+def kernel_counts(row: dict) -> dict:
+    """A model's row with its per-op kernel choices (``scales-edge bench --json`` lists each op)
+    counted per op type and path, e.g. {"ScalesConv2d avx512": 35}: the whole lists of 28 models
+    would be most of the results file."""
+    counts: dict[str, int] = {}
+    for k in row.get("kernels") or []:
+        key = f"{k['op']} {k['path']}"
+        counts[key] = counts.get(key, 0) + 1
+    return {**row, "kernels": counts}
 
 
 # --------------------------------------------------------------------------- (c) BinaryLinear
