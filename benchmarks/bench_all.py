@@ -15,7 +15,11 @@
 (c) BinaryLinear over 57,600 tokens (one per pixel of a 320x180 image), 60->60 and 60->120, against
     ORT's FP32 MatMul, the same math as FP32 ops, and a copy floor (an elementwise op reading the
     input and writing an output of the same size: what any float-in/float-out op must move);
-    SwinIR-light x4 SCALES vs FP32 end to end (1 thread; benchmarks/bench_binary_linear.py).
+    SwinIR-light's four linears with the work of their block (LayerNorm, GELU, residual) as one
+    ScalesLinear against the FP32 layer and block work as ORT ops; SwinIR-light x4 end to end
+    (1 thread; benchmarks/bench_binary_linear.py): SCALES against the FP32 model exported with the
+    same attention fusion (WindowAttention) and as before version 3 (standard ops), with the
+    layout share of SCALES' kernel time from a profiled run.
 (b) SRResNet (16 blocks; random weights: speed does not depend on them) at 320x180 input, x2 and x4,
     64 and 40 channels: SCALES in the paper's binarization scope (every conv but the first and the
     last binary, issue 12; FP32 or INT8 first/last conv) and in the body-only scope with an FP32 or
@@ -158,6 +162,8 @@ def bench_linear_group(runs: int, threads: int) -> dict:
         r = bench_binary_linear.bench_linear(k, m, threads, runs, warmup=3)
         r["copy_floor_ms"] = r["median_ms"]["copy-floor"]  # timed in the same alternation
         out[f"{k}->{m}"] = r
+    for layer in bench_binary_linear.BLOCK_LAYERS:
+        out[f"block {layer[0]}"] = bench_binary_linear.bench_block_layer(layer[0], threads, runs, warmup=3)
     return out
 
 
@@ -231,6 +237,8 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
                             f"median {auto / best:.2f}x the fastest's",
                             yes(chosen == [best_path] or auto <= 1.05 * best)))
     for shape, r in results.get("linear", {}).get("1", {}).items():
+        if "copy_floor_ms" not in r:  # the block layers (issue 17) have no copy floor
+            continue
         f = r["median_ms"]["binary"] / r["copy_floor_ms"]
         out.append((f"BinaryLinear {shape} on 57,600 tokens within 1.5x of its copy floor", f"{f:.2f}x", yes(f <= 1.5)))
     if "kernel_packed_avx2" in one:
@@ -247,13 +255,23 @@ def targets(results: dict) -> list[tuple[str, str, str]]:
     out.append(("full SCALES conv >= 8x faster than ORT FP32 Conv (issue 4)", fmt(r32), yes(r32 and r32 >= 8)))
     out.append(("full SCALES conv >= 1.5x faster than ORT INT8 QLinearConv u8 (issue 4)", fmt(r8), yes(r8 and r8 >= 1.5)))
     for shape, lr in results.get("linear", {}).get("1", {}).items():
+        if "speedup_vs_fp32_matmul" not in lr:
+            continue
         sp = lr["speedup_vs_fp32_matmul"]
         out.append((f"BinaryLinear {shape} on 57,600 tokens >= 8x faster than ORT FP32 MatMul (issue 7)",
                     f"{sp:.2f}x (copy floor {lr['median_ms']['fp32'] / lr['copy_floor_ms']:.1f}x)", yes(sp >= 8)))
     e2e = results.get("swinir_light_e2e")
-    if e2e:
-        out.append(("SwinIR-light-SCALES x4 vs SwinIR-light FP32 end to end (issue 7, no numeric target)",
-                    f"{e2e['speedup_vs_fp32']:.2f}x", "-"))
+    if e2e and "speedup" in e2e:
+        sp = e2e["speedup"]
+        fused, before = sp.get("scales_vs_fp32"), sp.get("scales_vs_fp32-unfused")
+        out.append(("SwinIR-light-SCALES x4 >= 2x faster than FP32 SwinIR-light x4 with the same attention fusion (issue 17)",
+                    fmt(fused), "yes" if fused and fused >= 2 else "no"))
+        out.append(("SwinIR-light-SCALES x4 >= 2.5x faster than FP32 SwinIR-light x4 exported with standard ops (issue 17)",
+                    fmt(before), "yes" if before and before >= 2.5 else "no"))
+        share = e2e.get("scales_layout_share")
+        if share is not None:
+            out.append(("layout ops <= 5% of SwinIR-light-SCALES' kernel time (issue 17)", f"{share:.1%}",
+                        "yes" if share <= 0.05 else "no"))
     m1 = results.get("models", {}).get("1", {})
     x2, x4 = m1.get("x2", {}), m1.get("x4", {})
     if x2:
@@ -294,7 +312,7 @@ def write_doc(results: dict, path: Path) -> None:
         f"- ONNX Runtime {m.get('onnxruntime')}, Python {m.get('python')}, torch {results['versions']['torch']},"
         f" onnx {results['versions']['onnx']}" + (f", OpenVINO {results['versions']['openvino']}" if results['versions'].get('openvino') else ""),
         "",
-        "## Targets (issues 13, 12, 4 and 7)",
+        "## Targets (issues 13, 12, 4, 7 and 17)",
         "",
         "| target | measured | met |",
         "| --- | --- | --- |",
@@ -339,20 +357,38 @@ def write_doc(results: dict, path: Path) -> None:
                       "| shape | BinaryLinear | FP32 MatMul | same math as FP32 ops | copy floor | vs MatMul | MatMul / floor |",
                       "| --- | --- | --- | --- | --- | --- | --- |"]
             for shape, r in groups.items():
+                if "speedup_vs_fp32_matmul" not in r:
+                    continue
                 med = r["median_ms"]
                 lines.append(f"| {shape} | {med['binary']:.2f} | {med['fp32']:.2f} | {med['fp32-signs']:.2f} | "
                              f"{r['copy_floor_ms']:.2f} | {r['speedup_vs_fp32_matmul']:.2f}x | {med['fp32'] / r['copy_floor_ms']:.1f}x |")
             lines.append("")
+            blocks = [r for r in groups.values() if "speedup_vs_fp32" in r]
+            if blocks:
+                lines += ["SwinIR-light's linears with their block's work (LayerNorm before qkv and fc1, GELU after fc1,",
+                          "the residual after proj and fc2) as one ScalesLinear, against the FP32 layer and the same work",
+                          "as ORT ops (median ms):", "",
+                          "| layer | ScalesLinear | FP32 ops | speed-up |", "| --- | --- | --- | --- |"]
+                for r in blocks:
+                    lines.append(f"| {r['layer']} {r['in_features']}->{r['out_features']} | {r['median_ms']['fused']:.2f} | "
+                                 f"{r['median_ms']['fp32']:.2f} | {r['speedup_vs_fp32']:.2f}x |")
+                lines.append("")
         lines += ["The copy floor is an ORT op that only reads the float input and writes a float output of the",
                   "layer's size (`Neg`; `Concat` of the input with itself for 60->120). A float-in/float-out layer",
                   "moves at least that much memory, so `MatMul / floor` indicates the most a BinaryLinear with float",
                   "activations can gain over FP32 MatMul at these widths (indicative: ORT's copy ops are not a perfect",
                   "copy, so the true bound can be somewhat higher).", ""]
     e2e = results.get("swinir_light_e2e")
-    if e2e:
-        lines += ["SwinIR-light x4 at 320x180, 1 thread, end to end (median ms):", "", "| model | median ms | MB |", "| --- | --- | --- |"]
+    if e2e and "speedup" in e2e:
+        base = e2e["models"]["scales"]["median_ms"]
+        lines += ["SwinIR-light x4 at 320x180, 1 thread, end to end (`scales`: op-domain version 3; `fp32`: the FP32",
+                  "model with the same WindowAttention; `*-unfused`: `export --no-fuse`, standard ops as before",
+                  "version 3):", "", "| model | median ms | MB | SCALES speed-up |", "| --- | --- | --- | --- |"]
         for name, r in e2e["models"].items():
-            lines.append(f"| {name} | {r['median_ms']:.0f} | {r['file_bytes'] / 1e6:.2f} |")
+            lines.append(f"| {name} | {r['median_ms']:.0f} | {r['file_bytes'] / 1e6:.2f} | {r['median_ms'] / base:.2f}x |")
+        if "scales_layout_share" in e2e:
+            lines.append(f"\nLayout ops (transposes, reshapes, ...) take {e2e['scales_layout_share']:.1%} of the SCALES model's "
+                         "kernel time (a separate profiled run).")
         lines.append("")
     lines += [
         "Model names: `paper_scope` / `paper_scope_int8_tail`: SRResNet-SCALES in the paper's binarization",
@@ -426,10 +462,10 @@ def main() -> None:
             results["linear"][str(th)] = bench_linear_group(args.runs, th)
             for shape, r in results["linear"][str(th)].items():
                 print(f"  {shape}: " + ", ".join(f"{n} {v:.2f} ms" for n, v in r["median_ms"].items())
-                      + f", copy floor {r['copy_floor_ms']:.2f} ms")
+                      + (f", copy floor {r['copy_floor_ms']:.2f} ms" if "copy_floor_ms" in r else ""))
         if not args.no_transformer:
             print("(c) SwinIR-light x4 end to end, 1 thread", flush=True)
-            results["swinir_light_e2e"] = bench_binary_linear.bench_end_to_end(1, 3, 1, SIZE, d)
+            results["swinir_light_e2e"] = bench_binary_linear.bench_end_to_end(1, args.model_runs, 1, SIZE, d)
             for name, r in results["swinir_light_e2e"]["models"].items():
                 print(f"  {name:24s} {r['median_ms']:9.1f} ms")
         if not args.no_models:

@@ -10,9 +10,13 @@ With ``fuse=True`` (the default) a whole SCALES convolution (:class:`ScalesConv2
 spatial and channel re-scaling, skip) becomes one ``scales_edge::ScalesConv2d`` (op-domain
 version 2), which reads its input once and applies the re-scalings as it stores its output; an
 upsampling one (``upscale`` r > 1: conv, pixel shuffle, repeated-input skip) becomes one
-``ScalesConv2d`` with ``pixel_shuffle = r`` (version 3), which stores its output shuffled;
-``fuse=False`` writes ``BinaryConv2d`` with the branches as standard ops (version 1, readable by
-older op libraries). Everything else (head, tail, other layers) is standard ONNX.
+``ScalesConv2d`` with ``pixel_shuffle = r`` (version 3), which stores its output shuffled. In a
+window-attention Transformer (SwinIR, HAT; version 3) each binary linear becomes one
+``ScalesLinear`` (core, spatial re-scaling, and the GELU or residual add its block applies right
+after it), and the attention between ``qkv`` and ``proj`` of every block, binary or full
+precision, one ``WindowAttention`` that forms the (shifted) windows by indexing.
+``fuse=False`` writes ``BinaryConv2d`` / ``BinaryLinear`` with the rest as standard ops (version 1,
+readable by older op libraries). Everything else (head, tail, other layers) is standard ONNX.
 """
 
 from __future__ import annotations
@@ -27,20 +31,32 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import onnx
 import torch
-import torch.nn.functional as F
 from onnx import numpy_helper
 from torch import Tensor, nn
 
-from ..errors import ConfigError, ScalesEdgeError
+from ..errors import ConfigError
 from ..fileio import atomic_path
-from ..nn import BinaryConv2dBase, ScalesConv2d, binary_layers, sign_pm1
+from ..nn import BinaryConv2dBase, ScalesConv2d, binary_layers
+from ..runtime.contract import DOMAIN, OPS, node_version
 from ..runtime.tileplan import PLAN_KEY, plan_metadata
 from .packing import pack_conv_weight, pack_linear_weight
+from .symbolic import (  # noqa: F401 (ExportError is this module's too)
+    ExportError,
+    _as_int64_bits,
+    _BinaryConv2dFn,
+    _BinaryLinearFn,
+    _branch_args,
+    _linear_branch_args,
+    _norm_args,
+    _ScalesConv2dFn,
+    _ScalesLinearFn,
+    _WindowAttentionFn,
+)
 from .quantize import TAILS, quantize_head_tail
 
-DOMAIN = "scales_edge"
 #: The newest op-domain version this exporter writes (docs/ops.md); a model imports the lowest
-#: version that has every op it uses: 1 without ScalesConv2d, 2 with it, 3 when one upsamples.
+#: version that has every op and attribute it uses (runtime/contract.py): 1 without the fused ops,
+#: 2 with ScalesConv2d, 3 with an upsampling ScalesConv2d, ScalesLinear or WindowAttention.
 DOMAIN_VERSION = 3
 FUSED_SINCE_VERSION = 2
 SHUFFLED_SINCE_VERSION = 3
@@ -50,10 +66,6 @@ DEFAULT_OPSET = 17
 MIN_OPSET = 11
 
 
-class ExportError(ScalesEdgeError):
-    """The model cannot be exported as asked."""
-
-
 def max_opset() -> int:
     """The newest ONNX opset torch's TorchScript exporter (``dynamo=False``) writes."""
     from torch.onnx import _constants
@@ -61,147 +73,37 @@ def max_opset() -> int:
     return int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20))
 
 
-def _out_size(size: int | None, k: int, s: int, p0: int, p1: int, d: int) -> int | None:
-    if size is None:
-        return None
-    return (size + p0 + p1 - d * (k - 1) - 1) // s + 1
+def _window_attention_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    from ..models.transformer_common import WindowAttention
 
-
-class _BinaryConv2dFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, beta, packed, scale, bias, wsign, k, stride, pad, dil):  # type: ignore[override]
-        xs = sign_pm1(x - beta.view(1, -1, 1, 1))
-        y = F.conv2d(xs, wsign, None, stride, pad, dil)
-        return y * scale.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
-
-    @staticmethod
-    def symbolic(g, x, beta, packed, scale, bias, wsign, k, stride, pad, dil):
-        y = g.op(
-            f"{DOMAIN}::BinaryConv2d",
-            x,
-            beta,
-            packed,
-            scale,
-            bias,
-            kernel_shape_i=[k, k],
-            strides_i=[stride, stride],
-            pads_i=[pad, pad, pad, pad],
-            dilations_i=[dil, dil],
-            group_i=1,
-        )
-        m = int(wsign.type().sizes()[0]) if wsign.type().sizes() else None
-        _set_conv_output_type(y, x, m, k, stride, pad, dil)
-        return y
-
-
-def _set_conv_output_type(y, x, m: int | None, k: int, stride: int, pad: int, dil: int, r: int = 1) -> None:
-    sizes = x.type().varyingSizes() if x.type().kind() == "TensorType" else None
-    if sizes is not None and len(sizes) == 4:
-        oh = _out_size(sizes[2], k, stride, pad, pad, dil)
-        ow = _out_size(sizes[3], k, stride, pad, pad, dil)
-        if r > 1:  # pixel-shuffled output
-            m = None if m is None else m // (r * r)
-            oh, ow = (None if v is None else v * r for v in (oh, ow))
-        y.setType(x.type().with_sizes([sizes[0], m, oh, ow]))
-
-
-def _const_int(v) -> int:
-    """A Python int, or the int of a constant graph value (how non-tensor arguments reach
-    ``symbolic`` when the exported module is the layer itself)."""
-    if isinstance(v, (bool, int)):
-        return int(v)
-    from torch.onnx import symbolic_helper
-
-    return int(symbolic_helper._get_const(v, "i", "attribute"))
-
-
-class _ScalesConv2dFn(torch.autograd.Function):
-    """A whole :class:`ScalesConv2d` (inference formula) as one ``ScalesConv2d`` node.
-
-    Absent branches are passed as empty tensors; :func:`_finish_binary_nodes` turns them into
-    empty (omitted) optional inputs."""
-
-    @staticmethod
-    def forward(ctx, x, beta, packed, scale, bias, sw, sb, cw, wsign, k, stride, pad, dil, skip, from_output, r):  # type: ignore[override]
-        y = _BinaryConv2dFn.forward(ctx, x, beta, packed, scale, bias, wsign, k, stride, pad, dil)
-        if sw.numel():
-            y = y * torch.sigmoid(F.conv2d(x, sw.view(1, -1, 1, 1), sb, stride))
-        if r > 1:
-            y = F.pixel_shuffle(y, r)
-        if cw.numel():
-            pooled = (y if from_output else x).mean(dim=(2, 3)).unsqueeze(1)
-            cs = torch.sigmoid(F.conv1d(pooled, cw.view(1, 1, -1), padding=cw.numel() // 2))
-            y = y * cs.squeeze(1)[:, :, None, None]
-        if skip:
-            y = y + (x if r == 1 else x.repeat_interleave(r, 2).repeat_interleave(r, 3))
-        return y
-
-    @staticmethod
-    def symbolic(g, x, beta, packed, scale, bias, sw, sb, cw, wsign, k, stride, pad, dil, skip, from_output, r):
-        k, stride, pad, dil, skip, from_output, r = map(_const_int, (k, stride, pad, dil, skip, from_output, r))
-        shuffle = {"pixel_shuffle_i": r} if r > 1 else {}  # version 3's attribute, only when used
-        y = g.op(
-            f"{DOMAIN}::ScalesConv2d",
-            x, beta, packed, scale, bias, sw, sb, cw,
-            kernel_shape_i=[k, k],
-            strides_i=[stride, stride],
-            pads_i=[pad, pad, pad, pad],
-            dilations_i=[dil, dil],
-            group_i=1,
-            skip_i=skip,
-            channel_from_output_i=from_output,
-            **shuffle,
-        )
-        m = int(wsign.type().sizes()[0]) if wsign.type().sizes() else None
-        _set_conv_output_type(y, x, m, k, stride, pad, dil, r)
-        return y
-
-
-class _BinaryLinearFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, beta, packed, scale, bias, wsign):  # type: ignore[override]
-        return F.linear(sign_pm1(x - beta), wsign) * scale + bias
-
-    @staticmethod
-    def symbolic(g, x, beta, packed, scale, bias, wsign):
-        y = g.op(f"{DOMAIN}::BinaryLinear", x, beta, packed, scale, bias)
-        sizes = x.type().varyingSizes() if x.type().kind() == "TensorType" else None
-        m = int(wsign.type().sizes()[0]) if wsign.type().sizes() else None
-        if sizes is not None:
-            y.setType(x.type().with_sizes(list(sizes[:-1]) + [m]))
-        return y
-
-
-def _as_int64_bits(packed: np.ndarray) -> Tensor:
-    return torch.from_numpy(np.ascontiguousarray(packed).view(np.int64).copy())
-
-
-def _branch_args(layer: ScalesConv2d) -> tuple:
-    """The fused op's extra arguments: spatial 1x1 weights and bias, channel Conv1d taps (empty
-    tensors for an absent branch), skip, whether the channel branch pools the output, and the
-    pixel shuffle of an upsampling layer (1: none)."""
-    empty = torch.zeros(0)
-    if layer.spatial is not None:
-        sw = layer.spatial.weight.detach().reshape(-1).clone()
-        sb = layer.spatial.bias.detach().clone() if layer.spatial.bias is not None else torch.zeros(1)
-    else:
-        sw = sb = empty
-    cw = layer.channel.weight.detach().reshape(-1).clone() if layer.channel is not None else empty
-    return sw, sb, cw, int(layer.skip), int(not layer.channel_from_input), int(layer.upscale)
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, WindowAttention)]
 
 
 @contextlib.contextmanager
-def custom_op_cores(model: nn.Module, fuse: bool = False) -> Iterator[list[str]]:
+def custom_op_cores(model: nn.Module, fuse: bool = False, fuse_transformer: bool = False) -> Iterator[list[str]]:
     """Within the block, the model's binary cores run through the custom-op Functions; with
-    ``fuse``, each :class:`ScalesConv2d` runs whole through the ``ScalesConv2d`` Function.
+    ``fuse``, each :class:`ScalesConv2d` runs whole through the ``ScalesConv2d`` Function; with
+    ``fuse_transformer``, each binary linear runs whole, with the epilogue its caller asks for,
+    through the ``ScalesLinear`` Function and each window attention through ``WindowAttention``.
 
-    Yields a list that receives the qualified name of each binary layer as it runs, in execution
-    order (the order of the ops in the traced graph).
+    Yields a list that receives the qualified name of each binary layer (and attention module) as
+    it runs, in execution order (the order of the ops in the traced graph).
     """
     layers = binary_layers(model)
+    attentions = _window_attention_modules(model) if fuse_transformer else []
     called: list[str] = []
     fused: list[nn.Module] = []
     try:
+        for name, module in attentions:
+
+            def attend(mod, qkv, shift, index, name=name):
+                called.append(name)
+                return _WindowAttentionFn.apply(
+                    qkv, mod.relative_position_bias_table.detach(), index, mod.num_heads, mod.window_size,
+                    int(shift), mod.key_window_size, float(mod.scale), mod.dim,
+                )
+
+            module.attention_override = attend
         for name, layer in layers:
             p = layer.core_params()
             wsign = p.weight_sign.float()
@@ -224,6 +126,19 @@ def custom_op_cores(model: nn.Module, fuse: bool = False) -> Iterator[list[str]]
                 args = (p.beta, packed, p.scale, bias, wsign, *geometry)
             else:
                 packed = _as_int64_bits(pack_linear_weight(wsign.numpy()))
+                if fuse_transformer and not getattr(layer, "skip", False):
+                    sw, sb = _linear_branch_args(layer)
+                    args = (p.beta, packed, p.scale, bias, sw, sb, wsign)
+
+                    def whole_linear(x, activation=None, residual=None, norm=None, args=args, name=name):
+                        called.append(name)
+                        nw, nb, eps = _norm_args(norm)
+                        return _ScalesLinearFn.apply(x, residual, nw, nb, eps, *args, activation or "none")
+
+                    layer.forward = whole_linear
+                    layer.takes_norm = True
+                    fused.append(layer)
+                    continue
                 fn = _BinaryLinearFn
                 args = (p.beta, packed, p.scale, bias, wsign)
 
@@ -238,6 +153,9 @@ def custom_op_cores(model: nn.Module, fuse: bool = False) -> Iterator[list[str]]
             layer.core_override = None
         for layer in fused:
             del layer.forward
+            layer.__dict__.pop("takes_norm", None)
+        for _, module in attentions:
+            module.attention_override = None
 
 
 def _constants_to_initializers(model: onnx.ModelProto) -> None:
@@ -259,11 +177,21 @@ def _constants_to_initializers(model: onnx.ModelProto) -> None:
 
 
 INPUT_ROLES = ("beta", "packed_weight", "scale", "bias", "spatial_weight", "spatial_bias", "channel_weight")
+#: Roles of the constant inputs (from input 1 on) of each op; ScalesLinear's input 7 (residual) is a
+#: graph tensor.
+_CONSTANT_ROLES = {
+    # input 7 (residual) is a graph tensor, or absent
+    "ScalesLinear": INPUT_ROLES[:6] + (None, "norm_weight", "norm_bias"),
+    "WindowAttention": ("relative_position_bias_table", "relative_position_index"),  # the modules' names
+}
+#: First input position that is an optional constant (an empty one is dropped).
+_FIRST_OPTIONAL = {"WindowAttention": 99}
 
 
 def _finish_binary_nodes(model: onnx.ModelProto, layer_names: list[str]) -> None:
-    """Name our nodes after their PyTorch layers, their constants ``<layer>.<role>``, and store the
-    packed weights as ``uint64`` (the exporter wrote the same bits as int64)."""
+    """Name our nodes after their PyTorch layers (or attention modules), their constants
+    ``<layer>.<role>``, and store the packed weights as ``uint64`` (the exporter wrote the same
+    bits as int64)."""
     nodes = [n for n in model.graph.node if n.domain == DOMAIN]
     if len(nodes) != len(layer_names):
         raise ExportError(f"{len(layer_names)} binary layers ran but the graph has {len(nodes)} binary ops")
@@ -274,15 +202,21 @@ def _finish_binary_nodes(model: onnx.ModelProto, layer_names: list[str]) -> None
             consumers[i] = consumers.get(i, 0) + 1
     for node, layer in zip(nodes, layer_names):
         node.name = layer
-        for pos, role in enumerate(INPUT_ROLES[: len(node.input) - 1], start=1):
+        roles = _CONSTANT_ROLES.get(node.op_type, INPUT_ROLES)
+        first_optional = _FIRST_OPTIONAL.get(node.op_type, 5)
+        for pos, role in enumerate(roles[: len(node.input) - 1], start=1):
             old = node.input[pos]
+            if role is None:  # a graph tensor (or an omitted input)
+                if old in inits and 0 in inits[old].dims:
+                    node.input[pos] = ""
+                continue
             if old not in inits:
                 raise ExportError(f"input {role} of {layer} is not a constant")
             tensor = inits[old]
-            if pos >= 5 and 0 in tensor.dims:  # an absent branch: an omitted optional input
+            if pos >= first_optional and 0 in tensor.dims:  # an absent branch: an omitted optional input
                 node.input[pos] = ""
                 continue
-            if pos == 2:
+            if role == "packed_weight":
                 arr = numpy_helper.to_array(tensor)
                 if arr.dtype != np.int64:
                     raise ExportError(f"packed weights of {layer} have type {arr.dtype}, expected int64 bits")
@@ -386,8 +320,13 @@ def export_onnx(
     x = torch.rand(1, in_ch, *sample_size)
     buf = io.BytesIO()
     fused = fuse and binary_as == "custom" and any(isinstance(m, ScalesConv2d) for _, m in binary_layers(model))
-    version = export_domain_version(model) if fused else 1
-    cores = custom_op_cores(model, fuse=fused) if binary_as == "custom" else contextlib.nullcontext(None)
+    # Transformers: fused linears and attention, also for the full-precision model (its attention).
+    fuse_tf = fuse and binary_as == "custom" and bool(_window_attention_modules(model))
+    cores = (
+        custom_op_cores(model, fuse=fused, fuse_transformer=fuse_tf)
+        if binary_as == "custom"
+        else contextlib.nullcontext(None)
+    )
     # A fused layer exported on its own is traced inside a wrapper: as the top-level module its
     # replaced forward would be traced with every argument as a graph input.
     traced = _Wrapper(model) if fused and isinstance(model, ScalesConv2d) else model
@@ -402,13 +341,15 @@ def export_onnx(
             input_names=["input"],
             output_names=["output"],
             dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "out_height", 3: "out_width"}},
-            custom_opsets={DOMAIN: version} if called else None,
+            custom_opsets={DOMAIN: DOMAIN_VERSION} if called else None,
             do_constant_folding=True,
         )
     proto = onnx.load_from_string(buf.getvalue())
     _constants_to_initializers(proto)
+    version = 1
     if called is not None:
         _finish_binary_nodes(proto, called)
+        version = needed_domain_version(proto)
         # The TorchScript exporter does not always apply custom_opsets' version: set it here.
         for imp in proto.opset_import:
             if imp.domain == DOMAIN:
@@ -441,9 +382,12 @@ def export_onnx(
 
 
 def export_domain_version(model: nn.Module, fuse: bool = True) -> int | None:
-    """The op-domain version an export of ``model`` imports (``binary_as="custom"``): 3 with an
-    upsampling ScalesConv2d (fused), 2 with another ScalesConv2d (fused), 1 with binary layers
-    only; None without any binary layer."""
+    """The op-domain version an export of ``model`` imports (``binary_as="custom"``): 3 with window
+    attention (fused: ``WindowAttention``, and ``ScalesLinear`` for its binary linears, also in an
+    FP Transformer) or an upsampling ScalesConv2d (fused), 2 with another ScalesConv2d (fused), 1
+    with binary layers only; None without any ``scales_edge`` op."""
+    if fuse and _window_attention_modules(model):
+        return OPS["WindowAttention"].since
     layers = [m for _, m in binary_layers(model)]
     if not layers:
         return None
@@ -451,6 +395,16 @@ def export_domain_version(model: nn.Module, fuse: bool = True) -> int | None:
     if not (fuse and scales):
         return 1
     return SHUFFLED_SINCE_VERSION if any(m.upscale > 1 for m in scales) else FUSED_SINCE_VERSION
+
+
+def needed_domain_version(proto: onnx.ModelProto) -> int:
+    """The lowest op-domain version that has every ``scales_edge`` op and attribute of ``proto`` (1
+    if none)."""
+    nodes = [n for n in proto.graph.node if n.domain == DOMAIN]
+    unknown = {n.op_type for n in nodes} - set(OPS)
+    if unknown:
+        raise ExportError(f"unknown {DOMAIN} op(s) {sorted(unknown)}")
+    return max((node_version(n) for n in nodes), default=1)
 
 
 class _Wrapper(nn.Module):

@@ -380,11 +380,13 @@ int run(int argc, char** argv) {
     }
   };
   for (int i = 0; i < a.warmup; ++i) run_once();
-  std::vector<double> times;
+  std::vector<double> times, cpu_times;
   for (int i = 0; i < a.runs; ++i) {
+    const double c0 = thread_cpu_ms();
     const auto t0 = std::chrono::steady_clock::now();
     run_once();
     times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    cpu_times.push_back(thread_cpu_ms() - c0);
   }
 
   // ---------------------------------------------------------------- output
@@ -411,6 +413,8 @@ int run(int argc, char** argv) {
   const double median = add_latency(result, times);
   const double mp = out_shape.size() == 4 ? static_cast<double>(out_shape[2] * out_shape[3]) / 1e6 : 0.0;
   result.add("megapixels_per_s", median > 0 ? mp / (median / 1e3) : 0.0).add_null("profile");
+  if (a.threads == 1) result.add("cpu_median_ms", median_of(cpu_times));
+  else result.add_null("cpu_median_ms");
   result.add_raw("kernels", kernel_choices(ops));
   JsonObject tiling;
   if (tiler) {

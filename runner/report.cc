@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 #include <sys/utsname.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cmath>
@@ -65,6 +66,14 @@ double add_latency(JsonObject& result, const std::vector<double>& t) {
       .add("min_ms", *std::min_element(t.begin(), t.end()))
       .add("mean_ms", mean);
   return median;
+}
+
+double median_of(const std::vector<double>& values) { return percentile(values, 50.0); }
+
+double thread_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
 }
 
 double peak_rss_mb() {

@@ -18,6 +18,14 @@ JsonObject machine_info(const std::string& onnxruntime_version);
 // (median_ms, p10_ms, p90_ms, min_ms, mean_ms) added to `result`; returns the median.
 double add_latency(JsonObject& result, const std::vector<double>& times_ms);
 
+// The median of `values` (numpy.median's; values not empty).
+double median_of(const std::vector<double>& values);
+
+// CPU time of the calling thread (ms). With 1 thread ONNX Runtime runs the graph on the thread
+// that calls Run, so per run this leaves out the time the process waited for a core (as
+// `scales-edge bench` reports it, cpu_median_ms).
+double thread_cpu_ms();
+
 double peak_rss_mb();
 
 }  // namespace runner

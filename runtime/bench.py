@@ -44,6 +44,9 @@ class BenchResult:
     mean_ms: float
     megapixels_per_s: float  # output megapixels per second at the median
     profile: dict[str, Any] | None = None  # Profile.to_dict() when profiled
+    # Median CPU time of the calling thread per run (ms): at 1 thread ONNX Runtime runs the graph on
+    # it, so on a shared machine this leaves out the time the process waited for a core.
+    cpu_median_ms: float | None = None
     # The kernel path each scales_edge op node ran (library.kernel_choices(), for this model)
     kernels: list[dict[str, Any]] | None = None
 
@@ -180,11 +183,14 @@ def benchmark(
         out_shapes.append(list(out.shape))
         kernels.append(kernel_choices()[before:])
     times: list[list[float]] = [[] for _ in sessions]
+    cpu: list[list[float]] = [[] for _ in sessions]
     for _ in range(runs):
         for i, ((_, _, sess, _), feed) in enumerate(zip(sessions, feeds)):
+            c0 = time.thread_time()
             t0 = time.perf_counter()
             sess.run(None, feed)
             times[i].append(time.perf_counter() - t0)
+            cpu[i].append(time.thread_time() - c0)
             step()
     profiles: list[dict[str, Any] | None] = [None] * len(sessions)
     if profile:
@@ -193,7 +199,9 @@ def benchmark(
         for i, ((name, _, _, _), feed) in enumerate(zip(sessions, feeds)):
             profiles[i] = profile_model(name, feed, threads, runs, warmup, on_run=step).to_dict()
     results = []
-    for (name, nbytes, _, _), feed, shape, t, prof, kern in zip(sessions, feeds, out_shapes, times, profiles, kernels):
+    for (name, nbytes, _, _), feed, shape, t, c, prof, kern in zip(
+        sessions, feeds, out_shapes, times, cpu, profiles, kernels
+    ):
         st = _stats(t)
         mp = (shape[-1] * shape[-2]) / 1e6 if len(shape) == 4 else 0.0
         results.append(
@@ -207,6 +215,7 @@ def benchmark(
                 warmup=warmup,
                 megapixels_per_s=mp / (st["median_ms"] / 1e3),
                 profile=prof,
+                cpu_median_ms=float(np.median(c) * 1e3) if threads == 1 else None,
                 kernels=kern,
                 **st,
             )

@@ -53,6 +53,7 @@ class OpSpec:
 
 
 _INTS, _INT = AttributeProto.INTS, AttributeProto.INT
+_FLOAT, _STRING = AttributeProto.FLOAT, AttributeProto.STRING
 _CONV_INPUTS = ("X", "beta", "W", "scale", "bias")
 _CONV_ATTRS = {"kernel_shape": _INTS, "strides": _INTS, "pads": _INTS, "dilations": _INTS, "group": _INT}
 
@@ -65,6 +66,16 @@ OPS: dict[str, OpSpec] = {
             "ScalesConv2d", 2, _CONV_INPUTS + ("spatial_weight", "spatial_bias", "channel_weight"), 4,
             {**_CONV_ATTRS, "skip": _INT, "channel_from_output": _INT, "pixel_shuffle": _INT},
             added={"pixel_shuffle": 3},
+        ),
+        OpSpec(
+            "ScalesLinear", 3,
+            _CONV_INPUTS + ("spatial_weight", "spatial_bias", "residual", "norm_weight", "norm_bias"), 4,
+            {"activation": _STRING, "norm_epsilon": _FLOAT},
+        ),
+        OpSpec(
+            "WindowAttention", 3, ("QKV", "bias_table", "bias_index"), 3,
+            {"num_heads": _INT, "window_size": _INT, "shift_size": _INT, "key_window_size": _INT,
+             "scale": _FLOAT},
         ),
     )
 }
@@ -120,6 +131,15 @@ def _nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
                     yield from _nodes(g)
 
 
+def node_version(node: onnx.NodeProto) -> int:
+    """The lowest domain version that has the node's op and every attribute it sets (1 for an op
+    the table does not have)."""
+    spec = OPS.get(node.op_type)
+    if spec is None:
+        return 1
+    return max([spec.since] + [spec.added.get(a.name, 0) for a in node.attribute])
+
+
 def domain_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     """The ``scales_edge`` nodes of the model: main graph, subgraphs and model-local functions."""
     nodes = list(_nodes(model.graph))
@@ -146,7 +166,7 @@ def unknown_attribute_message(op: str, name: str) -> str:
     return f"scales_edge.{op}: unknown attribute '{name}'{hint}; {op} takes {attribute_list(own)}"
 
 
-_TYPE_NAMES = {_INT: "an int", _INTS: "a list of ints"}
+_TYPE_NAMES = {_INT: "an int", _INTS: "a list of ints", _FLOAT: "a float", _STRING: "a string"}
 
 
 def _node_problem(node: onnx.NodeProto, version: int) -> str | None:

@@ -29,10 +29,13 @@ from .session import DOMAIN, load_model, make_session
 
 BINARY = "binary ops"
 BRANCHES = "binary-layer FP branches"
+ATTENTION = "window attention"
 FP = "FP head/tail"
 LAYOUT = "layout"
 #: The groups, in the order they are reported.
-GROUPS = (BINARY, BRANCHES, FP, LAYOUT)
+GROUPS = (BINARY, BRANCHES, ATTENTION, FP, LAYOUT)
+#: ``scales_edge`` ops that are no binary layer: the fused window attention (FP arithmetic).
+ATTENTION_OP_TYPES = frozenset({"WindowAttention"})
 
 #: Op types that only move, copy, reinterpret or describe data (no arithmetic on values), including
 #: the reorders ORT's NCHWc layout transformer inserts. ``DepthToSpace`` (pixel shuffle) is not here:
@@ -91,19 +94,24 @@ def node_group(
 ) -> str:
     """The group of one node; the first rule that matches wins:
 
-    1. ``binary ops``: the op type is one of the ``scales_edge`` domain (``binary_op_types``).
-    2. ``layout``: the op type is in :data:`LAYOUT_OP_TYPES` (transposes, reshapes, concats,
+    1. ``binary ops``: the op type is one of the ``scales_edge`` domain's binary layers
+       (``binary_op_types``: the domain's ops but ``WindowAttention``).
+    2. ``window attention``: the fused ``scales_edge::WindowAttention`` (version 3 exports).
+    3. ``layout``: the op type is in :data:`LAYOUT_OP_TYPES` (transposes, reshapes, concats,
        slices, pads, casts, gathers and ORT's ``ReorderInput``/``ReorderOutput``), wherever it is.
-    3. ``binary-layer FP branches``: the node's module (:func:`module_path` of its name, or
+    4. ``binary-layer FP branches``: the node's module (:func:`module_path` of its name, or
        ``module`` for a node ORT renamed, see :func:`inherited_modules`) is one of
        ``binary_layers`` (the names of the binary ops, i.e. their layers' dotted names) or inside
        one: the spatial and channel re-scaling and the layer's own skip add.
-    4. ``FP head/tail``: everything else that computes: the FP convolutions and upsampler, the
-       attention of Transformers, and the glue between binary layers that an FP network has too
-       (activations, a block's residual add).
+    5. ``FP head/tail``: everything else that computes: the FP convolutions and upsampler, the
+       attention of Transformers written as standard ops (older or ``--no-fuse`` exports), and
+       the glue between binary layers that an FP network has too (activations, a block's
+       residual add).
     """
     if op_type in binary_op_types:
         return BINARY
+    if op_type in ATTENTION_OP_TYPES:
+        return ATTENTION
     if op_type in LAYOUT_OP_TYPES:
         return LAYOUT
     path = module_path(node_name)
@@ -300,8 +308,9 @@ def profile_model(
             graph = onnx.load(str(optimized), load_external_data=False).graph
         except Exception:  # not written by this ORT version: the exported graph (renamed nodes stay unscoped)
             graph = load_model(model).graph
-    binary_op_types = {n.op_type for n in graph.node if n.domain == DOMAIN}
-    binary_layers = {n.name for n in graph.node if n.domain == DOMAIN}
+    binary_nodes = [n for n in graph.node if n.domain == DOMAIN and n.op_type not in ATTENTION_OP_TYPES]
+    binary_op_types = {n.op_type for n in binary_nodes}
+    binary_layers = {n.name for n in binary_nodes}
     prof = summarize(
         events,
         binary_op_types,

@@ -13,6 +13,8 @@ Public functions
     binary_linear_acc(...) / binary_linear(...)
     scales_conv2d(...)                       the fused SCALES convolution (version 2; its
                                              pixel_shuffle attribute: version 3)
+    scales_linear(...)                       the fused SCALES linear layer (version 3)
+    window_attention(...)                    windowed multi-head attention (version 3)
     custom_ops()                             OpRun classes for onnx.reference.ReferenceEvaluator
 
 Malformed inputs raise ``ValueError`` whose message starts with ``scales_edge.<Op>:``, in the
@@ -21,6 +23,7 @@ spirit of the error statuses of the C++ library.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -44,9 +47,15 @@ __all__ = [
     "binary_linear_acc",
     "binary_linear",
     "scales_conv2d",
+    "scales_linear",
+    "window_attention",
+    "gelu",
+    "layer_norm",
     "BinaryConv2d",
     "ScalesConv2d",
     "BinaryLinear",
+    "ScalesLinear",
+    "WindowAttention",
     "custom_ops",
 ]
 
@@ -398,6 +407,183 @@ def binary_linear(X, beta, W_packed, scale, bias=None) -> np.ndarray:
     return ((acc.astype(np.float32) * scale) + bias).astype(np.float32)
 
 
+# --------------------------------------------------------------------------- ScalesLinear (v3)
+
+ACTIVATIONS = ("none", "gelu")
+
+
+def gelu(v: np.ndarray) -> np.ndarray:
+    """GELU with the exact error function, ``0.5 * v * (1 + erf(v / sqrt(2)))``, in float64."""
+    v = np.asarray(v, np.float64)
+    return 0.5 * v * (1.0 + _erf(v / math.sqrt(2.0)))
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def layer_norm(X, weight, bias, epsilon) -> np.ndarray:
+    """LayerNorm over the last axis (biased variance), computed in float64, rounded to float32."""
+    x = np.asarray(X, np.float64)
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    out = (x - mean) / np.sqrt(var + float(epsilon)) * weight.astype(np.float64) + bias.astype(np.float64)
+    return out.astype(np.float32)
+
+
+def scales_linear(X, beta, W_packed, scale, bias=None, spatial_weight=None, spatial_bias=None,
+                  residual=None, norm_weight=None, norm_bias=None, activation="none",
+                  norm_epsilon=1e-5) -> np.ndarray:
+    """ScalesLinear (version 3): ``Y = act(BinaryLinear(X') * S) + R`` in float32, each factor or
+    term present only with its input or attribute (docs/ops.md).
+
+    X' = LayerNorm(X) with ``norm_weight``, ``norm_bias`` and ``norm_epsilon`` when given, else X;
+    S = sigmoid(sum_k spatial_weight[k] * X'[..., k] + spatial_bias), one value per row;
+    act = GELU (exact erf form) when ``activation = "gelu"``; R = ``residual`` ([..., M], Y's
+    shape). The reference computes the LayerNorm, the sum of S and GELU in float64, rounding each
+    to float32 once."""
+    op = "ScalesLinear"
+    if isinstance(activation, bytes):
+        activation = activation.decode()
+    if activation not in ACTIVATIONS:
+        raise _err(op, f"attribute 'activation' = {activation!r} is invalid; it must be one of "
+                       f"{list(ACTIVATIONS)}")
+    X = _float_array(op, "X", X)
+    if (norm_weight is None) != (norm_bias is None):
+        raise _err(op, "inputs 'norm_weight' (8) and 'norm_bias' (9) must be given together")
+    eps = float(norm_epsilon)  # checked with or without the norm inputs, as the attribute is
+    if not 0.0 < eps <= 1.0:
+        raise _err(op, f"attribute 'norm_epsilon' = {eps} is invalid; it must be in (0, 1]")
+    if norm_weight is not None:
+        k = X.shape[-1] if X.ndim else 0
+        X = layer_norm(X, _vector(op, "norm_weight", norm_weight, k, "K"),
+                       _vector(op, "norm_bias", norm_bias, k, "K"), eps)
+    y = binary_linear(X, beta, W_packed, scale, bias)
+    k = X.shape[-1]
+    if (spatial_weight is None) != (spatial_bias is None):
+        raise _err(op, "inputs 'spatial_weight' (5) and 'spatial_bias' (6) must be given together")
+    if spatial_weight is not None:
+        sw = _vector(op, "spatial_weight", spatial_weight, k, "K")
+        sb = _vector(op, "spatial_bias", spatial_bias, 1, "1")
+        dot = X.astype(np.float64) @ sw.astype(np.float64)                 # [...]
+        S = _sigmoid32(dot.astype(np.float32) + sb[0])
+        y = (y * S[..., None]).astype(np.float32)
+    if activation == "gelu":
+        y = gelu(y).astype(np.float32)
+    if residual is not None:
+        r = _float_array(op, "residual", residual)
+        if r.shape != y.shape:
+            raise _err(op, f"input 'residual' has shape {list(r.shape)} but the output has shape "
+                           f"{list(y.shape)}; they must be equal")
+        y = (y + r).astype(np.float32)
+    return y
+
+
+# --------------------------------------------------------------------------- WindowAttention (v3)
+
+#: The additive attention mask between tokens of different regions of a shifted window.
+SHIFT_MASK_VALUE = -100.0
+
+
+def _attention_attrs(op, qkv_shape, num_heads, window_size, shift_size, key_window_size, scale):
+    if len(qkv_shape) != 4:
+        raise _err(op, f"input 'QKV' must be 4-D [N, H, W, 3C], got shape {list(qkv_shape)}")
+    n, h, w, c3 = (int(v) for v in qkv_shape)
+    if min(h, w, c3) < 1:
+        raise _err(op, f"input 'QKV' has shape {list(qkv_shape)}; H, W and 3C must be >= 1")
+    if n < 1:
+        raise _err(op, "the output would be empty: input 'QKV' has batch size 0")
+    for name, value in (("num_heads", num_heads), ("window_size", window_size), ("scale", scale)):
+        if value is None:
+            raise _err(op, f"attribute '{name}' is required")
+    heads, ws = int(num_heads), int(window_size)
+    shift = 0 if shift_size is None else int(shift_size)
+    kws = ws if key_window_size is None else int(key_window_size)
+    if heads < 1:
+        raise _err(op, f"attribute 'num_heads' = {heads} is invalid; it must be >= 1")
+    if ws < 1:
+        raise _err(op, f"attribute 'window_size' = {ws} is invalid; it must be >= 1")
+    if not 0 <= shift < ws:
+        raise _err(op, f"attribute 'shift_size' = {shift} is invalid; it must be in [0, window_size = {ws})")
+    if kws < ws or (kws - ws) % 2:
+        raise _err(op, f"attribute 'key_window_size' = {kws} is invalid; it must be >= window_size = {ws} "
+                       f"and exceed it by an even number")
+    if kws != ws and shift:
+        raise _err(op, f"shift_size = {shift} needs key_window_size = window_size ({kws} != {ws})")
+    if c3 % (3 * heads):
+        raise _err(op, f"input 'QKV' has {c3} channels, not 3 * C with C a multiple of num_heads = {heads}")
+    if h % ws or w % ws:
+        raise _err(op, f"input 'QKV' has H, W = {[h, w]}, not multiples of window_size = {ws}")
+    if not np.isfinite(float(scale)):
+        raise _err(op, f"attribute 'scale' = {scale} is not finite")
+    return n, h, w, c3 // 3, heads, ws, shift, kws, np.float32(scale)
+
+
+def _region_labels(size: int, ws: int, shift: int) -> np.ndarray:
+    idx = np.arange(size)
+    return (idx >= size - ws).astype(np.int64) + (idx >= size - shift).astype(np.int64)
+
+
+def window_attention(QKV, bias_table, bias_index, num_heads=None, window_size=None, shift_size=0,
+                     key_window_size=None, scale=None) -> np.ndarray:
+    """WindowAttention (version 3): multi-head self-attention inside windows of a
+    ``[N, H, W, 3C]`` map of per-pixel q | k | v, with a relative position bias, optional cyclic
+    shift (with its region mask) and optional enlarged key windows; ``[N, H, W, C]`` float32.
+    Windows are addressed by index (docs/ops.md); the reference computes every product, sum and
+    exponential in float64 from the float32 ``q * scale``."""
+    op = "WindowAttention"
+    qkv = _float_array(op, "QKV", QKV)
+    n, h, w, c, heads, ws, shift, kws, sc = _attention_attrs(
+        op, qkv.shape, num_heads, window_size, shift_size, key_window_size, scale)
+    d = c // heads
+    nq, nk = ws * ws, kws * kws
+    table = _float_array(op, "bias_table", bias_table)
+    if table.ndim != 2 or table.shape[1] != heads or table.shape[0] < 1:
+        raise _err(op, f"input 'bias_table' must be [T, num_heads] = [T, {heads}] with T >= 1, "
+                       f"got shape {list(table.shape)}")
+    t = table.shape[0]
+    index = np.asarray(bias_index)
+    if index.dtype != np.int64:
+        raise _err(op, f"input 'bias_index' must be int64, got {index.dtype}")
+    if index.shape != (nq, nk):
+        raise _err(op, f"input 'bias_index' must have shape [window_size^2, key_window_size^2] = "
+                       f"{[nq, nk]}, got {list(index.shape)}")
+    if index.size and (index.min() < -t or index.max() >= t):
+        raise _err(op, f"input 'bias_index' has entries outside [-T, T) = [{-t}, {t})")
+    bias = table[np.where(index < 0, index + t, index)].astype(np.float64)   # [nq, nk, heads]
+    bias = np.moveaxis(bias, -1, 0)                                            # [heads, nq, nk]
+
+    pad = (kws - ws) // 2
+    q_img = (qkv[..., :c] * sc).astype(np.float32).astype(np.float64)          # q * scale, float32
+    k_img = qkv[..., c:2 * c].astype(np.float64)
+    v_img = qkv[..., 2 * c:].astype(np.float64)
+    y = np.zeros((n, h, w, c), np.float32)
+    band_h, band_w = _region_labels(h, ws, shift), _region_labels(w, ws, shift)
+    qi, qj = np.divmod(np.arange(nq), ws)
+    ki, kj = np.divmod(np.arange(nk), kws)
+    for a in range(h // ws):
+        for b in range(w // ws):
+            # positions in the shifted map, and the pixels they hold: (y + shift) mod H
+            qy, qx = a * ws + qi, b * ws + qj
+            ky, kx = a * ws - pad + ki, b * ws - pad + kj
+            inside = (ky >= 0) & (ky < h) & (kx >= 0) & (kx < w)
+            oqy, oqx = (qy + shift) % h, (qx + shift) % w
+            oky, okx = (np.clip(ky, 0, h - 1) + shift) % h, (np.clip(kx, 0, w - 1) + shift) % w
+            q = q_img[:, oqy, oqx].reshape(n, nq, heads, d)
+            k = np.where(inside[None, :, None], k_img[:, oky, okx], 0.0).reshape(n, nk, heads, d)
+            v = np.where(inside[None, :, None], v_img[:, oky, okx], 0.0).reshape(n, nk, heads, d)
+            logits = np.einsum("nqhd,nkhd->nhqk", q, k) + bias[None]
+            if shift:
+                lq = band_h[qy] * 3 + band_w[qx]
+                lk = band_h[ky] * 3 + band_w[kx]
+                logits = logits + np.where(lq[:, None] != lk[None, :], SHIFT_MASK_VALUE, 0.0)
+            logits = logits - logits.max(axis=-1, keepdims=True)
+            p = np.exp(logits)
+            p = p / p.sum(axis=-1, keepdims=True)
+            out = np.einsum("nhqk,nkhd->nqhd", p, v).reshape(n, nq, c)
+            y[:, oqy, oqx] = out.astype(np.float32)
+    return y
+
+
 # --------------------------------------------------------------------------- ReferenceEvaluator
 
 try:  # onnx is a dependency of the package, but keep the numpy functions usable without it
@@ -456,9 +642,32 @@ if _OpRun is not None:
                                   channel_from_output=attrs.get("channel_from_output", 0),
                                   pixel_shuffle=attrs.get("pixel_shuffle", 1)),)
 
+    class ScalesLinear(_OpRun):
+        """``scales_edge.ScalesLinear`` v3 for ``onnx.reference.ReferenceEvaluator``."""
+
+        op_domain = DOMAIN
+
+        def _run(self, X, beta, W, scale, bias=None, spatial_weight=None, spatial_bias=None,  # noqa: N803
+                 residual=None, norm_weight=None, norm_bias=None, **attrs):
+            _reject_unknown("ScalesLinear", attrs, ("activation", "norm_epsilon"))
+            eps = attrs.get("norm_epsilon")
+            return (scales_linear(X, beta, W, scale, bias, spatial_weight, spatial_bias, residual,
+                                  norm_weight, norm_bias, activation=attrs.get("activation") or "none",
+                                  norm_epsilon=1e-5 if eps is None else eps),)
+
+    class WindowAttention(_OpRun):
+        """``scales_edge.WindowAttention`` v3 for ``onnx.reference.ReferenceEvaluator``."""
+
+        op_domain = DOMAIN
+
+        def _run(self, QKV, bias_table, bias_index, **attrs):  # noqa: N803
+            _reject_unknown("WindowAttention", attrs,
+                            ("num_heads", "window_size", "shift_size", "key_window_size", "scale"))
+            return (window_attention(QKV, bias_table, bias_index, **attrs),)
+
     def custom_ops() -> list[type]:
         """OpRun classes of the domain: ``ReferenceEvaluator(model, new_ops=custom_ops())``."""
-        return [BinaryConv2d, BinaryLinear, ScalesConv2d]
+        return [BinaryConv2d, BinaryLinear, ScalesConv2d, ScalesLinear, WindowAttention]
 
 else:  # pragma: no cover
 

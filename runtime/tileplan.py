@@ -161,7 +161,9 @@ class TilingPlan:
     def __init__(self, proto: onnx.ModelProto, *, probe: bool = True) -> None:
         self.source = proto
         # A fused ScalesConv2d pools inside the op: expanded, its pool is a node like the others.
-        self.proto = unfuse(proto) if has_fused(proto) else proto
+        # (The fused linears and attention of Transformers pool nothing: they stay fused.)
+        convs = ("ScalesConv2d",)
+        self.proto = unfuse(proto, convs) if has_fused(proto, convs) else proto
         self.geometry: Geometry = model_geometry(self.proto)
         inits = {t.name for t in self.proto.graph.initializer}
         self.input_name = next(i.name for i in self.proto.graph.input if i.name not in inits)

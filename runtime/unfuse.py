@@ -1,14 +1,18 @@
-"""Rewrite ``ScalesConv2d`` (op-domain versions 2 and 3) as version 1: ``BinaryConv2d`` plus
+"""Rewrite the fused SCALES layers as version-1 ops: ``ScalesConv2d`` (op-domain versions 2 and 3)
+as ``BinaryConv2d`` plus standard ops, ``ScalesLinear`` (version 3) as ``BinaryLinear`` plus
 standard ops.
 
 The result computes what the fused op computes (docs/ops.md), with the re-scaling branches as the
 same standard ops the exporter writes with ``fuse=False`` (1x1 ``Conv`` + ``Sigmoid``;
-``ReduceMean`` over H, W + ``Conv`` along the channels + ``Sigmoid``; ``Mul``; ``Add``). Version 3's
-upsampling form (``pixel_shuffle`` r) becomes ``BinaryConv2d → Mul S → DepthToSpace (CRD) →
-Mul Cs → Add``, its skip term the input upsampled by a nearest ``Resize`` (``asymmetric``,
-``floor``: each feature copied to its r x r pixels, the input repeated r² times and shuffled).
-Graph tools that need to see inside a SCALES convolution use it: tiling (whose exactness rests on
-making the channel means graph inputs) and OP counting.
+``ReduceMean`` over H, W + ``Conv`` along the channels + ``Sigmoid``; ``Mul``; ``Add``; for a linear
+``LayerNormalization``, ``MatMul`` + ``Add`` + ``Sigmoid``, the GELU as ``Erf`` and its arithmetic,
+the residual ``Add``). Version 3's upsampling conv (``pixel_shuffle`` r) becomes
+``BinaryConv2d → Mul S → DepthToSpace (CRD) → Mul Cs → Add``, its skip term the input upsampled by
+a nearest ``Resize`` (``asymmetric``, ``floor``: each feature copied to its r x r pixels, the input
+repeated r² times and shuffled).
+Graph tools that need to see inside a SCALES layer use it: tiling (whose exactness rests on making
+the channel means graph inputs; it only needs the convolutions expanded) and OP counting.
+``WindowAttention`` (version 3) is no binary layer and stays; a graph that keeps it keeps version 3.
 """
 
 from __future__ import annotations
@@ -17,25 +21,30 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from .contract import node_version
+
 DOMAIN = "scales_edge"
 FUSED_OP = "ScalesConv2d"
+FUSED_LINEAR = "ScalesLinear"
+#: The fused binary layers, by default all expanded.
+FUSED_OPS = (FUSED_OP, FUSED_LINEAR)
 _CONV_ATTRS = ("kernel_shape", "strides", "pads", "dilations", "group")
 
 
-def has_fused(proto: onnx.ModelProto) -> bool:
-    return any(n.domain == DOMAIN and n.op_type == FUSED_OP for n in proto.graph.node)
+def has_fused(proto: onnx.ModelProto, ops: tuple[str, ...] = FUSED_OPS) -> bool:
+    return any(n.domain == DOMAIN and n.op_type in ops for n in proto.graph.node)
 
 
 def _opset(proto: onnx.ModelProto) -> int:
     return next((int(i.version) for i in proto.opset_import if i.domain in ("", "ai.onnx")), 17)
 
 
-def unfuse(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of ``proto`` with every ``ScalesConv2d`` expanded (domain version set to 1 when no
-    fused op remains). Models without one are returned as an unchanged copy."""
+def unfuse(proto: onnx.ModelProto, ops: tuple[str, ...] = FUSED_OPS) -> onnx.ModelProto:
+    """A copy of ``proto`` with every fused op of ``ops`` expanded (the domain version set to the
+    lowest one the remaining ops need). Models without one are returned as an unchanged copy."""
     out = onnx.ModelProto()
     out.CopyFrom(proto)
-    if not has_fused(proto):
+    if not has_fused(proto, ops):
         return out
     graph = out.graph
     inits = {t.name: t for t in graph.initializer}
@@ -57,8 +66,14 @@ def unfuse(proto: onnx.ModelProto) -> onnx.ModelProto:
     def const_floats(name: str, values: list[float]) -> str:
         return const(name, np.array(values, np.float32))
 
+    def const_float(name: str, value: float) -> str:
+        return const(name, np.array(value, np.float32))
+
     for node in graph.node:
-        if not (node.domain == DOMAIN and node.op_type == FUSED_OP):
+        if node.domain == DOMAIN and node.op_type == FUSED_LINEAR and FUSED_LINEAR in ops:
+            new_nodes += _expand_linear(node, inits, new_inits, const_float)
+            continue
+        if not (node.domain == DOMAIN and node.op_type == FUSED_OP and FUSED_OP in ops):
             new_nodes.append(node)
             continue
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -136,11 +151,63 @@ def unfuse(proto: onnx.ModelProto) -> onnx.ModelProto:
     keep = [t for t in graph.initializer if t.name in used or t.name in {i.name for i in graph.input}]
     del graph.initializer[:]
     graph.initializer.extend(keep)
-    if not has_fused(out):
-        for imp in out.opset_import:
-            if imp.domain == DOMAIN:
-                imp.version = 1
-        for p in out.metadata_props:
-            if p.key == "scales_edge.op_domain_version":
-                p.value = "1"
+    version = max((node_version(n) for n in graph.node if n.domain == DOMAIN), default=1)
+    for imp in out.opset_import:
+        if imp.domain == DOMAIN:
+            imp.version = version
+    for p in out.metadata_props:
+        if p.key == "scales_edge.op_domain_version":
+            p.value = str(version)
     return out
+
+
+def _expand_linear(node: onnx.NodeProto, inits: dict, new_inits: list, const_float) -> list[onnx.NodeProto]:
+    """``ScalesLinear`` as ``BinaryLinear`` + the standard ops of its prologue, branch and
+    epilogue: ``X' = LayerNormalization(X)``, ``Y = act(core(X') * Sigmoid(MatMul(X', w) + b)) + R``
+    (docs/ops.md)."""
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    act = attrs.get("activation", b"none")
+    act = act.decode() if isinstance(act, bytes) else act
+    ins = list(node.input) + [""] * (10 - len(node.input))
+    x, y = ins[0], node.output[0]
+    base = (node.name or y) + "/unfused"
+    nodes = []
+    if ins[8]:
+        nodes.append(helper.make_node("LayerNormalization", [x, ins[8], ins[9]], [f"{base}/normed"],
+                                      name=f"{base}/norm/LayerNormalization", axis=-1,
+                                      epsilon=float(attrs.get("norm_epsilon", 1e-5))))
+        x = f"{base}/normed"
+    core = f"{base}/core"
+    nodes.append(helper.make_node("BinaryLinear", [x] + ins[1:5], [core], name=node.name or base, domain=DOMAIN))
+    cur = core
+    if ins[5]:
+        sw = numpy_helper.to_array(inits[ins[5]])
+        w2 = numpy_helper.from_array(sw.reshape(-1, 1).astype(np.float32), f"{base}/spatial.weight")
+        new_inits.append(w2)
+        nodes += [
+            helper.make_node("MatMul", [x, w2.name], [f"{base}/spatial_mm"], name=f"{base}/spatial/MatMul"),
+            helper.make_node("Add", [f"{base}/spatial_mm", ins[6]], [f"{base}/spatial"], name=f"{base}/spatial/Add"),
+            helper.make_node("Sigmoid", [f"{base}/spatial"], [f"{base}/S"], name=f"{base}/Sigmoid"),
+            helper.make_node("Mul", [cur, f"{base}/S"], [f"{base}/mul_S"], name=f"{base}/Mul"),
+        ]
+        cur = f"{base}/mul_S"
+    if act == "gelu":  # x * 0.5 * (1 + erf(x * sqrt(1/2)))
+        nodes += [
+            helper.make_node("Mul", [cur, const_float("unfused/sqrt_half", 0.7071067811865476)], [f"{base}/gelu_in"],
+                             name=f"{base}/gelu/Mul"),
+            helper.make_node("Erf", [f"{base}/gelu_in"], [f"{base}/gelu_erf"], name=f"{base}/gelu/Erf"),
+            helper.make_node("Add", [f"{base}/gelu_erf", const_float("unfused/one", 1.0)], [f"{base}/gelu_1p"],
+                             name=f"{base}/gelu/Add"),
+            helper.make_node("Mul", [cur, const_float("unfused/half", 0.5)], [f"{base}/gelu_half"],
+                             name=f"{base}/gelu/Mul_1"),
+            helper.make_node("Mul", [f"{base}/gelu_half", f"{base}/gelu_1p"], [f"{base}/gelu"], name=f"{base}/gelu/Mul_2"),
+        ]
+        cur = f"{base}/gelu"
+    if ins[7]:
+        nodes.append(helper.make_node("Add", [cur, ins[7]], [f"{base}/residual"], name=f"{base}/Add"))
+        cur = f"{base}/residual"
+    last = nodes[-1]
+    for i, o in enumerate(last.output):
+        if o == cur:
+            last.output[i] = y
+    return nodes

@@ -175,20 +175,34 @@ def make_inputs(
 
 
 def _with_binary_inputs_as_outputs(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, list[tuple[str, str, np.ndarray]]]:
-    """A copy of the model that also outputs each binary op's X; returns (model, [(layer, X name, beta)])."""
+    """A copy of the model that also outputs each binary op's X; returns (model, [(layer, X name, beta)]).
+
+    A ``ScalesLinear`` that normalises its input itself (a fused LayerNorm, docs/ops.md) binarizes
+    ``LayerNorm(X)``: the copy computes that with a ``LayerNormalization`` node of the same weights
+    and outputs it instead (equal to the op's own up to float rounding)."""
     model = onnx.ModelProto()
     model.CopyFrom(proto)
     inits = {t.name: t for t in model.graph.initializer}
     exposed = []
     outputs = {o.name for o in model.graph.output}
+    added = []
     for node in model.graph.node:
-        if node.domain != DOMAIN or node.input[1] not in inits:
+        # (WindowAttention is full precision: no binarized input)
+        if node.domain != DOMAIN or node.op_type == "WindowAttention" or node.input[1] not in inits:
             continue
         beta = numpy_helper.to_array(inits[node.input[1]])
-        exposed.append((node.name, node.input[0], beta))
-        if node.input[0] not in outputs:
-            model.graph.output.append(onnx.helper.make_tensor_value_info(node.input[0], onnx.TensorProto.FLOAT, None))
-            outputs.add(node.input[0])
+        x = node.input[0]
+        if node.op_type == "ScalesLinear" and len(node.input) > 9 and node.input[8]:
+            eps = next((a.f for a in node.attribute if a.name == "norm_epsilon"), 1e-5)
+            normed = f"{x}/layer_norm_of/{node.name}"
+            added.append(onnx.helper.make_node("LayerNormalization", [x, node.input[8], node.input[9]], [normed],
+                                               name=f"{node.name}/exposed_norm", axis=-1, epsilon=eps))
+            x = normed
+        exposed.append((node.name, x, beta))
+        if x not in outputs:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, None))
+            outputs.add(x)
+    model.graph.node.extend(added)
     return model, exposed
 
 

@@ -6,13 +6,16 @@ Convention (the SCALES paper's "OPs", binary operations counted as 1/64 of a FP 
 
 * **FP MACs**: multiply-accumulates of the full-precision ``Conv`` / ``ConvTranspose`` / ``Gemm`` /
   ``MatMul`` layers (``nn.Conv*`` / ``nn.Linear``), the SCALES re-scaling branches included
-  (the 1x1 spatial conv and the channel Conv1d, also those of a fused ``ScalesConv2d``), and a
-  Transformer's attention products (``q @ kᵀ`` and ``attn @ v``, FP in every binarization). One
+  (the 1x1 spatial conv and the channel Conv1d, also those of a fused ``ScalesConv2d``; a
+  linear's C->1 spatial linear, also inside a fused ``ScalesLinear``), and a Transformer's
+  attention products (``q @ kᵀ`` and ``attn @ v``, FP in every binarization, also inside a fused
+  ``WindowAttention``: 2 x pixels x key-window tokens x C). One
   MAC counts as one operation, as the paper's tables count them (their FP SRResNet figure is a
   MAC count).
 * **Binary MACs**: the XNOR/popcount multiply-accumulates of the binary convolutions / linears
-  (``scales_edge::BinaryConv2d`` / ``ScalesConv2d`` / ``BinaryLinear``), ``OH*OW*M*C*kH*kW``;
-  divided by 64.
+  (``scales_edge::BinaryConv2d`` / ``ScalesConv2d`` / ``BinaryLinear`` / ``ScalesLinear``),
+  ``OH*OW*M*C*kH*kW``; divided by 64. ``custom_ops`` counts these binary layers (a fused
+  ``WindowAttention`` is a custom op too, but no binary layer).
 * Not counted: element-wise work (activation thresholds, scaling, sigmoids, skips, pixel shuffle,
   the bilinear base, pooling), as in the paper.
 
@@ -133,6 +136,10 @@ def _shape_proxy(proto, h: int, w: int):
     for idx, node in enumerate(g.node):
         if node.domain != DOMAIN:
             continue
+        if node.op_type == "WindowAttention":  # [N, H, W, 3C] -> [N, H, W, C]: the first third
+            parts = [node.output[0], f"__proxy_k_{idx}", f"__proxy_v_{idx}"]
+            g.node[idx].CopyFrom(helper.make_node("Split", [node.input[0]], parts, name=node.name, axis=3))
+            continue
         beta = inits.get(node.input[1])
         packed = inits.get(node.input[2])
         if beta is None or packed is None:
@@ -149,7 +156,10 @@ def _shape_proxy(proto, h: int, w: int):
             shape = (c, m)
             new = helper.make_node("MatMul", [node.input[0], wname], list(node.output), name=node.name)
         else:
-            raise ScalesEdgeError(f"unknown op {DOMAIN}::{node.op_type} (this release knows BinaryConv2d, BinaryLinear)")
+            raise ScalesEdgeError(
+                f"unknown op {DOMAIN}::{node.op_type} (this release counts BinaryConv2d, BinaryLinear, "
+                "WindowAttention and the fused ScalesConv2d, ScalesLinear)"
+            )
         g.input.append(helper.make_tensor_value_info(wname, onnx.TensorProto.FLOAT, list(shape)))
         unpacked[idx] = (m, c) + tuple(shape[2:]) if node.op_type == "BinaryConv2d" else (m, c)
         g.node[idx].CopyFrom(new)
@@ -215,7 +225,7 @@ def onnx_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str,
     root = _view_roots(proto)
     gates = _gates(proto)
     producer_op = {o: n.op_type for n in proto.graph.node for o in n.output}
-    binary_inputs = {root(n.input[0]) for n in proto.graph.node if n.domain == DOMAIN}
+    binary_inputs = {root(n.input[0]) for n in proto.graph.node if n.domain == DOMAIN and n.op_type != "WindowAttention"}
     pooled = _pool_derived(proto)
     live = _live_channels(proto)
     fp = fp_branch = binary = 0
@@ -225,6 +235,14 @@ def onnx_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str,
     }
     for idx, node in enumerate(proto.graph.node):
         op = node.op_type
+        if node.domain == DOMAIN and op == "WindowAttention":
+            # q @ k^T and attn @ v of every head: per query pixel, key-window tokens x C each
+            n, hh, ww, c = known(node.output[0])
+            kws = next((a.i for a in node.attribute if a.name == "key_window_size"), 0) or next(
+                a.i for a in node.attribute if a.name == "window_size"
+            )
+            fp += 2 * n * hh * ww * kws * kws * c
+            continue
         if node.domain == DOMAIN:
             out = known(node.output[0])
             m, c = unpacked[idx][:2]
@@ -303,7 +321,7 @@ def onnx_info(path: str | Path, size: tuple[int, int] = (180, 320)) -> dict[str,
         input_size=[w, h],
         output_size=[out_shape[-1], out_shape[-2]] if len(out_shape) >= 2 else None,
         macs={"fp": fp, "fp_in_binary_layers": fp_branch, "binary": binary},
-        custom_ops=sum(1 for n in proto.graph.node if n.domain == DOMAIN),
+        custom_ops=sum(1 for n in proto.graph.node if n.domain == DOMAIN and n.op_type != "WindowAttention"),
         op_domain=DOMAIN,
         op_domain_version=version,
     )

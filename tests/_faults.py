@@ -239,6 +239,41 @@ def _base_linear(rng):
     return {}, params, rng.standard_normal(lead + (k,)).astype(np.float32)
 
 
+def _base_scales_linear(rng):
+    """A valid ScalesLinear: BinaryLinear's node with any subset of the LayerNorm, the spatial
+    branch, GELU and the residual."""
+    attrs, params, x = _base_linear(rng)
+    k, m = params["beta"].shape[0], params["scale"].shape[0]
+    spatial, norm = rng.random() < 0.7, rng.random() < 0.6
+    params["spatial_weight"] = rng.normal(0, 0.3, k).astype(np.float32) if spatial else None
+    params["spatial_bias"] = rng.normal(0, 0.5, 1).astype(np.float32) if spatial else None
+    params["residual"] = rng.standard_normal(x.shape[:-1] + (m,)).astype(np.float32) if rng.random() < 0.5 else None
+    params["norm_weight"] = rng.normal(1, 0.3, k).astype(np.float32) if norm else None
+    params["norm_bias"] = rng.normal(0, 0.3, k).astype(np.float32) if norm else None
+    if rng.random() < 0.7:
+        attrs["activation"] = str(rng.choice(["none", "gelu", "gelu"]))
+    if norm and rng.random() < 0.5:
+        attrs["norm_epsilon"] = float(rng.choice([1e-5, 1e-6, 0.5]))
+    return attrs, params, x
+
+
+def _base_window_attention(rng):
+    """A valid WindowAttention: shifted, plain or enlarged-key windows over a small map."""
+    heads, d, ws = int(rng.integers(1, 4)), int(rng.choice([1, 2, 4, 5])), int(rng.integers(1, 5))
+    kws = ws + 2 * int(rng.integers(1, 3)) if rng.random() < 0.3 else ws
+    shift = int(rng.integers(0, ws)) if kws == ws and rng.random() < 0.6 else 0
+    n, h, w = int(rng.integers(1, 3)), ws * int(rng.integers(1, 4)), ws * int(rng.integers(1, 4))
+    t = int(rng.choice([1, 7, (ws + kws - 1) ** 2]))
+    attrs: dict[str, Any] = {"num_heads": heads, "window_size": ws, "scale": float(d) ** -0.5}
+    if shift or rng.random() < 0.3:
+        attrs["shift_size"] = shift
+    if kws != ws or rng.random() < 0.3:
+        attrs["key_window_size"] = kws
+    params = {"bias_table": rng.normal(0, 1, (t, heads)).astype(np.float32),
+              "bias_index": rng.integers(-t, t, (ws * ws, kws * kws)).astype(np.int64)}
+    return attrs, params, rng.standard_normal((n, h, w, 3 * heads * d)).astype(np.float32)
+
+
 def _conv_kwargs(attrs: dict) -> dict:
     return {k: attrs.get(k) for k in ("kernel_shape", "strides", "pads", "dilations")} | {"group": attrs.get("group", 1)}
 
@@ -256,6 +291,17 @@ def _ref_scales(x, p, attrs):
 
 def _ref_linear(x, p, attrs):
     return ref.binary_linear(x, p["beta"], p["W"], p["scale"], p.get("bias"))
+
+
+def _ref_scales_linear(x, p, attrs):
+    eps = attrs.get("norm_epsilon")
+    return ref.scales_linear(x, p["beta"], p["W"], p["scale"], p.get("bias"), p.get("spatial_weight"),
+                             p.get("spatial_bias"), p.get("residual"), p.get("norm_weight"), p.get("norm_bias"),
+                             activation=attrs.get("activation", "none"), norm_epsilon=1e-5 if eps is None else eps)
+
+
+def _ref_window_attention(x, p, attrs):
+    return ref.window_attention(x, p["bias_table"], p["bias_index"], **attrs)
 
 
 def _large_conv(rng, scales=False):
@@ -284,6 +330,8 @@ FUZZ: dict[str, FuzzOp] = {
         FuzzOp("BinaryConv2d", _base_conv, _ref_conv, _SIZES),
         FuzzOp("ScalesConv2d", _base_scales, _ref_scales, _SIZES),
         FuzzOp("BinaryLinear", _base_linear, _ref_linear),
+        FuzzOp("ScalesLinear", _base_scales_linear, _ref_scales_linear),
+        FuzzOp("WindowAttention", _base_window_attention, _ref_window_attention),
     )
 }
 

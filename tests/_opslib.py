@@ -98,6 +98,18 @@ def require_installed_library() -> str:
     return path
 
 
+def ort_session(model, threads: int = 1):
+    """A plain ONNX Runtime session of ``model`` (a ModelProto) with the op library registered,
+    ``threads`` intra-op threads, ORT's own logging off."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.register_custom_ops_library(str(require_library()))
+    so.intra_op_num_threads = threads
+    so.log_severity_level = 4
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
 def load_reference():
     """The numpy reference module of the scales_edge domain."""
     try:

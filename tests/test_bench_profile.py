@@ -13,6 +13,7 @@ from scales_edge import build_model
 from scales_edge.cli import app
 from scales_edge.export import export_onnx
 from scales_edge.runtime.profiling import (
+    ATTENTION,
     BINARY,
     BRANCHES,
     FP,
@@ -54,6 +55,7 @@ EXPECTED_TYPES = {  # op type: (ms, nodes)
 EXPECTED_GROUPS = {  # group: (ms, nodes)
     BINARY: (0.120, 1),
     BRANCHES: (0.040 + 0.010 + 0.020, 3),  # spatial conv, re-scaling Mul, the renamed Gemm
+    ATTENTION: (0.0, 0),
     FP: (0.005 + 0.250 + 0.020 + 0.002, 4),  # block residual add, head conv, pixel shuffle, Relu
     LAYOUT: (0.002 + 0.010, 2),
 }
@@ -139,8 +141,9 @@ def test_module_path_of_exporter_names():
 
 
 def _graph_groups(graph):
-    binary_op_types = {n.op_type for n in graph.node if n.domain == "scales_edge"}
-    layers = {n.name for n in graph.node if n.domain == "scales_edge"}
+    binary = [n for n in graph.node if n.domain == "scales_edge" and n.op_type != "WindowAttention"]
+    binary_op_types = {n.op_type for n in binary}
+    layers = {n.name for n in binary}
     inherited = inherited_modules(graph, binary_op_types)
     return {n.name: node_group(n.op_type, n.name, binary_op_types, layers, inherited.get(n.name)) for n in graph.node}, inherited
 
@@ -168,12 +171,12 @@ def test_node_group_on_exported_srresnet(tmp_path):
 def test_renamed_nodes_inherit_their_binary_layer_swinir(tmp_path):
     torch.manual_seed(0)
     model = build_model("swinir_light", scale=2, binary="scales", embed_dim=12, depths=[2], num_heads=2, window_size=4)
-    graph = export_onnx(model, tmp_path / "sw.onnx").graph
+    graph = export_onnx(model, tmp_path / "sw.onnx", fuse=False).graph  # version 1: branches are nodes
     groups, inherited = _graph_groups(graph)
     gemms = [n for n in graph.node if n.op_type == "Gemm" and "/" not in n.name]
     assert gemms, "the exporter no longer writes unscoped Gemm nodes; the inheritance test needs another case"
     for node in gemms:  # the spatial re-scaling linear of a BinaryLinear, written as Reshape -> Gemm -> Reshape
-        assert inherited[node.name].rsplit(".", 2)[-2:] in (["attn", "proj"], ["mlp", "fc1"], ["mlp", "fc2"])
+        assert inherited[node.name].rsplit(".", 2)[-2:] in (["attn", "qkv"], ["attn", "proj"], ["mlp", "fc1"], ["mlp", "fc2"])
         assert groups[node.name] == BRANCHES
     for node in graph.node:
         if node.op_type in ("Softmax", "LayerNormalization"):
@@ -181,6 +184,22 @@ def test_renamed_nodes_inherit_their_binary_layer_swinir(tmp_path):
         if node.name.endswith("/spatial/MatMul") or node.name.endswith("/Sigmoid"):
             assert groups[node.name] == BRANCHES, node.name
     assert sum(g == BINARY for g in groups.values()) == sum(n.domain == "scales_edge" for n in graph.node) > 0
+
+
+def test_node_group_on_fused_transformers(tmp_path):
+    """A version-3 export: each binary linear is one ScalesLinear (its branch and epilogue inside),
+    each attention one WindowAttention, in their own groups; the FP32 model's attention too."""
+    for binary in ("scales", "fp"):
+        torch.manual_seed(0)
+        model = build_model("swinir_light", scale=2, binary=binary, embed_dim=12, depths=[2], num_heads=2, window_size=4)
+        graph = export_onnx(model, tmp_path / f"{binary}.onnx").graph
+        groups, _ = _graph_groups(graph)
+        ops = {n.name: n.op_type for n in graph.node}
+        assert [ops[n] for n, g in groups.items() if g == ATTENTION] == ["WindowAttention"] * 2
+        binary_ops = sorted(ops[n] for n, g in groups.items() if g == BINARY)
+        assert binary_ops == (["ScalesConv2d"] + ["ScalesLinear"] * 8 if binary == "scales" else [])
+        assert not any(g == BRANCHES for g in groups.values())
+        assert all(groups[n] == FP for n, op in ops.items() if op in ("LayerNormalization", "Softmax", "Gemm", "MatMul"))
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +264,10 @@ def test_cli_bench_without_profile_has_none(models):
     out = models / "plain.json"
     res = runner.invoke(app, ["bench", str(models / "m.onnx"), "--size", "16x16", "--runs", "1", "--warmup", "0", "--json", str(out)])
     assert res.exit_code == 0, res.output
-    assert json.loads(out.read_text())["results"][0]["profile"] is None and "by group" not in res.output
+    result = json.loads(out.read_text())["results"][0]
+    assert result["profile"] is None and "by group" not in res.output
+    # 1 thread: the run's CPU time is the calling thread's, at most its wall time (and not 0)
+    assert 0 < result["cpu_median_ms"] <= result["median_ms"] * 1.05 + 1
 
 
 def test_cli_bench_profile_without_node_events_is_one_line_error(models):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from _opslib import KernelLib, load_reference, require_library
+from _opslib import KernelLib, load_reference, ort_session as session, require_library
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -58,14 +58,6 @@ def model(p, attrs, version=2, c=None):
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("scales_edge", version)])
     m.ir_version = 8
     return m
-
-
-def session(m, threads=1):
-    so = ort.SessionOptions()
-    so.register_custom_ops_library(str(LIB_PATH))
-    so.intra_op_num_threads = threads
-    so.log_severity_level = 4
-    return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
 def reference(x, p, attrs):

@@ -409,32 +409,45 @@ def test_export_is_shape_generic_and_simplified(tmp_path, arch):
 
     torch.manual_seed(0)
     model = randomize(build_model(arch, scale=2, **TINY[arch]), seed=0)
-    proto = _export(model, tmp_path / "m.onnx")
-    ops = [n for n in proto.graph.node if n.domain == DOMAIN]
-    n_lin, n_conv = _expected_binary_layers(arch)
-    assert [n.op_type for n in ops].count("BinaryLinear") == n_lin
-    # The residual groups' closing SCALES convs export fused (op-domain version 2).
-    assert [n.op_type for n in ops].count("ScalesConv2d") == n_conv
-    assert [n.name for n in ops] == [n for n, _ in binary_layers(model)]
-    meta = {p.key: p.value for p in proto.metadata_props}
-    assert meta["scales_edge.arch"] == arch and meta["scales_edge.channels"] == "12"
-    dims = proto.graph.input[0].type.tensor_type.shape.dim
-    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 3, "height", "width"]
-    # the position-bias tables are looked up in the graph, not stored expanded to heads x N x N
     tables = [k for k in model.state_dict() if k.endswith("relative_position_bias_table")]
-    lookups = [n for n in proto.graph.node if n.op_type == "Gather" and n.input[0] in tables]
-    assert sorted(n.input[0] for n in lookups) == sorted(tables)
-    biggest = max(int(np.prod(t.dims)) for t in proto.graph.initializer)
-    assert biggest == max(p.numel() for p in model.parameters() if p.dim() > 1)  # a conv weight
-    # no size of the traced sample (32 x 32) is baked in: one file runs any size and batch
-    sess = make_session(tmp_path / "m.onnx", threads=1)
-    for shape in [(1, 3, 5, 7), (2, 3, 17, 23), (1, 3, 48, 48), (1, 3, 50, 70)]:
-        x = np.random.default_rng(0).random(shape, dtype=np.float32)
-        out = sess.run(None, {"input": x})[0]
-        with torch.no_grad():
-            ref = model(torch.from_numpy(x)).numpy()
-        assert out.shape == ref.shape == (shape[0], 3, 2 * shape[2], 2 * shape[3])
-        np.testing.assert_allclose(out, ref, atol=2e-4)
+    n_lin, n_conv = _expected_binary_layers(arch)
+    for fuse in (True, False):
+        path = tmp_path / f"m{int(fuse)}.onnx"
+        proto = _export(model, path, fuse=fuse)
+        ops = [n for n in proto.graph.node if n.domain == DOMAIN]
+        binary = [n for n in ops if n.op_type != "WindowAttention"]
+        # version 3: every binary linear one ScalesLinear, every attention one WindowAttention;
+        # version 1 (fuse=False): BinaryLinear / BinaryConv2d and standard ops
+        assert [n.op_type for n in binary].count("ScalesLinear" if fuse else "BinaryLinear") == n_lin
+        assert [n.op_type for n in binary].count("ScalesConv2d" if fuse else "BinaryConv2d") == n_conv
+        assert [n.name for n in binary] == [n for n, _ in binary_layers(model)]
+        attention = [n for n in ops if n.op_type == "WindowAttention"]
+        assert len(attention) == (len(tables) if fuse else 0)
+        assert {i.version for i in proto.opset_import if i.domain == DOMAIN} == {3 if fuse else 1}
+        meta = {p.key: p.value for p in proto.metadata_props}
+        assert meta["scales_edge.arch"] == arch and meta["scales_edge.channels"] == "12"
+        assert meta["scales_edge.op_domain_version"] == ("3" if fuse else "1")
+        dims = proto.graph.input[0].type.tensor_type.shape.dim
+        assert [d.dim_param or d.dim_value for d in dims] == ["batch", 3, "height", "width"]
+        # the position-bias tables are stored as tables (one shared index), not expanded to
+        # heads x N x N: looked up by the op, or by a Gather in the graph
+        if fuse:
+            assert sorted(n.input[1] for n in attention) == sorted(tables)
+            assert len({n.input[2] for n in attention}) == (2 if arch.startswith("hat") else 1)
+        else:
+            lookups = [n for n in proto.graph.node if n.op_type == "Gather" and n.input[0] in tables]
+            assert sorted(n.input[0] for n in lookups) == sorted(tables)
+        biggest = max(int(np.prod(t.dims)) for t in proto.graph.initializer)
+        assert biggest == max(p.numel() for p in model.parameters() if p.dim() > 1)  # a conv weight
+        # no size of the traced sample (32 x 32) is baked in: one file runs any size and batch
+        sess = make_session(path, threads=1)
+        for shape in [(1, 3, 5, 7), (2, 3, 17, 23), (1, 3, 48, 48), (1, 3, 50, 70)]:
+            x = np.random.default_rng(0).random(shape, dtype=np.float32)
+            out = sess.run(None, {"input": x})[0]
+            with torch.no_grad():
+                ref = model(torch.from_numpy(x)).numpy()
+            assert out.shape == ref.shape == (shape[0], 3, 2 * shape[2], 2 * shape[3])
+            np.testing.assert_allclose(out, ref, atol=2e-4)
 
 
 @needs_ops

@@ -68,6 +68,26 @@ std::optional<int64_t> attr_int(const Ort::ConstKernelInfo& info, const char* op
   }
 }
 
+std::optional<float> attr_float(const Ort::ConstKernelInfo& info, const char* op,
+                                const char* name) {
+  try {
+    return info.GetAttribute<float>(name);
+  } catch (const Ort::Exception& e) {
+    if (is_missing_attribute(e.what())) return std::nullopt;
+    fail(op, std::string("attribute '") + name + "' must be a float (" + e.what() + ")");
+  }
+}
+
+std::optional<std::string> attr_string(const Ort::ConstKernelInfo& info, const char* op,
+                                       const char* name) {
+  try {
+    return info.GetAttribute<std::string>(name);
+  } catch (const Ort::Exception& e) {
+    if (is_missing_attribute(e.what())) return std::nullopt;
+    fail(op, std::string("attribute '") + name + "' must be a string (" + e.what() + ")");
+  }
+}
+
 TensorRef tensor_ref(const Ort::ConstValue& v, const char* op, const char* input_name) {
   if (!v || !v.IsTensor()) fail(op, std::string("input '") + input_name + "' must be a tensor");
   TensorRef t;

@@ -73,6 +73,11 @@ std::optional<int64_t> attr_int(const Ort::ConstKernelInfo& info, const char* op
                                 const char* name, bool quiet = false);
 // True if `message` is ORT's error for an attribute the node does not have.
 bool is_missing_attribute(const char* message);
+// A float / string attribute, or nullopt when absent; present with another type is an error.
+std::optional<float> attr_float(const Ort::ConstKernelInfo& info, const char* op,
+                                const char* name);
+std::optional<std::string> attr_string(const Ort::ConstKernelInfo& info, const char* op,
+                                       const char* name);
 
 // ---- tensors ----
 // A borrowed view of a tensor input (data owned by ORT for the duration of the call, or by the

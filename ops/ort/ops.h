@@ -11,6 +11,7 @@
 
 #include "attributes.h"
 #include "common.h"
+#include "float_kernels.h"
 #include "kernels.h"
 #include "paths.h"
 
@@ -20,7 +21,7 @@ namespace ort {
 constexpr const char* kDomain = "scales_edge";
 // The domain's current version (docs/ops.md): the library implements versions 1 to this one.
 // BinaryConv2d and BinaryLinear are unchanged since version 1; ScalesConv2d exists from version 2
-// (version 3: its pixel_shuffle attribute).
+// (version 3: its pixel_shuffle attribute); ScalesLinear and WindowAttention from version 3.
 constexpr int kDomainVersion = 3;
 
 // ---------------------------------------------------------------- BinaryConv2d
@@ -101,35 +102,131 @@ class ScalesConv2dKernel {
 };
 
 // ---------------------------------------------------------------- BinaryLinear
+// The linear part shared by BinaryLinear and ScalesLinear: the inputs X, beta, W, scale, bias,
+// and the shapes of one call.
+class LinearCore {
+ public:
+  LinearCore(const OrtKernelInfo* info, const char* op, size_t max_inputs);
+
+  struct Call {
+    const float* x = nullptr;
+    std::vector<int64_t> x_shape, y_shape;
+    int64_t rows = 0;  // X's rows of K features
+    const float* beta = nullptr;
+    const kernels::LinearWeights* weights = nullptr;
+    kernels::LinearWeights local_weights;  // when W is not a constant
+    const float* scale = nullptr;
+    const float* bias = nullptr;  // null: no bias
+  };
+  // Reads and checks the inputs of one call; fills `call`.
+  void prepare(Ort::KernelContext& ctx, Call& call) const;
+  // Rows per work unit of a path measurement and of the thread split.
+  static constexpr int64_t kTokens = 64;
+  // The path for this call's geometry (K, M, and `what`: the op's other options): forced, or
+  // measured once per geometry by run(k, units), which runs units * kTokens rows on path k.
+  const kernels::IsaKernels& pick(const Call& call, const std::string& what,
+                                  const std::function<void(const kernels::IsaKernels&, int64_t)>& run) const;
+
+  const char* op_;
+  ConstParams params_;                             // beta [K], scale [M], bias [M]
+  std::optional<kernels::LinearWeights> weights_;  // re-laid-out constant W (needs constant beta)
+  PathPicker picker_;
+};
+
 class BinaryLinearKernel {
  public:
   static constexpr const char* kName = "BinaryLinear";
   static constexpr std::array<const char*, 0> kAttributes{};
   static constexpr size_t kInputs = 5;
   static constexpr int kSinceVersion = 1;
-  explicit BinaryLinearKernel(const OrtKernelInfo* info);
+  explicit BinaryLinearKernel(const OrtKernelInfo* info) : core_(info, kName, kInputs) {}
   OrtStatusPtr ComputeV2(OrtKernelContext* context) const {
     return guarded(kName, [&] { Compute(context); });
   }
 
  private:
   void Compute(OrtKernelContext* context) const;
+  LinearCore core_;
+};
 
-  ConstParams params_{kName, "K", "features"};     // beta [K], scale [M], bias [M]
-  std::optional<kernels::LinearWeights> weights_;  // re-laid-out constant W (needs constant beta)
+// ---------------------------------------------------------------- ScalesLinear (version 3)
+// BinaryLinear fused with a LayerNorm of its input, the SCALES spatial re-scaling, an optional
+// GELU and a residual add. Inputs: X, beta, W, scale, bias?, spatial_weight? [K], spatial_bias? [1],
+// residual? (Y's shape), norm_weight? [K], norm_bias? [K].
+class ScalesLinearKernel {
+ public:
+  static constexpr const char* kName = "ScalesLinear";
+  static constexpr std::array<const char*, 2> kAttributes{"activation", "norm_epsilon"};
+  static constexpr size_t kInputs = 10;
+  static constexpr int kSinceVersion = 3;
+  explicit ScalesLinearKernel(const OrtKernelInfo* info);
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) const {
+    return guarded(kName, [&] { Compute(context); });
+  }
+
+ private:
+  void Compute(OrtKernelContext* context) const;
+  LinearCore core_;
+  kernels::Activation act_ = kernels::Activation::kNone;
+  float norm_eps_ = 1e-5f;
+  bool has_spatial_ = false, has_residual_ = false, has_norm_ = false;
+};
+
+// ---------------------------------------------------------------- WindowAttention (version 3)
+// Multi-head attention inside (shifted or enlarged) windows of a [N, H, W, 3C] map of q|k|v.
+// Inputs: QKV (float), bias_table (float [T, heads]), bias_index (int64 [ws^2, kws^2]).
+class WindowAttentionKernel {
+ public:
+  static constexpr const char* kName = "WindowAttention";
+  static constexpr std::array<const char*, 5> kAttributes{
+      "num_heads", "window_size", "shift_size", "key_window_size", "scale"};
+  static constexpr size_t kInputs = 3;
+  static constexpr int kSinceVersion = 3;
+  explicit WindowAttentionKernel(const OrtKernelInfo* info);
+  OrtStatusPtr ComputeV2(OrtKernelContext* context) const {
+    return guarded(kName, [&] { Compute(context); });
+  }
+
+ private:
+  void Compute(OrtKernelContext* context) const;
+  // The bias laid out for float kernels f, for geometry g (from the constants, or from this
+  // call's inputs into `local`).
+  const kernels::AttentionBias& bias_for(Ort::KernelContext& ctx, const kernels::AttentionGeometry& g,
+                                         const kernels::FloatKernels& f,
+                                         kernels::AttentionBias& local) const;
+  kernels::AttentionGeometry attrs_;  // the attributes (heads, ws, shift, kws, scale)
+  // From constant bias_table and bias_index, laid out for each supported path's float kernels
+  // (their query blocks differ), indexed by kernels::Path.
+  std::array<std::optional<kernels::AttentionBias>, kernels::kNumPaths> biases_;
   PathPicker picker_;
 };
 
 // ---------------------------------------------------------------- the ORT op
-// Every op has the inputs X (float), beta (float), W (uint64), scale (float), then optional float
-// inputs (bias, and ScalesConv2d's branch weights), and one float output. Each is registered for
-// the domain versions from the one that introduced it to the current one. Kernel creation first
-// refuses a node with a likely-mistaken attribute name (attributes.h), then the kernel checks the
-// attributes' values and the constant inputs.
+// The binary ops have the inputs X (float), beta (float), W (uint64), scale (float), then optional
+// float inputs (bias, and the fused ops' branch weights and residual); WindowAttention has QKV
+// (float), bias_table (float), bias_index (int64). Every op has one float output. Each is
+// registered for the domain versions from the one that introduced it to the current one. Kernel
+// creation first refuses a node with a likely-mistaken attribute name (attributes.h), then the
+// kernel checks the attributes' values and the constant inputs.
 template <class Kernel>
-struct BinaryOp : Ort::CustomOpBase<BinaryOp<Kernel>, Kernel, /*WithStatus=*/true> {
+struct OpInputs {  // the binary ops'
+  static constexpr size_t kRequired = 4;
+  static ONNXTensorElementDataType type(size_t index) {
+    return index == 2 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  }
+};
+template <>
+struct OpInputs<WindowAttentionKernel> {
+  static constexpr size_t kRequired = 3;
+  static ONNXTensorElementDataType type(size_t index) {
+    return index == 2 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
+  }
+};
+
+template <class Kernel>
+struct DomainOp : Ort::CustomOpBase<DomainOp<Kernel>, Kernel, /*WithStatus=*/true> {
   // `domain_attributes`: the attribute names of every op of the domain (domain_attributes()).
-  BinaryOp(int api_version, const std::vector<std::string>& domain_attributes)
+  DomainOp(int api_version, const std::vector<std::string>& domain_attributes)
       : own_(Kernel::kAttributes.begin(), Kernel::kAttributes.end()),
         probes_(attribute_probes(own_, domain_attributes)) {
     OrtCustomOp::version = static_cast<uint32_t>(api_version);
@@ -145,12 +242,11 @@ struct BinaryOp : Ort::CustomOpBase<BinaryOp<Kernel>, Kernel, /*WithStatus=*/tru
   }
   const char* GetName() const { return Kernel::kName; }
   size_t GetInputTypeCount() const { return Kernel::kInputs; }
-  ONNXTensorElementDataType GetInputType(size_t index) const {
-    return index == 2 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
-  }
+  ONNXTensorElementDataType GetInputType(size_t index) const { return OpInputs<Kernel>::type(index); }
   OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
-    return index >= 4 ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
-                      : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
+    return index >= OpInputs<Kernel>::kRequired
+               ? OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_OPTIONAL
+               : OrtCustomOpInputOutputCharacteristic::INPUT_OUTPUT_REQUIRED;
   }
   size_t GetOutputTypeCount() const { return 1; }
   ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
@@ -168,9 +264,11 @@ std::vector<std::string> domain_attributes() {
   return names;
 }
 
-using BinaryConv2dOp = BinaryOp<BinaryConv2dKernel>;
-using BinaryLinearOp = BinaryOp<BinaryLinearKernel>;
-using ScalesConv2dOp = BinaryOp<ScalesConv2dKernel>;
+using BinaryConv2dOp = DomainOp<BinaryConv2dKernel>;
+using BinaryLinearOp = DomainOp<BinaryLinearKernel>;
+using ScalesConv2dOp = DomainOp<ScalesConv2dKernel>;
+using ScalesLinearOp = DomainOp<ScalesLinearKernel>;
+using WindowAttentionOp = DomainOp<WindowAttentionKernel>;
 
 }  // namespace ort
 }  // namespace scales_edge

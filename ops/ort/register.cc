@@ -1,6 +1,7 @@
 // Entry point ONNX Runtime calls when the library is registered
 // (SessionOptions.register_custom_ops_library / RegisterCustomOpsLibrary): adds the custom-op
-// domain `scales_edge` (versions 1 to 3) with BinaryConv2d, BinaryLinear and ScalesConv2d.
+// domain `scales_edge` (versions 1 to 3) with BinaryConv2d, BinaryLinear, ScalesConv2d (from 2;
+// its pixel_shuffle from 3), ScalesLinear and WindowAttention (from 3).
 //
 // The library is built against one set of ORT headers (ORT_API_VERSION) but must run inside
 // whichever ONNX Runtime loads it, older or newer. It asks that runtime for the highest C API
@@ -26,6 +27,8 @@ OrtCustomOpDomain* g_domain = nullptr;
 BinaryConv2dOp* g_conv_op = nullptr;
 BinaryLinearOp* g_linear_op = nullptr;
 ScalesConv2dOp* g_scales_conv_op = nullptr;
+ScalesLinearOp* g_scales_linear_op = nullptr;
+WindowAttentionOp* g_window_attention_op = nullptr;
 
 // "1.32.0" -> 32 (for ONNX Runtime 1.x the C API version equals the minor version).
 int api_version_hint(const OrtApiBase* base) {
@@ -56,15 +59,20 @@ const OrtApi* negotiate(const OrtApiBase* base, int* version) {
 
 OrtStatus* make_domain(const OrtApi* api, int version) {
   const std::vector<std::string> names =
-      domain_attributes<BinaryConv2dKernel, BinaryLinearKernel, ScalesConv2dKernel>();
+      domain_attributes<BinaryConv2dKernel, BinaryLinearKernel, ScalesConv2dKernel,
+                        ScalesLinearKernel, WindowAttentionKernel>();
   g_conv_op = new BinaryConv2dOp(version, names);
   g_linear_op = new BinaryLinearOp(version, names);
   g_scales_conv_op = new ScalesConv2dOp(version, names);
+  g_scales_linear_op = new ScalesLinearOp(version, names);
+  g_window_attention_op = new WindowAttentionOp(version, names);
   OrtCustomOpDomain* domain = nullptr;
   if (OrtStatus* s = api->CreateCustomOpDomain(kDomain, &domain)) return s;
   if (OrtStatus* s = api->CustomOpDomain_Add(domain, g_conv_op)) return s;
   if (OrtStatus* s = api->CustomOpDomain_Add(domain, g_linear_op)) return s;
   if (OrtStatus* s = api->CustomOpDomain_Add(domain, g_scales_conv_op)) return s;
+  if (OrtStatus* s = api->CustomOpDomain_Add(domain, g_scales_linear_op)) return s;
+  if (OrtStatus* s = api->CustomOpDomain_Add(domain, g_window_attention_op)) return s;
   g_domain = domain;
   return nullptr;
 }

@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
@@ -41,18 +40,13 @@ from .transformer_common import (
     WindowAttention,
     frame_radius,
     image_to_tokens,
-    lookup_in_graph,
     overlap_position_index,
-    overlapping_windows,
     pad_to_multiple,
     relative_position_index,
-    shifted_attention,
     shifted_window_mask,
     tokens_to_image,
     transformer_sizes,
-    window_partition,
     window_block_radius,
-    window_reverse,
 )
 
 
@@ -100,16 +94,19 @@ class HAB(nn.Module):
         self.mlp = Mlp(spec, dim, int(dim * mlp_ratio))
 
     def forward(self, x: Tensor, h, w, index: Tensor, mask: Tensor | None) -> Tensor:
-        y = self.norm1(x).reshape(-1, h, w, self.dim)
-        conv = image_to_tokens(self.conv_block(y.permute(0, 3, 1, 2)))
-        attn = shifted_attention(y, self.attn, h, w, self.shift_size, mask, index)
-        x = x + attn + conv * self.conv_scale
-        return x + self.mlp(self.norm2(x))
+        y = self.norm1(x)
+        conv = image_to_tokens(self.conv_block(tokens_to_image(y, h, w)))
+        # (norm1's output also feeds the conv branch: computed once, here)
+        x = self.attn(y, h, w, self.shift_size, mask, index, residual=x) + conv * self.conv_scale
+        return self.mlp(x, residual=x, norm=self.norm2)
 
 
-class OCAB(nn.Module):
-    """Overlapping cross-attention block (no shift, no mask: the enlarged windows are zero-padded
-    at the borders, as ``nn.Unfold`` does in the official code)."""
+class OCAB(WindowAttention):
+    """Overlapping cross-attention block: queries from ``ws × ws`` windows attend to the keys and
+    values of the ``ows × ows`` windows centred on them (no shift, no mask: the enlarged windows
+    are zero-padded at the borders, as ``nn.Unfold`` does in the official code), then an MLP.
+    The attention part (``qkv``, the bias table, ``proj``) is a :class:`WindowAttention` with
+    ``key_window_size = ows``; its parameter names are the official ones."""
 
     def __init__(
         self,
@@ -121,47 +118,21 @@ class OCAB(nn.Module):
         qkv_bias: bool,
         mlp_ratio: float,
     ) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ConfigError(f"embedding width {dim} is not divisible by {num_heads} heads")
-        self.dim = dim
-        self.window_size = window_size
-        self.overlap_win_size = int(window_size * overlap_ratio) + window_size
-        if (self.overlap_win_size - window_size) % 2:
+        ows = int(window_size * overlap_ratio) + window_size
+        if (ows - window_size) % 2:
             raise ConfigError(
                 f"overlap_ratio {overlap_ratio} with window {window_size} gives an odd overlap "
-                f"({self.overlap_win_size - window_size} pixels); it must split evenly on both sides"
+                f"({ows - window_size} pixels); it must split evenly on both sides"
             )
-        self.num_heads = num_heads
-        self.scale = (dim // num_heads) ** -0.5
+        super().__init__(spec, dim, window_size, num_heads, qkv_bias, own_index=False, key_window_size=ows)
+        self.overlap_win_size = ows
         self.norm1 = nn.LayerNorm(dim)
-        self.qkv = spec.linear(dim, 3 * dim, bias=qkv_bias)
-        table = (window_size + self.overlap_win_size - 1) ** 2
-        self.relative_position_bias_table = nn.Parameter(torch.zeros(table, num_heads))
-        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-        self.proj = spec.linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(spec, dim, int(dim * mlp_ratio))
 
-    def forward(self, x: Tensor, h, w, index: Tensor) -> Tensor:
-        ws, ows, c, heads = self.window_size, self.overlap_win_size, self.dim, self.num_heads
-        d = c // heads
-        nq, nk = ws * ws, ows * ows
-        shortcut = x
-        qkv = self.qkv(self.norm1(x).reshape(-1, h, w, c))  # [B, H, W, 3C]: q | k | v
-        q = window_partition(qkv[..., :c], ws)  # [B*nW, nq, C]
-        kv = overlapping_windows(qkv[..., c:], ws, ows)  # [B*nW, nk, 2C]
-        q = q.reshape(-1, nq, heads, d).transpose(1, 2)
-        k = kv[..., :c].reshape(-1, nk, heads, d).transpose(1, 2)
-        v = kv[..., c:].reshape(-1, nk, heads, d).transpose(1, 2)
-        attn = (q * self.scale) @ k.transpose(-2, -1)  # [B*nW, heads, nq, nk]
-        index = lookup_in_graph(index, x)
-        bias = self.relative_position_bias_table[index.reshape(-1)].reshape(nq, nk, heads).permute(2, 0, 1)
-        attn = (attn + bias.unsqueeze(0)).softmax(dim=-1)
-        out = (attn @ v).transpose(1, 2).reshape(-1, nq, c)
-        x = window_reverse(out, ws, h, w).reshape(-1, h * w, c)
-        x = self.proj(x) + shortcut
-        return x + self.mlp(self.norm2(x))
+    def forward(self, x: Tensor, h, w, index: Tensor) -> Tensor:  # type: ignore[override]
+        x = super().forward(x, h, w, index=index, residual=x, norm=self.norm1)
+        return self.mlp(x, residual=x, norm=self.norm2)
 
 
 class AttenBlocks(nn.Module):

@@ -37,7 +37,6 @@ from .transformer_common import (
     image_to_tokens,
     pad_to_multiple,
     relative_position_index,
-    shifted_attention,
     shifted_window_mask,
     tokens_to_image,
     transformer_sizes,
@@ -69,9 +68,8 @@ class SwinTransformerBlock(nn.Module):
         self.mlp = Mlp(spec, dim, int(dim * mlp_ratio))
 
     def forward(self, x: Tensor, h, w, mask: Tensor | None) -> Tensor:
-        y = self.norm1(x).reshape(-1, h, w, self.dim)
-        x = x + shifted_attention(y, self.attn, h, w, self.shift_size, mask)
-        return x + self.mlp(self.norm2(x))
+        x = self.attn(x, h, w, self.shift_size, mask, residual=x, norm=self.norm1)
+        return self.mlp(x, residual=x, norm=self.norm2)
 
 
 class BasicLayer(nn.Module):

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..nn import BinarySpec
+from ..nn import BinaryLinearBase, BinarySpec
 from .infer import window_from_table
 
 # Shifted-window attention masks use this additive value for token pairs from different regions
@@ -237,8 +237,42 @@ def image_to_tokens(x: Tensor) -> Tensor:
 # modules
 
 
+def linear_then(
+    layer: nn.Module,
+    x: Tensor,
+    *,
+    act: nn.Module | None = None,
+    residual: Tensor | None = None,
+    norm: nn.LayerNorm | None = None,
+) -> Tensor:
+    """``act(layer(norm(x))) + residual``: a linear layer of a block with the LayerNorm right
+    before it and the work that directly follows it. A binary linear takes the epilogue itself
+    (``forward(x, activation=, residual=)``) and, when an export fuses it into its ``ScalesLinear``
+    op (``takes_norm``), the LayerNorm too (``norm=``); a plain ``nn.Linear`` leaves it all to the
+    graph. ``act`` is ``None`` or an ``nn.GELU`` (exact form)."""
+    if isinstance(layer, BinaryLinearBase) and layer.takes_norm:
+        return layer(x, activation=_activation_name(act), residual=residual, norm=norm)
+    if norm is not None:
+        x = norm(x)
+    if isinstance(layer, BinaryLinearBase):
+        return layer(x, activation=_activation_name(act), residual=residual)
+    y = layer(x)
+    if act is not None:
+        y = act(y)
+    return y if residual is None else y + residual
+
+
+def _activation_name(act: nn.Module | None) -> str | None:
+    if act is None:
+        return None
+    if isinstance(act, nn.GELU) and act.approximate == "none":
+        return "gelu"
+    raise ConfigError(f"a binary linear can be followed by GELU only, not {act}")
+
+
 class Mlp(nn.Module):
-    """``fc1`` → GELU → ``fc2`` (both built by ``spec.linear``)."""
+    """``fc1`` → GELU → ``fc2`` (both built by ``spec.linear``); ``residual`` is added to
+    ``fc2``'s output (the block's skip)."""
 
     def __init__(self, spec: BinarySpec, dim: int, hidden: int) -> None:
         super().__init__()
@@ -246,8 +280,9 @@ class Mlp(nn.Module):
         self.act = nn.GELU()
         self.fc2 = spec.linear(hidden, dim)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+    def forward(self, x: Tensor, residual: Tensor | None = None, norm: nn.LayerNorm | None = None) -> Tensor:
+        """``fc2(gelu(fc1(norm(x)))) + residual``."""
+        return linear_then(self.fc2, linear_then(self.fc1, x, act=self.act, norm=norm), residual=residual)
 
 
 class PatchEmbed(nn.Module):
@@ -263,8 +298,66 @@ class PatchEmbed(nn.Module):
         return self.norm(x) if self.norm is not None else x
 
 
+def window_attention(
+    qkv: Tensor,
+    table: Tensor,
+    index: Tensor,
+    heads: int,
+    ws: int,
+    shift: int = 0,
+    kws: int | None = None,
+    scale: float = 1.0,
+    mask: Tensor | None = None,
+) -> Tensor:
+    """Multi-head attention inside windows of a map of per-pixel ``q | k | v``: ``[B, H, W, 3C]`` →
+    ``[B, H, W, C]`` (the output of every head, before the projection); H and W multiples of ``ws``.
+
+    Queries attend within their ``ws × ws`` window, keys and values come from the window itself
+    (``kws = ws``: Swin's (shifted) window self-attention; with ``shift`` the map is rolled by
+    ``-shift`` first and back after, and ``mask`` (:func:`shifted_window_mask`, computed here when
+    not given) keeps the wrapped regions apart) or from the ``kws × kws`` window centred on it, zero
+    outside the map (HAT's overlapping cross-attention, ``shift = 0``). Logits are
+    ``(q · scale) @ kᵀ + table[index]``. This is the PyTorch form of the op
+    ``scales_edge::WindowAttention`` (docs/ops.md), which an export writes instead
+    (:meth:`WindowAttention.attend`)."""
+    kws = ws if kws is None else kws
+    h, w, c = qkv.shape[1], qkv.shape[2], qkv.shape[3] // 3
+    d = c // heads
+    nq, nk = ws * ws, kws * kws
+    if shift:
+        qkv = torch.roll(qkv, shifts=(-shift, -shift), dims=(1, 2))
+    if kws == ws:
+        win = window_partition(qkv, ws)  # [B*nW, N, 3C]
+        parts = win.reshape(-1, nq, 3, heads, d).permute(2, 0, 3, 1, 4)
+        q, k, v = parts[0], parts[1], parts[2]
+    else:
+        q = window_partition(qkv[..., :c], ws).reshape(-1, nq, heads, d).transpose(1, 2)
+        kv = overlapping_windows(qkv[..., c:], ws, kws)  # [B*nW, nk, 2C]
+        k = kv[..., :c].reshape(-1, nk, heads, d).transpose(1, 2)
+        v = kv[..., c:].reshape(-1, nk, heads, d).transpose(1, 2)
+    attn = (q * scale) @ k.transpose(-2, -1)  # [B*nW, heads, nq, nk]
+    index = lookup_in_graph(index, qkv)
+    bias = table[index.reshape(-1)].reshape(nq, nk, heads).permute(2, 0, 1)
+    attn = attn + bias.unsqueeze(0)
+    if shift:
+        if mask is None:
+            mask = shifted_window_mask(h, w, ws, shift, qkv.device)
+        nw = mask.shape[0]
+        attn = attn.reshape(-1, nw, heads, nq, nk) + mask.unsqueeze(1).unsqueeze(0)
+        attn = attn.reshape(-1, heads, nq, nk)
+    attn = attn.softmax(dim=-1)
+    out = (attn @ v).transpose(1, 2).reshape(-1, nq, c)
+    out = window_reverse(out, ws, h, w)
+    if shift:
+        out = torch.roll(out, shifts=(shift, shift), dims=(1, 2))
+    return out
+
+
 class WindowAttention(nn.Module):
-    """Multi-head self-attention inside ``ws × ws`` windows with a learned relative position bias.
+    """Multi-head self-attention inside ``ws × ws`` windows with a learned relative position bias:
+    the ``qkv`` and ``proj`` linears and the bias table; the block applies them around
+    :meth:`attend` (``qkv`` and ``proj`` act on each token alone, so they run on the image's
+    tokens, before the windows are formed and after they are put back).
 
     ``own_index=True`` keeps the (non-persistent) ``relative_position_index`` here (SwinIR);
     otherwise the caller passes the index (HAT shares one per model).
@@ -278,15 +371,18 @@ class WindowAttention(nn.Module):
         num_heads: int,
         qkv_bias: bool = True,
         own_index: bool = True,
+        key_window_size: int | None = None,
     ) -> None:
         super().__init__()
         if dim % num_heads:
             raise ConfigError(f"embedding width {dim} is not divisible by {num_heads} heads")
         self.dim = dim
         self.window_size = window_size
+        self.key_window_size = window_size if key_window_size is None else key_window_size
         self.num_heads = num_heads
         self.scale = (dim // num_heads) ** -0.5
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
+        table = (window_size + self.key_window_size - 1) ** 2
+        self.relative_position_bias_table = nn.Parameter(torch.zeros(table, num_heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         if own_index:
             self.register_buffer("relative_position_index", relative_position_index(window_size), persistent=False)
@@ -294,41 +390,27 @@ class WindowAttention(nn.Module):
             self.relative_position_index = None
         self.qkv = spec.linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = spec.linear(dim, dim)
+        # Export hook: when set, ``attend`` calls it instead (see scales_edge.export).
+        self.attention_override = None
 
-    def position_bias(self, index: Tensor | None = None, like: Tensor | None = None) -> Tensor:
-        """``[heads, N, N]`` bias (looked up in the exported graph, see :func:`lookup_in_graph`)."""
+    def attend(self, qkv: Tensor, shift: int = 0, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
+        """``[B, H, W, 3C]`` → ``[B, H, W, C]``: :func:`window_attention` with this module's
+        heads, windows, scale and bias table (``index``: the caller's, or this module's)."""
         index = self.relative_position_index if index is None else index
-        if like is not None:
-            index = lookup_in_graph(index, like)
-        n = self.window_size * self.window_size
-        bias = self.relative_position_bias_table[index.reshape(-1)].reshape(n, n, self.num_heads)
-        return bias.permute(2, 0, 1)
+        if self.attention_override is not None:
+            return self.attention_override(self, qkv, shift, index)
+        return window_attention(
+            qkv, self.relative_position_bias_table, index, self.num_heads, self.window_size, shift,
+            self.key_window_size, self.scale, mask,
+        )
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, index: Tensor | None = None) -> Tensor:
-        """``x``: ``[B*nW, N, C]`` window tokens; ``mask``: ``[nW, N, N]`` additive, or None."""
-        n, c, heads = self.window_size * self.window_size, self.dim, self.num_heads
-        qkv = self.qkv(x).reshape(-1, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        attn = (q * self.scale) @ k.transpose(-2, -1)  # [B*nW, heads, N, N]
-        attn = attn + self.position_bias(index, x).unsqueeze(0)
-        if mask is not None:
-            nw = mask.shape[0]
-            attn = attn.reshape(-1, nw, heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
-            attn = attn.reshape(-1, heads, n, n)
-        attn = attn.softmax(dim=-1)
-        out = (attn @ v).transpose(1, 2).reshape(-1, n, c)
-        return self.proj(out)
-
-
-def shifted_attention(
-    x: Tensor, attn: WindowAttention, h, w, shift: int, mask: Tensor | None, index: Tensor | None = None
-) -> Tensor:
-    """(Shifted) window attention over a ``[B, H, W, C]`` map; returns ``[B, H*W, C]``."""
-    ws = attn.window_size
-    if shift:
-        x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
-    win = attn(window_partition(x, ws), mask if shift else None, index)
-    x = window_reverse(win, ws, h, w)
-    if shift:
-        x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
-    return x.reshape(-1, h * w, attn.dim)
+    def forward(
+        self, x: Tensor, h, w, shift: int = 0, mask: Tensor | None = None, index: Tensor | None = None,
+        residual: Tensor | None = None, norm: nn.LayerNorm | None = None,
+    ) -> Tensor:
+        """``x``: ``[B, H*W, C]`` tokens of an ``h × w`` map → ``proj(attention(qkv(norm(x))))
+        (+ residual)``."""
+        c = self.dim
+        qkv = linear_then(self.qkv, x, norm=norm).reshape(-1, h, w, 3 * c)
+        out = self.attend(qkv, shift, mask, index).reshape(-1, h * w, c)
+        return linear_then(self.proj, out, residual=residual)

@@ -301,6 +301,28 @@ class BinaryLinearBase(nn.Module):
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
+    @staticmethod
+    def prologue(x: Tensor, norm: nn.Module | None) -> Tensor:
+        """``norm(x)``: the LayerNorm a block applies right before the layer (or ``x``). A caller
+        passes it to the layer only when :attr:`takes_norm` (an export that fuses it into the
+        layer's op); otherwise it applies the norm itself, so that the norm stays the block's
+        (in the graph and in profiles) and not the layer's."""
+        return x if norm is None else norm(x)
+
+    #: Set by an export that fuses the preceding LayerNorm into the layer's op (see prologue).
+    takes_norm = False
+
+    @staticmethod
+    def epilogue(y: Tensor, activation: str | None, residual: Tensor | None) -> Tensor:
+        """``act(y) + residual``: what a block does right after the layer (``activation``:
+        ``None`` or ``"gelu"``, the exact form). Part of the layer's call so that an export can
+        fuse it into the layer's op (``scales_edge::ScalesLinear``, docs/ops.md)."""
+        if activation == "gelu":
+            y = F.gelu(y)
+        elif activation is not None:
+            raise ValueError(f"activation must be None or 'gelu', not {activation!r}")
+        return y if residual is None else y + residual
+
     def _threshold(self) -> Tensor:
         raise NotImplementedError
 
@@ -327,8 +349,10 @@ class BinaryLinearBase(nn.Module):
 class ScalesLinear(BinaryLinearBase):
     """SCALES binary linear layer for Transformers: LSF + per-token spatial re-scaling.
 
-    ``Y = core(X) * sigmoid(linear_{C_in -> 1}(X))`` (+ ``X`` when ``skip`` and the widths match).
-    There is no channel branch: LayerNorm already removes the channel-to-channel variation.
+    ``Y = core(X) * sigmoid(linear_{C_in -> 1}(X))`` (+ ``X`` when ``skip`` and the widths match),
+    with the caller's :meth:`prologue` (a LayerNorm of ``X``) before and :meth:`epilogue` (an
+    activation, a residual add) after. There is no channel branch: LayerNorm already removes the
+    channel-to-channel variation.
     """
 
     def __init__(
@@ -358,11 +382,16 @@ class ScalesLinear(BinaryLinearBase):
     def _alpha(self) -> Tensor:
         return self.alpha
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(
+        self, x: Tensor, activation: str | None = None, residual: Tensor | None = None, norm: nn.Module | None = None
+    ) -> Tensor:
+        x = self.prologue(x, norm)
         y = self.core(x)
         if self.spatial is not None:
             y = y * torch.sigmoid(self.spatial(x))
-        return y + x if self.skip else y
+        if self.skip:
+            y = y + x
+        return self.epilogue(y, activation, residual)
 
 
 class BiBERTLinear(BinaryLinearBase):
@@ -378,8 +407,10 @@ class BiBERTLinear(BinaryLinearBase):
     def _alpha(self) -> Tensor:
         return torch.ones((), device=self.weight.device)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.core(x)
+    def forward(
+        self, x: Tensor, activation: str | None = None, residual: Tensor | None = None, norm: nn.Module | None = None
+    ) -> Tensor:
+        return self.epilogue(self.core(self.prologue(x, norm)), activation, residual)
 
 
 @dataclass(frozen=True)

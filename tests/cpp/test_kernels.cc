@@ -18,23 +18,15 @@
 #include <string>
 #include <vector>
 
+#include "check.h"
 #include "kernels.h"
 
 namespace sk = scales_edge::kernels;
 
 namespace {
 
-int g_passed = 0;
-int g_failed = 0;
-
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::printf("FAIL: %s\n", what.c_str());
-  }
-}
+using test::check;
+using test::g_failed;
 
 std::mt19937_64 rng(20240611);
 
@@ -852,6 +844,5 @@ int main() {
   for (int it = 0; it < 60; ++it)
     test_linear_case(paths, rand_int(1, 9), rand_int(1, 300), ms[rand_int(0, 8)]);
 
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  return test::finish();
 }
