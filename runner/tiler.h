@@ -1,5 +1,5 @@
 // Tiled super-resolution with bounded memory, exactly as `scales-edge upscale` does it
-// (runtime/tiling.py, TiledRunner): the tiling plan `scales-edge export` stores in the model
+// (runtime/tilerun.py, TiledRunner): the tiling plan `scales-edge export` stores in the model
 // (runtime/tileplan.py) gives the graphs; this file runs them with the same tile grids, feeds,
 // tile order, float64 statistics sums and convergence test, so the floats it hands out are the
 // Python tiler's, bit for bit.

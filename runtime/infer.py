@@ -92,7 +92,7 @@ class Upscaler:
     # ------------------------------------------------------------------ whole images, RGB uint8
     def run_tensor(self, x: np.ndarray) -> np.ndarray:
         """``[1, 3, H, W]`` float32 on [0, 1] → ``[1, 3, sH, sW]`` float32 (not clipped)."""
-        from .tiling import _run
+        from .tilerun import _run
 
         return _run(self.session, None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
 
@@ -107,9 +107,10 @@ class Upscaler:
     # ------------------------------------------------------------------ tiles, any image
     @property
     def runner(self):
-        """The :class:`~scales_edge.runtime.tiling.TiledRunner` (built on first use)."""
+        """The :class:`~scales_edge.runtime.tilerun.TiledRunner` (built on first use)."""
         if self._runner is None:
-            from .tiling import TiledRunner, TilingError
+            from .tilerun import TiledRunner
+            from .tiling import TilingError
 
             try:
                 self._runner = TiledRunner(

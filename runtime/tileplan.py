@@ -7,7 +7,7 @@ model (fused ``ScalesConv2d`` expanded first, so every global pool is a graph no
 
 * ``stats_local`` / ``stats_override`` (models with global pools): the LR body up to the pools,
   returning each pool's input summed over a crop of the tile, with each tile pooling itself or
-  with the pools' values fed (:func:`~scales_edge.runtime.tiling.statistics_model`);
+  with the pools' values fed (:func:`~scales_edge.runtime.tilegraph.statistics_model`);
 * ``body`` and ``tail``: the model with the pools' values as inputs, cut in two before its
   upsampling tail (:func:`find_tail`). An output tile runs the body on its LR region, then the
   tail on sub-tiles of it (:meth:`TilingPlan.tail_tiles`): the tail's tensors are ``scale**2``
@@ -17,7 +17,7 @@ model (fused ``ScalesConv2d`` expanded first, so every global pool is a graph no
   tensor, so the sub-tiled tail returns the same float bits as the whole tile's;
 * ``apply`` instead of the two when no cut qualifies.
 
-The Python tiler (:class:`~scales_edge.runtime.tiling.TiledRunner`) builds a plan and runs it.
+The Python tiler (:class:`~scales_edge.runtime.tilerun.TiledRunner`) builds a plan and runs it.
 ``scales-edge export`` stores the same plan in the model's metadata under :data:`PLAN_KEY`
 (:func:`plan_metadata`), and the native runner ``scales-edge-run`` (runner/) executes it: the
 same graphs, feeds, tile order, float64 sums and convergence test, so its output bytes equal
@@ -46,18 +46,8 @@ from typing import Callable, Sequence
 import onnx
 from onnx import helper
 
-from .tiling import (
-    Geometry,
-    Tile,
-    TilingError,
-    _constants,
-    _cuts,
-    _prune,
-    analyze,
-    model_geometry,
-    pooled_input_model,
-    statistics_model,
-)
+from .tilegraph import _prune, pooled_input_model, statistics_model
+from .tiling import Geometry, Tile, TilingError, _constants, _cuts, analyze, model_geometry
 from .unfuse import has_fused, unfuse
 
 __all__ = ["PLAN_FORMAT", "PLAN_KEY", "TailSplit", "TilingPlan", "find_tail", "plan_metadata"]
