@@ -128,6 +128,25 @@ void expect_vector(const TensorRef& t, int64_t n, const char* op, const char* in
                  shape_str(t.shape));
 }
 
+const float* float_vector_input(Ort::KernelContext& ctx, size_t index, const char* op,
+                                const char* input_name, int64_t n, const char* what,
+                                int64_t* length) {
+  const TensorRef t = tensor_ref(ctx.GetInput(index), op, input_name);
+  expect_vector(t, n, op, input_name, what);
+  if (t.shape[0] < 1) fail(op, std::string("input '") + input_name + "' is empty");
+  if (length) *length = t.shape[0];
+  return t.as<float>();
+}
+
+bool paired_inputs(const Ort::ConstKernelInfo& info, const char* op, size_t i, size_t j,
+                   const char* name_i, const char* name_j) {
+  const bool given = node_has_input(info, i);
+  if (node_has_input(info, j) != given)
+    fail(op, std::string("inputs '") + name_i + "' (" + std::to_string(i) + ") and '" + name_j +
+                 "' (" + std::to_string(j) + ") must be given together");
+  return given;
+}
+
 // ---- ConstParams
 
 namespace {

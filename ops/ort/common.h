@@ -104,6 +104,13 @@ void expect_type(const TensorRef& t, ONNXTensorElementDataType type, const char*
 // A float vector [n] (beta, scale, bias).
 void expect_vector(const TensorRef& t, int64_t n, const char* op, const char* input_name,
                    const char* what);
+// The float vector input `index` of length n (n < 0: any length >= 1; its length in *length).
+const float* float_vector_input(Ort::KernelContext& ctx, size_t index, const char* op,
+                                const char* input_name, int64_t n, const char* what,
+                                int64_t* length = nullptr);
+// Whether the optional inputs i and j (which go together) are given; one without the other fails.
+bool paired_inputs(const Ort::ConstKernelInfo& info, const char* op, size_t i, size_t j,
+                   const char* name_i, const char* name_j);
 
 // ---- beta, scale, bias
 // The float parameters both ops take besides X and W (inputs X, beta, W, scale[, bias]): beta

@@ -26,16 +26,6 @@ bool flag_attr(const Ort::ConstKernelInfo& info, const char* name) {
   return *v == 1;
 }
 
-// A float vector input of length n (n < 0: any length >= 1).
-const float* float_vector(Ort::KernelContext& ctx, size_t index, const char* name, int64_t n,
-                          const char* what, int64_t* length) {
-  const TensorRef t = tensor_ref(ctx.GetInput(index), kOp, name);
-  expect_vector(t, n, kOp, name, what);
-  if (t.shape[0] < 1) fail(kOp, std::string("input '") + name + "' is empty");
-  if (length) *length = t.shape[0];
-  return t.as<float>();
-}
-
 }  // namespace
 
 ScalesConv2dKernel::ScalesConv2dKernel(const OrtKernelInfo* raw_info)
@@ -43,9 +33,7 @@ ScalesConv2dKernel::ScalesConv2dKernel(const OrtKernelInfo* raw_info)
   Ort::ConstKernelInfo info(raw_info);
   skip_ = flag_attr(info, "skip");
   channel_from_input_ = !flag_attr(info, "channel_from_output");
-  has_spatial_ = node_has_input(info, 5);
-  if (node_has_input(info, 6) != has_spatial_)
-    fail(kOp, "inputs 'spatial_weight' (5) and 'spatial_bias' (6) must be given together");
+  has_spatial_ = paired_inputs(info, kOp, 5, 6, "spatial_weight", "spatial_bias");
   has_channel_ = node_has_input(info, 7);
   if (const std::optional<int64_t> r = attr_int(info, kOp, "pixel_shuffle")) {
     if (*r < 1 || *r > 64)
@@ -65,10 +53,10 @@ void ScalesConv2dKernel::Compute(OrtKernelContext* raw_context) const {
   b.channel_from_input = channel_from_input_;
   b.shuffle = shuffle_;
   if (has_spatial_) {
-    b.spatial_w = float_vector(ctx, 5, "spatial_weight", g.C, "C", nullptr);
-    b.spatial_b = *float_vector(ctx, 6, "spatial_bias", 1, "1", nullptr);
+    b.spatial_w = float_vector_input(ctx, 5, kOp, "spatial_weight", g.C, "C");
+    b.spatial_b = *float_vector_input(ctx, 6, kOp, "spatial_bias", 1, "1");
   }
-  if (has_channel_) b.channel_w = float_vector(ctx, 7, "channel_weight", -1, "k", &b.channel_k);
+  if (has_channel_) b.channel_w = float_vector_input(ctx, 7, kOp, "channel_weight", -1, "k", &b.channel_k);
   const std::string problem = kernels::check_scales_branches(g, b);
   if (!problem.empty()) fail(kOp, problem + " (X " + shape_str(call.x_shape) + ")");
 

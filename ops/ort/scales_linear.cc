@@ -24,27 +24,15 @@ kernels::Activation activation_attr(const Ort::ConstKernelInfo& info) {
   fail(kOp, "attribute 'activation' = '" + *v + "' is invalid; it must be 'none' or 'gelu'");
 }
 
-// A float vector input of length n.
-const float* float_vector(Ort::KernelContext& ctx, size_t index, const char* name, int64_t n,
-                          const char* what) {
-  const TensorRef t = tensor_ref(ctx.GetInput(index), kOp, name);
-  expect_vector(t, n, kOp, name, what);
-  return t.as<float>();
-}
-
 }  // namespace
 
 ScalesLinearKernel::ScalesLinearKernel(const OrtKernelInfo* raw_info)
     : core_(raw_info, kName, kInputs) {
   Ort::ConstKernelInfo info(raw_info);
   act_ = activation_attr(info);
-  has_spatial_ = node_has_input(info, 5);
-  if (node_has_input(info, 6) != has_spatial_)
-    fail(kOp, "inputs 'spatial_weight' (5) and 'spatial_bias' (6) must be given together");
+  has_spatial_ = paired_inputs(info, kOp, 5, 6, "spatial_weight", "spatial_bias");
   has_residual_ = node_has_input(info, 7);
-  has_norm_ = node_has_input(info, 8);
-  if (node_has_input(info, 9) != has_norm_)
-    fail(kOp, "inputs 'norm_weight' (8) and 'norm_bias' (9) must be given together");
+  has_norm_ = paired_inputs(info, kOp, 8, 9, "norm_weight", "norm_bias");
   if (const std::optional<float> eps = attr_float(info, kOp, "norm_epsilon")) {
     if (!(*eps > 0.0f) || *eps > 1.0f)
       fail(kOp, "attribute 'norm_epsilon' = " + std::to_string(*eps) + " is invalid; it must be in (0, 1]");
@@ -61,13 +49,13 @@ void ScalesLinearKernel::Compute(OrtKernelContext* raw_context) const {
   kernels::LinearBranches b;
   b.act = act_;
   if (has_norm_) {
-    b.norm_w = float_vector(ctx, 8, "norm_weight", w.K, "K");
-    b.norm_b = float_vector(ctx, 9, "norm_bias", w.K, "K");
+    b.norm_w = float_vector_input(ctx, 8, kOp, "norm_weight", w.K, "K");
+    b.norm_b = float_vector_input(ctx, 9, kOp, "norm_bias", w.K, "K");
     b.norm_eps = norm_eps_;
   }
   if (has_spatial_) {
-    b.spatial_w = float_vector(ctx, 5, "spatial_weight", w.K, "K");
-    b.spatial_b = *float_vector(ctx, 6, "spatial_bias", 1, "1");
+    b.spatial_w = float_vector_input(ctx, 5, kOp, "spatial_weight", w.K, "K");
+    b.spatial_b = *float_vector_input(ctx, 6, kOp, "spatial_bias", 1, "1");
   }
   if (has_residual_) {
     const TensorRef r = tensor_ref(ctx.GetInput(7), kOp, "residual");
